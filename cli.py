@@ -1,0 +1,50 @@
+"""revledger's command line: a thin click layer over `services`.
+
+Commands live in `commands/`, one module per concern; this module wires them into one
+group, resolves `--db` and turns the errors a user can act on into one line on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from commands.demo import demo
+from commands.events import events
+from commands.ingest import ingest
+from commands.init import init
+from ledger.store import DEFAULT_DB
+from services.ledger import LedgerError
+
+
+class _Group(click.Group):
+    """Exit 1 with one line, never a traceback, for errors about data or the store."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except LedgerError as exc:
+            click.echo(f"revledger: {exc}", err=True)
+            sys.exit(1)
+        except BrokenPipeError:
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db", envvar="REVLEDGER_DB", default=DEFAULT_DB, show_default=True, show_envvar=True,
+    help="The ledger: sqlite:///path/file.db or postgresql://user:pass@host:port/db.",
+)
+@click.version_option(package_name="revledger")
+@click.pass_context
+def main(ctx: click.Context, db: str) -> None:
+    """revledger: an event-sourced revenue ledger (MRR, NRR, GRR), exact and replayable."""
+    ctx.obj = db
+
+
+for command in (init, ingest, events, demo):
+    main.add_command(command)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""`revledger events`: what the ledger recorded, in recorded order."""
+
+from __future__ import annotations
+
+import click
+
+from commands.output import emit_rows, format_option
+from ledger.events import EVENT_TYPES
+from services.events import list_events
+
+COLUMNS = (
+    "position", "recorded_at", "effective_at", "type", "event_id", "customer_id",
+    "subscription_id", "payload",
+)
+
+
+@click.command()
+@click.option("--customer", help="Only this customer's events (voids of them included).")
+@click.option("--subscription", help="Only this subscription's events.")
+@click.option("--type", "type_", type=click.Choice(EVENT_TYPES), help="Only this event type.")
+@format_option
+@click.pass_obj
+def events(
+    db: str, customer: str | None, subscription: str | None, type_: str | None, fmt: str
+) -> None:
+    """List stored events in recorded order, with position and recorded time.
+
+    The table leaves out the payload; `--format json` or `csv` carry it whole.
+    """
+    rows = list_events(db, customer=customer, subscription=subscription, type=type_)
+    emit_rows(fmt, COLUMNS if fmt != "table" else COLUMNS[:-1], rows)

@@ -1,0 +1,84 @@
+"""`revledger ingest`: a canonical JSON Lines feed into the ledger."""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import ExitStack
+from typing import BinaryIO
+
+import click
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+from commands.output import err
+from ledger.ingest import IngestSummary, Rejected
+from services.ingest import ingest_feed
+
+
+class _Counting:
+    """Iterates a binary file's lines, counting bytes for a progress bar."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.bytes = 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for line in self.stream:
+            self.bytes += len(line)
+            yield line
+
+
+@click.command()
+@click.argument("feed", type=click.File("rb"))
+@click.option(
+    "--rejects", type=click.File("wb"), default=None,
+    help="Write rejected lines here, verbatim, for re-submission.",
+)
+@click.pass_obj
+def ingest(db: str, feed: BinaryIO, rejects: BinaryIO | None) -> None:
+    """Record FEED (canonical JSON Lines; - for stdin) in the ledger.
+
+    Good lines are stored even when others are rejected; each rejected line is reported
+    on stderr as `line N: EVENT_ID: reason`. Exit status 1 if any line was rejected.
+    """
+    lines = _Counting(feed)
+
+    def on_reject(reject: Rejected) -> None:
+        err(str(reject))
+        if rejects is not None:
+            rejects.write(reject.raw + b"\n")
+
+    with ExitStack() as stack:
+        on_batch = _progress(stack, feed, lines)
+        result = ingest_feed(db, lines, on_reject=on_reject, on_batch=on_batch)
+    s = result.summary
+    err(
+        f"accepted {s.accepted}, duplicates {s.duplicates}, rejected {s.rejected} "
+        f"in {result.seconds:.2f} s ({result.events_per_second:,.0f} events/s)"
+    )
+    if s.rejected:
+        sys.exit(1)
+
+
+def _progress(stack: ExitStack, feed: BinaryIO, lines: _Counting):  # type: ignore[no-untyped-def]
+    """A progress bar on a terminal (by bytes of the feed), nothing otherwise."""
+    if not sys.stderr.isatty():
+        return lambda summary: None
+    try:
+        size = os.fstat(feed.fileno()).st_size or None
+    except (OSError, ValueError):
+        size = None
+    progress = stack.enter_context(
+        Progress(
+            TextColumn("ingest"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+            TextColumn("{task.fields[events]} events"), transient=True,
+        )
+    )
+    task = progress.add_task("ingest", total=size, events=0)
+    seen = IngestSummary()
+
+    def on_batch(summary: IngestSummary) -> None:
+        seen.add(summary)
+        progress.update(task, completed=lines.bytes, events=seen.lines)
+
+    return on_batch

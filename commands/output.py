@@ -1,0 +1,69 @@
+"""Rendering results for people (tables) and tools (JSON, CSV); the only place that prints."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+FORMATS = click.Choice(["table", "json", "csv"])
+
+
+def format_option(function: Any) -> Any:
+    return click.option(
+        "--format", "fmt", type=FORMATS, default="table", show_default=True,
+        help="table for people, json or csv for tools.",
+    )(function)
+
+
+def emit_json(value: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.flush()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    return str(value)
+
+
+def emit_csv(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    sys.stdout.write(out.getvalue())
+
+
+def emit_table(
+    columns: Sequence[str], rows: Sequence[dict[str, Any]], title: str | None = None
+) -> None:
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    Console(soft_wrap=False).print(table)
+
+
+def emit_rows(fmt: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    if fmt == "json":
+        emit_json(list(rows))
+    elif fmt == "csv":
+        emit_csv(columns, rows)
+    else:
+        emit_table(columns, rows)
+
+
+def err(message: str) -> None:
+    click.echo(message, err=True)

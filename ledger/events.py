@@ -1,0 +1,226 @@
+"""The canonical event feed (contract v1): one pydantic model per event type.
+
+Validation is strict on purpose: a billing feed that sends `99.9` as a JSON number or a
+naive timestamp has a bug, and guessing what it meant would make a figure unexplainable
+later. Each model keeps unknown extra fields, so the stored payload is the whole record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+EVENT_TYPES = (
+    "customer.created",
+    "customer.updated",
+    "subscription.started",
+    "subscription.changed",
+    "subscription.cancelled",
+    "subscription.reactivated",
+    "event.voided",
+)
+
+# RFC 3339 date-time with a mandatory offset; fractional seconds up to microseconds.
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+_AMOUNT = re.compile(r"^\d{1,15}(\.\d{1,2})?$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+Id = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+Count = Annotated[StrictInt, Field(ge=1)]
+Interval = Literal["day", "week", "month", "year"]
+
+
+def parse_instant(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp that carries an offset; naive times are refused."""
+    if not _RFC3339.match(text):
+        raise ValueError(f"not an RFC 3339 timestamp with offset: {text!r}")
+    moment = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
+    return moment.astimezone(UTC)
+
+
+def format_instant(moment: datetime) -> str:
+    """Fixed-width UTC text: sorts lexicographically in time order, in Python and SQL."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def amount_to_cents(amount: str) -> int:
+    """`"99.5"` -> 9950; exact because the text is at most 2 decimal places."""
+    return int(Decimal(amount).scaleb(2))
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    event_id: Id
+    type: str
+    effective_at: StrictStr
+
+    @field_validator("effective_at")
+    @classmethod
+    def _offset_required(cls, value: str) -> str:
+        try:
+            return format_instant(parse_instant(value))
+        except ValueError as exc:  # out-of-range dates land here too
+            raise ValueError(f"must be an RFC 3339 timestamp with offset ({exc})") from None
+
+
+class SubscriptionTerms(BaseModel):
+    """The priced terms; every field optional so `changed` can name any subset."""
+
+    plan: StrictStr | None = None
+    amount: StrictStr | None = None
+    currency: StrictStr | None = None
+    interval: Interval | None = None
+    interval_count: Count | None = None
+    quantity: Count | None = None
+
+    @field_validator("amount")
+    @classmethod
+    def _decimal_string(cls, value: str | None) -> str | None:
+        if value is not None and not _AMOUNT.match(value):
+            raise ValueError("must be a decimal string >= 0 with at most 2 decimal places")
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_4217(cls, value: str | None) -> str | None:
+        if value is not None and not _CURRENCY.match(value):
+            raise ValueError("must be an ISO 4217 code of 3 upper-case letters")
+        return value
+
+
+class CustomerCreated(_Event):
+    type: Literal["customer.created"]
+    customer_id: Id
+    attributes: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+
+
+class CustomerUpdated(_Event):
+    type: Literal["customer.updated"]
+    customer_id: Id
+    attributes: dict[StrictStr, StrictStr]
+
+
+class SubscriptionStarted(_Event, SubscriptionTerms):
+    type: Literal["subscription.started"]
+    customer_id: Id
+    subscription_id: Id
+    plan: StrictStr
+    amount: StrictStr
+    currency: StrictStr
+    interval: Interval
+    interval_count: Count = 1
+    quantity: Count = 1
+
+
+class SubscriptionReactivated(SubscriptionStarted):
+    type: Literal["subscription.reactivated"]  # type: ignore[assignment]
+
+
+class SubscriptionChanged(_Event, SubscriptionTerms):
+    type: Literal["subscription.changed"]
+    customer_id: Id
+    subscription_id: Id
+
+    @model_validator(mode="after")
+    def _names_a_term(self) -> SubscriptionChanged:
+        if not self.model_fields_set & set(SubscriptionTerms.model_fields):
+            raise ValueError("names none of plan, amount, currency, interval, ...")
+        return self
+
+
+class SubscriptionCancelled(_Event):
+    type: Literal["subscription.cancelled"]
+    customer_id: Id
+    subscription_id: Id
+
+
+class EventVoided(_Event):
+    type: Literal["event.voided"]
+    effective_at: StrictStr | None = None  # type: ignore[assignment]
+    voids: Id
+    reason: StrictStr | None = None
+
+    @field_validator("effective_at")
+    @classmethod
+    def _optional_offset(cls, value: str | None) -> str | None:
+        return None if value is None else _Event._offset_required(value)
+
+
+CanonicalEvent = Annotated[
+    CustomerCreated
+    | CustomerUpdated
+    | SubscriptionStarted
+    | SubscriptionChanged
+    | SubscriptionCancelled
+    | SubscriptionReactivated
+    | EventVoided,
+    Field(discriminator="type"),
+]
+_adapter: TypeAdapter[Any] = TypeAdapter(CanonicalEvent)
+
+
+class InvalidEvent(ValueError):
+    """A record that breaks the contract; `event_id` is whatever could be read of it."""
+
+    def __init__(self, event_id: str, reason: str):
+        super().__init__(reason)
+        self.event_id = event_id
+        self.reason = reason
+
+
+def content_hash(payload: dict[str, Any]) -> str:
+    """Identity of a record's content: key order and white space do not matter."""
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in first["loc"] if not str(p).startswith(EVENT_TYPES))
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "union_tag_invalid":
+        return f"type: unknown event type {first['input'].get('type')!r}"
+    if first["type"] == "union_tag_not_found":
+        return "type: missing"
+    return f"{where}: {message}" if where else message
+
+
+def parse_event(payload: Any) -> Any:
+    """Validate one decoded JSON value against the contract, or raise `InvalidEvent`."""
+    if not isinstance(payload, dict):
+        raise InvalidEvent("-", "not a JSON object")
+    raw_id = payload.get("event_id")
+    event_id = raw_id if isinstance(raw_id, str) and raw_id else "-"
+    try:
+        return _adapter.validate_python(payload)
+    except ValidationError as error:
+        raise InvalidEvent(event_id[:200], _describe(error)) from None
+
+
+def decode_line(line: bytes | str) -> dict[str, Any]:
+    """JSON-decode one feed line, refusing what JSON Lines does not allow."""
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent("-", f"invalid JSON ({exc.args[0].split(':')[0]})") from None
+    if not isinstance(value, dict):
+        raise InvalidEvent("-", "not a JSON object")
+    return value

@@ -1,0 +1,303 @@
+"""Event store wiring: eventsourcing's SQLite and PostgreSQL persistence, plus an index.
+
+The index (`event_keys`) holds one row per canonical event: its `event_id` (primary key),
+a hash of its content and where it is stored. It is written by the recorder in the same
+transaction as the stored events, so the database itself makes ingest idempotent: two
+writers recording one event collide on the key and exactly one commits. Rows of both
+tables are only ever inserted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteTrackingRecorder
+
+DEFAULT_DB = "sqlite:///revledger.db"
+
+KEY_COLUMNS = (
+    "event_id",
+    "content_sha256",
+    "originator_id",
+    "originator_version",
+    "type",
+    "customer_id",
+    "subscription_id",
+    "voids",
+)
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    """What the index knows of one recorded canonical event."""
+
+    event_id: str
+    content_sha256: str
+    originator_id: UUID
+    originator_version: int
+    type: str
+    customer_id: str | None
+    subscription_id: str | None
+    voids: str | None
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """A stored canonical event with its position in the ledger's total order."""
+
+    position: int
+    originator_id: UUID
+    originator_version: int
+    state: bytes
+
+
+class UnsupportedDatabase(ValueError):
+    pass
+
+
+def env_for_url(url: str) -> dict[str, str]:
+    """eventsourcing settings for a `--db` URL (`sqlite:///path` or `postgresql://...`)."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = unquote(parts.path)
+        path = path[1:] if path.startswith("//") else path.removeprefix("/") or ""
+        if parts.netloc or not path:
+            raise UnsupportedDatabase(f"expected sqlite:///relative/path or sqlite:////abs: {url}")
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": path,
+            "SQLITE_LOCK_TIMEOUT": "60",
+            "APPLICATION_RECORDER_TOPIC": "ledger.store:SQLiteLedgerRecorder",
+        }
+    if parts.scheme in ("postgresql", "postgres"):
+        if not parts.hostname or not parts.path.strip("/"):
+            raise UnsupportedDatabase(f"expected postgresql://user:pass@host:port/db: {url}")
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
+            "POSTGRES_HOST": parts.hostname,
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or os.environ.get("USER", "postgres")),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "POSTGRES_CONNECT_TIMEOUT": "10",
+            "POSTGRES_POOL_SIZE": "2",
+            "APPLICATION_RECORDER_TOPIC": "ledger.store:PostgresLedgerRecorder",
+        }
+    raise UnsupportedDatabase(f"unsupported database URL (sqlite:/// or postgresql://): {url}")
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(":" + parts.password + "@", ":***@", 1)
+    return url
+
+
+def _key_params(stored: StoredEvent, keys: dict[tuple[UUID, int], tuple]) -> tuple | None:
+    return keys.get((stored.originator_id, stored.originator_version))
+
+
+class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+    """eventsourcing's SQLite recorder, writing the event index in the same transaction."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *_SQLITE_INDEX_DDL]
+
+    def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
+        positions = super()._insert_events(c, stored_events, **kwargs)
+        keys = kwargs.get("keys") or {}
+        rows = [
+            (k[0], k[1], s.originator_id.hex, s.originator_version, *k[2:])
+            for s in stored_events
+            if (k := _key_params(s, keys)) is not None
+        ]
+        if rows:
+            c.executemany(f"INSERT INTO event_keys VALUES ({','.join('?' * 8)})", rows)
+        return positions
+
+    def select_keys(self, column: str, values: Iterable[str]) -> list[KeyRow]:
+        values = list(values)
+        if not values:
+            return []
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT * FROM event_keys WHERE {column} IN ({','.join('?' * len(values))})",
+                values,
+            )
+            return [_key_row(tuple(r)) for r in c.fetchall()]
+
+    def select_streams(self, ids: Sequence[UUID]) -> list[StoredEvent]:
+        if not ids:
+            return []
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT * FROM {self.events_table_name} WHERE originator_id IN "
+                f"({','.join('?' * len(ids))}) ORDER BY originator_id, originator_version",
+                [i.hex for i in ids],
+            )
+            return [StoredEvent(UUID(r[0]), r[1], r[2], r[3]) for r in c.fetchall()]
+
+    def select_events_by(self, filters: dict[str, str]) -> list[EventRow]:
+        where = _where(filters, "?")
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT e.rowid, e.originator_id, e.originator_version, e.state "
+                f"FROM {self.events_table_name} e JOIN event_keys k "
+                "ON k.originator_id = e.originator_id "
+                f"AND k.originator_version = e.originator_version {where} ORDER BY e.rowid",
+                list(filters.values()),
+            )
+            return [EventRow(r[0], UUID(r[1]), r[2], r[3]) for r in c.fetchall()]
+
+    def count_keys(self) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT COUNT(*) FROM event_keys")
+            return c.fetchone()[0]
+
+
+_SQLITE_INDEX_DDL = [
+    "CREATE TABLE IF NOT EXISTS event_keys ("
+    "event_id TEXT PRIMARY KEY, content_sha256 TEXT NOT NULL, "
+    "originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
+    "type TEXT NOT NULL, customer_id TEXT, subscription_id TEXT, voids TEXT UNIQUE)",
+    "CREATE INDEX IF NOT EXISTS event_keys_customer ON event_keys (customer_id)",
+]
+
+
+class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    """eventsourcing's PostgreSQL recorder, writing the event index in the same transaction.
+
+    The index rows are inserted after the stored events, that is after the recorder has
+    taken its EXCLUSIVE lock on the events table: writers are serialised there, so a key
+    collision between two writers is seen at once rather than risking a deadlock.
+    """
+
+    def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        from psycopg.sql import SQL
+
+        self.sql_create_statements.extend(
+            SQL(s.replace("TEXT NOT NULL, originator_version", "uuid NOT NULL, originator_version"))
+            for s in _SQLITE_INDEX_DDL
+        )
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Any:
+        positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        keys = kwargs.get("keys") or {}
+        rows = [
+            (k[0], k[1], s.originator_id, s.originator_version, *k[2:])
+            for s in stored_events
+            if (k := _key_params(s, keys)) is not None
+        ]
+        if rows:
+            # A nested pipeline syncs on exit, so a key collision raises here, inside the
+            # recorder's error handling, rather than at commit.
+            with curs.connection.pipeline(), curs.connection.cursor() as c:
+                c.executemany(f"INSERT INTO event_keys VALUES ({','.join(['%s'] * 8)})", rows)
+        return positions
+
+    def select_keys(self, column: str, values: Iterable[str]) -> list[KeyRow]:
+        values = list(values)
+        if not values:
+            return []
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT {', '.join(KEY_COLUMNS)} FROM event_keys WHERE {column} = ANY(%s)",
+                (values,),
+            )
+            return [_key_row(tuple(r.values())) for r in c.fetchall()]
+
+    def select_streams(self, ids: Sequence[UUID]) -> list[StoredEvent]:
+        if not ids:
+            return []
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT originator_id, originator_version, topic, state FROM "
+                f"{self.events_table_name} WHERE originator_id = ANY(%s) "
+                "ORDER BY originator_id, originator_version",
+                (list(ids),),
+            )
+            return [
+                StoredEvent(r["originator_id"], r["originator_version"], r["topic"], r["state"])
+                for r in c.fetchall()
+            ]
+
+    def select_events_by(self, filters: dict[str, str]) -> list[EventRow]:
+        where = _where(filters, "%s")
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT e.notification_id, e.originator_id, e.originator_version, e.state "
+                f"FROM {self.events_table_name} e JOIN event_keys k "
+                "ON k.originator_id = e.originator_id "
+                f"AND k.originator_version = e.originator_version {where} "
+                "ORDER BY e.notification_id",
+                list(filters.values()),
+            )
+            return [
+                EventRow(
+                    r["notification_id"],
+                    r["originator_id"],
+                    r["originator_version"],
+                    bytes(r["state"]),
+                )
+                for r in c.fetchall()
+            ]
+
+    def count_keys(self) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT COUNT(*) AS n FROM event_keys")
+            return c.fetchone()["n"]
+
+
+def _where(filters: dict[str, str], placeholder: str) -> str:
+    """A WHERE clause over index columns; names come from code, values are parameters."""
+    assert set(filters) <= set(KEY_COLUMNS)
+    terms = [f"k.{column} = {placeholder}" for column in filters]
+    return "WHERE " + " AND ".join(terms) if terms else ""
+
+
+def _key_row(values: tuple) -> KeyRow:
+    row = dict(zip(KEY_COLUMNS, values, strict=True))
+    oid = row["originator_id"]
+    row["originator_id"] = oid if isinstance(oid, UUID) else UUID(oid)
+    return KeyRow(**row)
+
+
+class LedgerApplication(Application):
+    """The event-sourced application that owns the ledger's stored events."""
+
+    name = "revledger"
+
+    def __init__(self, url: str, *, create_tables: bool = True) -> None:
+        env = env_for_url(url)
+        if not create_tables:
+            env["CREATE_TABLE"] = "no"
+        self.url = url
+        self.kind = "postgresql" if env["PERSISTENCE_MODULE"].endswith("postgres") else "sqlite"
+        super().__init__(env=env)
+
+    @property
+    def ledger_recorder(self) -> SQLiteLedgerRecorder | PostgresLedgerRecorder:
+        recorder = self.recorder
+        assert isinstance(recorder, SQLiteLedgerRecorder | PostgresLedgerRecorder)
+        return recorder
+
+    def tracking_recorder(
+        self, cls: type[SQLiteTrackingRecorder] | type[PostgresTrackingRecorder] | None = None
+    ) -> Any:
+        """A tracking recorder on the same database, for projections."""
+        return self.factory.tracking_recorder(cls)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.factory.close()

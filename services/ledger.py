@@ -1,0 +1,49 @@
+"""Opening a ledger by URL, and the errors a user can act on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from eventsourcing.persistence import PersistenceError
+
+from ledger.ingest import ensure_ledger
+from ledger.store import LedgerApplication, UnsupportedDatabase, redact
+
+
+class LedgerError(Exception):
+    """A failure the user can act on; its text is one line."""
+
+
+@contextmanager
+def open_ledger(url: str) -> Iterator[LedgerApplication]:
+    """The ledger at `url`, its tables created on first use; closed afterwards.
+
+    Database failures surface as one `LedgerError` naming the database, never a traceback.
+    """
+    try:
+        app = LedgerApplication(url)
+    except UnsupportedDatabase as exc:
+        raise LedgerError(str(exc)) from None
+    except (PersistenceError, OSError) as exc:
+        raise LedgerError(f"cannot open {redact(url)}: {_first_line(exc)}") from None
+    try:
+        yield app
+    except PersistenceError as exc:
+        raise LedgerError(f"database {redact(url)}: {_first_line(exc)}") from None
+    finally:
+        app.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def init_ledger(url: str, currency: str) -> str:
+    """Open (or check) the ledger at `url` with this reporting currency."""
+    with open_ledger(url) as app:
+        try:
+            return ensure_ledger(app, currency)
+        except ValueError as exc:
+            raise LedgerError(str(exc)) from None

@@ -1,0 +1,102 @@
+"""The feed contract, rule by rule: one worked bad record per validation rule (no database)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.events import InvalidEvent, amount_to_cents, decode_line, parse_event
+from tests.feeds import started
+
+GOOD = started("e1", "s1", "c1", "2024-01-15T10:00:00+02:00")
+
+
+def reason(payload: dict) -> str:
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(payload)
+    return caught.value.reason
+
+
+def test_a_good_event_is_normalised_to_utc_and_keeps_unknown_fields():
+    event = parse_event({**GOOD, "note": "kept for the audit trail"})
+    assert event.effective_at == "2024-01-15T08:00:00.000000Z"
+    assert event.model_extra == {"note": "kept for the audit trail"}
+    assert (event.interval_count, event.quantity) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"amount": 99.0}, "amount: Input should be a valid string"),
+        ({"amount": "-1.00"}, "amount: must be a decimal string >= 0"),
+        ({"amount": "9.999"}, "amount: must be a decimal string >= 0"),
+        ({"amount": "1e3"}, "amount: must be a decimal string >= 0"),
+        ({"effective_at": "2024-01-15T10:00:00"}, "effective_at: must be an RFC 3339"),
+        ({"effective_at": "2024-01-15"}, "effective_at: must be an RFC 3339"),
+        ({"effective_at": "2024-02-30T00:00:00Z"}, "effective_at: must be an RFC 3339"),
+        ({"effective_at": 1700000000}, "effective_at: Input should be a valid string"),
+        ({"event_id": ""}, "event_id: String should have at least 1 character"),
+        ({"event_id": "x" * 201}, "event_id: String should have at most 200 characters"),
+        ({"type": "subscription.paused"}, "type: unknown event type 'subscription.paused'"),
+        ({"interval": "fortnight"}, "interval: Input should be 'day', 'week', 'month' or 'year'"),
+        ({"interval_count": 0}, "interval_count: Input should be greater than or equal to 1"),
+        ({"quantity": "2"}, "quantity: Input should be a valid integer"),
+        ({"quantity": 1.5}, "quantity: Input should be a valid integer"),
+        ({"currency": "usd"}, "currency: must be an ISO 4217 code"),
+        ({"currency": "US\u0130"}, "currency: must be an ISO 4217 code"),
+        ({"customer_id": 42}, "customer_id: Input should be a valid string"),
+    ],
+)
+def test_each_rule_rejects_with_a_reason_naming_the_field(change, expected):
+    assert reason({**GOOD, **change}).startswith(expected)
+
+
+def test_required_fields_are_named():
+    payload = dict(GOOD)
+    del payload["plan"]
+    assert reason(payload) == "plan: Field required"
+
+
+def test_a_change_must_name_a_term():
+    change = {"event_id": "e2", "type": "subscription.changed", "customer_id": "c1",
+              "subscription_id": "s1", "effective_at": "2024-01-01T00:00:00Z"}
+    assert "names none of plan, amount" in reason(change)
+    assert parse_event({**change, "quantity": 3}).quantity == 3
+
+
+def test_a_void_needs_no_effective_time_but_must_name_its_target():
+    assert parse_event({"event_id": "v1", "type": "event.voided", "voids": "e1"}).voids == "e1"
+    assert reason({"event_id": "v1", "type": "event.voided"}) == "voids: Field required"
+
+
+def test_customer_attributes_are_strings():
+    base = {"event_id": "c", "type": "customer.created", "customer_id": "c1",
+            "effective_at": "2024-01-01T00:00:00Z"}
+    assert parse_event({**base, "attributes": {"region": "EU"}}).attributes == {"region": "EU"}
+    assert reason({**base, "attributes": {"seats": 3}}).startswith("attributes.seats:")
+    assert reason({**base, "type": "customer.updated"}) == "attributes: Field required"
+
+
+def test_the_event_id_is_reported_when_it_can_be_read():
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event({**GOOD, "amount": 5})
+    assert caught.value.event_id == "e1"
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event({**GOOD, "event_id": 7})
+    assert caught.value.event_id == "-"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [(b'{"event_id": "e1",', "invalid JSON"), (b"[1, 2]", "not a JSON object"),
+     (b"\xff\xfe", "invalid JSON"), (b'{"a": NaN}', "invalid JSON")],
+)
+def test_lines_that_are_not_json_objects(line, expected):
+    with pytest.raises(InvalidEvent) as caught:
+        decode_line(line)
+    assert caught.value.reason.startswith(expected)
+
+
+def test_amounts_become_exact_cents():
+    assert amount_to_cents("99.5") == 9950
+    assert amount_to_cents("0") == 0
+    assert amount_to_cents("123456789012345.99") == 12345678901234599

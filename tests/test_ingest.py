@@ -1,0 +1,168 @@
+"""Ingest, on both stores: idempotency, conflicts, voids, rejected lines, the CLI contract."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from services.events import list_events
+from services.ingest import ingest_feed
+from tests.feeds import cancelled, changed, jsonl, started, voided
+
+FEED = [
+    started("e1", "s1", "c1", "2024-01-01T00:00:00Z"),
+    started("e2", "s2", "c2", "2024-01-05T00:00:00Z", amount="50.00", note="kept"),
+    changed("e3", "s1", "c1", "2024-02-01T00:00:00Z", quantity=2),
+    cancelled("e4", "s2", "c2", "2024-03-01T00:00:00Z"),
+]
+
+
+def ingest(url: str, *events: dict, raw: bytes = b""):
+    rejects = []
+    result = ingest_feed(url, (jsonl(*events) + raw).splitlines(), on_reject=rejects.append)
+    return result.summary, [str(r) for r in rejects]
+
+
+def snapshot(url: str) -> list[tuple]:
+    """Everything an auditor sees, minus the recording instants."""
+    return [
+        (e["position"], e["effective_at"], e["type"], e["event_id"], e["payload"])
+        for e in list_events(url)
+    ]
+
+
+def test_every_good_event_is_stored_with_its_whole_payload(db_url):
+    summary, rejects = ingest(db_url, *FEED)
+    assert (summary.accepted, summary.duplicates, summary.rejected, rejects) == (4, 0, 0, [])
+    events = list_events(db_url)
+    assert [e["event_id"] for e in events] == ["e1", "e2", "e3", "e4"]
+    assert events[1]["payload"]["note"] == "kept"
+    assert events[1]["effective_at"] == "2024-01-05T00:00:00.000000Z"
+    assert all(e["recorded_at"].endswith("Z") for e in events)
+    assert [e["position"] for e in events] == sorted(e["position"] for e in events)
+
+
+def test_ingesting_twice_leaves_an_identical_store_and_counts_duplicates(db_url):
+    ingest(db_url, *FEED)
+    before = list_events(db_url)
+    summary, rejects = ingest(db_url, *FEED)
+    assert (summary.accepted, summary.duplicates, rejects) == (0, 4, [])
+    assert list_events(db_url) == before
+
+
+def test_duplicates_inside_one_feed_are_counted_once_stored(db_url):
+    summary, _ = ingest(db_url, FEED[0], FEED[0], FEED[1])
+    assert (summary.accepted, summary.duplicates) == (2, 1)
+
+
+def test_same_content_in_another_key_order_is_a_duplicate(db_url):
+    ingest(db_url, FEED[0])
+    reordered = dict(reversed(list(FEED[0].items())))
+    summary, _ = ingest(db_url, reordered)
+    assert (summary.accepted, summary.duplicates) == (0, 1)
+
+
+def test_same_id_with_different_content_is_a_conflict_and_stores_nothing(db_url):
+    ingest(db_url, FEED[0])
+    summary, rejects = ingest(db_url, {**FEED[0], "amount": "120.00"}, FEED[1])
+    assert (summary.accepted, summary.rejected) == (1, 1)
+    assert rejects == ["line 1: e1: conflict: event_id already recorded with different content"]
+    assert [e["payload"]["amount"] for e in list_events(db_url)] == ["100.00", "50.00"]
+
+
+def test_a_conflict_inside_one_feed_keeps_the_first(db_url):
+    summary, rejects = ingest(db_url, FEED[0], {**FEED[0], "amount": "1.00"})
+    assert (summary.accepted, summary.rejected) == (1, 1)
+    assert rejects[0].startswith("line 2: e1: conflict")
+
+
+def test_bad_lines_are_reported_one_per_line_and_good_ones_kept(db_url):
+    raw = b'{"event_id": "broken",\n\n[1]\n' + jsonl({**FEED[1], "amount": 50})
+    summary, rejects = ingest(db_url, FEED[0], raw=raw)
+    assert rejects == [
+        "line 2: -: invalid JSON (unexpected end of data)",
+        "line 4: -: not a JSON object",
+        "line 5: e2: amount: Input should be a valid string",
+    ]
+    assert (summary.accepted, summary.rejected) == (1, 3)
+    assert [e["event_id"] for e in list_events(db_url)] == ["e1"]
+
+
+def test_a_subscription_keeps_its_customer(db_url):
+    ingest(db_url, FEED[0])
+    _summary, rejects = ingest(db_url, changed("e9", "s1", "c2", "2024-02-01T00:00:00Z", plan="x"))
+    assert rejects == ["line 1: e9: customer_id: subscription s1 belongs to customer c1"]
+
+
+def test_events_in_another_currency_are_refused(db_url):
+    _summary, rejects = ingest(db_url, {**FEED[0], "currency": "EUR"})
+    assert rejects == ["line 1: e1: currency: EUR is not this ledger's reporting currency USD"]
+
+
+def test_out_of_order_events_are_stored_not_refused(db_url):
+    summary, rejects = ingest(db_url, FEED[3], FEED[2], FEED[1], FEED[0])
+    assert (summary.accepted, rejects) == (4, [])
+
+
+class TestVoids:
+    def test_a_void_of_a_held_event_is_stored(self, db_url):
+        ingest(db_url, *FEED)
+        summary, rejects = ingest(db_url, voided("v1", "e3", reason="entered twice"))
+        assert (summary.accepted, rejects) == (1, [])
+        (void,) = list_events(db_url, type="event.voided")
+        assert (void["customer_id"], void["subscription_id"]) == (None, None)
+        assert [e["event_id"] for e in list_events(db_url, customer="c1")] == ["e1", "e3", "v1"]
+
+    def test_a_void_may_follow_its_target_in_the_same_feed(self, db_url):
+        summary, rejects = ingest(db_url, FEED[0], voided("v1", "e1"))
+        assert (summary.accepted, rejects) == (2, [])
+
+    @pytest.mark.parametrize(
+        ("void", "expected"),
+        [
+            (voided("v2", "nope"), "line 1: v2: voids: the ledger holds no event 'nope'"),
+            (voided("v2", "v1"), "line 1: v2: voids: 'v1' is itself a void"),
+            (voided("v2", "e1"), "line 1: v2: voids: 'e1' is already voided by 'v1'"),
+        ],
+    )
+    def test_a_void_must_name_a_held_event_not_a_void_and_not_voided(self, db_url, void, expected):
+        ingest(db_url, FEED[0], voided("v1", "e1"))
+        _summary, rejects = ingest(db_url, void)
+        assert rejects == [expected]
+
+
+class TestCommandLine:
+    def run(self, db_url, *args, input=None):
+        return CliRunner().invoke(main, ["--db", db_url, *args], input=input)
+
+    def test_stdin_rejects_file_summary_and_exit_status(self, db_url, tmp_path):
+        bad = jsonl({**FEED[1], "amount": 50})
+        rejects = tmp_path / "rejects.jsonl"
+        result = self.run(db_url, "ingest", "--rejects", str(rejects), "-",
+                          input=jsonl(FEED[0]) + bad)
+        assert result.exit_code == 1
+        assert result.stderr.splitlines()[0] == "line 2: e2: amount: Input should be a valid string"
+        assert result.stderr.splitlines()[1].startswith("accepted 1, duplicates 0, rejected 1 in ")
+        assert result.stderr.rstrip().endswith("events/s)")
+        assert rejects.read_bytes() == bad
+        assert "Traceback" not in result.output
+
+    def test_a_clean_feed_exits_zero_and_events_lists_it(self, db_url, tmp_path):
+        feed = tmp_path / "feed.jsonl"
+        feed.write_bytes(jsonl(*FEED))
+        assert self.run(db_url, "ingest", str(feed)).exit_code == 0
+        listed = self.run(db_url, "events", "--subscription", "s1", "--format", "json")
+        assert [e["event_id"] for e in __import__("json").loads(listed.stdout)] == ["e1", "e3"]
+        as_csv = self.run(db_url, "events", "--format", "csv").stdout.splitlines()
+        assert as_csv[0] == ("position,recorded_at,effective_at,type,event_id,customer_id,"
+                             "subscription_id,payload")
+        assert len(as_csv) == 5
+
+    def test_an_unreachable_database_is_one_line_and_exit_one(self):
+        result = CliRunner().invoke(
+            main, ["--db", "postgresql://nobody:x@127.0.0.1:1/none", "events"]
+        )
+        assert result.exit_code == 1
+        assert result.stderr.startswith("revledger: cannot open postgresql://nobody:***@127.0.0.1:1")
+        assert len(result.stderr.strip().splitlines()) == 1
