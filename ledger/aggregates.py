@@ -11,6 +11,7 @@ lookup and two writers appending the same version collide in the store's primary
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -20,10 +21,12 @@ _NS = uuid5(NAMESPACE_URL, "https://revledger.dev/ids")
 LEDGER_ID = uuid5(_NS, "ledger")
 
 
+@lru_cache(maxsize=65536)
 def subscription_uuid(subscription_id: str) -> UUID:
     return uuid5(_NS, "subscription:" + subscription_id)
 
 
+@lru_cache(maxsize=65536)
 def customer_uuid(customer_id: str) -> UUID:
     return uuid5(_NS, "customer:" + customer_id)
 

@@ -38,7 +38,7 @@ from ledger.events import (
 )
 from ledger.store import KeyRow, LedgerApplication
 
-BATCH_SIZE = 1000
+BATCH_SIZE = 2000
 MAX_ATTEMPTS = 20
 
 
@@ -168,7 +168,7 @@ class Ingestor:
             pending = [e for stream in batch.streams.values() for e in stream.collect_events()]
             pending.sort(key=lambda e: order[(e.originator_id, e.originator_version)])
             try:
-                self.app.save(*pending, keys=batch.keys)
+                self.app.events.put(pending, keys=batch.keys)
             except IntegrityError:
                 for stream_id in batch.streams:  # another writer moved on: reload them
                     self._evict(stream_id)
