@@ -14,6 +14,8 @@ from commands.demo import demo
 from commands.events import events
 from commands.ingest import ingest
 from commands.init import init
+from commands.metrics import movements, mrr, nrr
+from commands.replay import replay
 from ledger.store import DEFAULT_DB
 from services.ledger import LedgerError
 
@@ -43,7 +45,7 @@ def main(ctx: click.Context, db: str) -> None:
     ctx.obj = db
 
 
-for command in (init, ingest, events, demo):
+for command in (init, ingest, events, mrr, nrr, movements, replay, demo):
     main.add_command(command)
 
 if __name__ == "__main__":

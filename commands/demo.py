@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import click
 
 from commands.output import err
 from services.demo import run_demo
+from services.present import percent
 
 DEMO_DB = "sqlite:///revledger-demo.db"
 
@@ -25,4 +28,14 @@ def demo(ctx: click.Context) -> None:
     s = report.ingest.summary
     err(f"ingested the sample feed into {db}: accepted {s.accepted}, "
         f"duplicates {s.duplicates}, rejected {s.rejected}")
-    click.echo(f"ledger {db}: {report.events} events stored")
+    r = report.retention
+    click.echo(f"ledger {db}: {report.events} events stored (dbt mrr-playbook sample)")
+    click.echo(f"MRR at the end of {report.mrr_start['date']}: {report.mrr_start['mrr']} USD "
+               f"({report.mrr_start['customers']} customers)")
+    click.echo(f"MRR at the end of {report.mrr_end['date']}: {report.mrr_end['mrr']} USD "
+               f"({report.mrr_end['customers']} customers)")
+    click.echo(f"NRR {r['start']} -> {r['end']}: {percent(Fraction(r['nrr_exact']))} "
+               f"(exact {r['nrr_exact']}), GRR {percent(Fraction(r['grr_exact']))}, "
+               f"over {r['customers']} customers")
+    click.echo(f"  starting {r['starting_mrr']}  expansion +{r['expansion']}  "
+               f"contraction -{r['contraction']}  churn -{r['churn']}  ending {r['ending_mrr']}")

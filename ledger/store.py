@@ -208,6 +208,31 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             c.execute("SELECT COUNT(*) FROM event_keys")
             return c.fetchone()[0]
 
+    def select_customer_ids(self, upto: int) -> list[str]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT DISTINCT k.customer_id FROM event_keys k JOIN {self.events_table_name} e "
+                "ON k.originator_id = e.originator_id AND k.originator_version = "
+                "e.originator_version WHERE e.rowid <= ? ORDER BY k.customer_id",
+                [upto],
+            )
+            return [r[0] for r in c.fetchall()]
+
+    def select_customer_events(self, customers: Sequence[str], upto: int) -> list[tuple]:
+        """(customer_id, position, state) of these customers' events up to `upto`."""
+        if not customers:
+            return []
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT k.customer_id, e.rowid, e.state FROM event_keys k JOIN "
+                f"{self.events_table_name} e ON k.originator_id = e.originator_id "
+                "AND k.originator_version = e.originator_version WHERE k.customer_id IN "
+                f"({','.join('?' * len(customers))}) AND e.rowid <= ? "
+                "ORDER BY k.customer_id, e.rowid",
+                [*customers, upto],
+            )
+            return [tuple(r) for r in c.fetchall()]
+
 
 _SQLITE_INDEX_DDL = [
     "CREATE TABLE IF NOT EXISTS event_keys ("
@@ -306,6 +331,32 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             c.execute("SELECT COUNT(*) AS n FROM event_keys")
             return c.fetchone()["n"]
+
+    def select_customer_ids(self, upto: int) -> list[str]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT DISTINCT k.customer_id FROM event_keys k JOIN {self.events_table_name} e "
+                "ON k.originator_id = e.originator_id AND k.originator_version = "
+                "e.originator_version WHERE e.notification_id <= %s ORDER BY k.customer_id",
+                [upto],
+            )
+            return [r["customer_id"] for r in c.fetchall()]
+
+    def select_customer_events(self, customers: Sequence[str], upto: int) -> list[tuple]:
+        """(customer_id, position, state) of these customers' events up to `upto`."""
+        if not customers:
+            return []
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT k.customer_id, e.notification_id, e.state FROM event_keys k JOIN "
+                f"{self.events_table_name} e ON k.originator_id = e.originator_id "
+                "AND k.originator_version = e.originator_version WHERE k.customer_id = ANY(%s) "
+                "AND e.notification_id <= %s ORDER BY k.customer_id, e.notification_id",
+                [list(customers), upto],
+            )
+            return [
+                (r["customer_id"], r["notification_id"], bytes(r["state"])) for r in c.fetchall()
+            ]
 
 
 def _where(filters: dict[str, str], placeholder: str) -> str:

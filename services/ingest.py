@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ledger.ingest import Ingestor, IngestSummary, Rejected, numbered_lines
+from projections.projection import MRRProjection
 from services.ledger import open_ledger
 
 
@@ -33,4 +34,6 @@ def ingest_feed(
     started = time.perf_counter()
     with open_ledger(url) as app:
         summary = Ingestor(app).ingest(numbered_lines(feed), on_reject, on_batch)
+        if summary.accepted:
+            MRRProjection(app).catch_up()  # queries then find the projection current
     return IngestResult(summary, time.perf_counter() - started)

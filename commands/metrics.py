@@ -1,0 +1,125 @@
+"""`revledger mrr`, `nrr`, `movements`: the metrics, as tables, JSON or CSV."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from fractions import Fraction
+from typing import Any, TypeVar
+
+import click
+
+from commands.output import emit_csv, emit_json, emit_table, format_option
+from projections.movements import KINDS
+from projections.periods import (
+    Period,
+    PeriodError,
+    parse_date,
+    parse_known_at,
+    parse_month,
+    parse_period,
+    parse_segment,
+)
+from services.metrics import movements_report, mrr_report, nrr_report
+from services.present import percent
+
+T = TypeVar("T")
+
+
+def _parser(parse: Callable[[str], T]) -> Callable[[click.Context, click.Parameter, Any], T | None]:
+    """A click callback: a malformed value is a usage error (exit 2), not a traceback."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> T | None:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except PeriodError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return callback
+
+
+def known_at_option(function: Any) -> Any:
+    return click.option(
+        "--known-at", callback=_parser(parse_known_at), metavar="INSTANT",
+        help="Answer as the ledger knew things then (RFC 3339, or a date = its end).",
+    )(function)
+
+
+def _date(name: str, help: str) -> Any:
+    return click.option(name, required=True, callback=_parser(parse_date), metavar="YYYY-MM-DD",
+                        help=help)
+
+
+def _scalar(fmt: str, report: dict[str, Any], title: str) -> None:
+    """A single result: JSON as the contract has it, CSV as one row, or a two-column table."""
+    if fmt == "json":
+        emit_json(report)
+        return
+    flat = {k: (";".join(f"{a}={b}" for a, b in v.items()) if isinstance(v, dict) else v)
+            for k, v in report.items()}
+    if fmt == "csv":
+        emit_csv(list(flat), [flat])
+        return
+    rows = [{"figure": k, "value": "" if v is None else v} for k, v in flat.items()
+            if not k.endswith("_exact")]
+    emit_table(["figure", "value"], rows, title=title)
+
+
+@click.command()
+@_date("--at", "The date: MRR at its end (UTC).")
+@known_at_option
+@format_option
+@click.pass_obj
+def mrr(db: str, at: date, known_at: str | None, fmt: str) -> None:
+    """Monthly recurring revenue at the end of a date, and paying customers."""
+    _scalar(fmt, mrr_report(db, at, known_at), f"MRR at the end of {at}")
+
+
+@click.command()
+@_date("--start", "Start of the period (its end, UTC).")
+@_date("--end", "End of the period (its end, UTC).")
+@click.option("--cohort", callback=_parser(parse_period), metavar="PERIOD",
+              help="Only customers first paying in 2023, 2023-Q2 or 2023-07.")
+@click.option("--segment", multiple=True, metavar="KEY=VALUE",
+              callback=_parser(lambda pairs: parse_segment(tuple(pairs))),
+              help="Only customers with this attribute at the start; repeatable.")
+@known_at_option
+@format_option
+@click.pass_obj
+def nrr(db: str, start: date, end: date, cohort: Period | None, segment: dict[str, str],
+        known_at: str | None, fmt: str) -> None:
+    """Net and gross revenue retention of the customers paying at the start."""
+    if end < start:
+        raise click.BadParameter("the end is before the start", param_hint="--end")
+    report = nrr_report(db, start, end, cohort, segment, known_at)
+    if fmt == "table":
+        report = {**report, "nrr": percent(_exact(report, "nrr")),
+                  "grr": percent(_exact(report, "grr"))}
+    _scalar(fmt, report, f"Retention {start} -> {end}")
+
+
+def _exact(report: dict[str, Any], name: str) -> Fraction | None:
+    value = report[f"{name}_exact"]
+    return None if value is None else Fraction(value)
+
+
+@click.command()
+@click.option("--start", required=True, callback=_parser(parse_month), metavar="YYYY-MM")
+@click.option("--end", required=True, callback=_parser(parse_month), metavar="YYYY-MM")
+@known_at_option
+@format_option
+@click.pass_obj
+def movements(db: str, start: date, end: date, known_at: str | None, fmt: str) -> None:
+    """Monthly MRR movements (new, expansion, contraction, churn, reactivation)."""
+    if end < start:
+        raise click.BadParameter("the end month is before the start month", param_hint="--end")
+    report = movements_report(db, start, end, known_at)
+    if fmt == "json":
+        emit_json(report)
+    elif fmt == "csv":
+        columns = ["month"] + [c for k in KINDS for c in (k, f"{k}_exact")]
+        emit_csv(columns, report["months"])
+    else:
+        emit_table(["month", *KINDS], report["months"], title="MRR movements")

@@ -1,0 +1,24 @@
+"""`revledger replay`: rebuild every projection from zero."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.progress import Progress
+
+from commands.output import err
+from services.projections import rebuild_projections
+
+
+@click.command()
+@click.pass_obj
+def replay(db: str) -> None:
+    """Rebuild the MRR projection from the events, from zero, in one transaction."""
+    with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("replay", total=None)
+        result = rebuild_projections(
+            db, on_progress=lambda done, total: progress.update(task, completed=done, total=total)
+        )
+    err(f"replayed {result.events} events of {result.customers} customers in "
+        f"{result.seconds:.2f} s ({result.events_per_second:,.0f} events/s)")

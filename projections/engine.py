@@ -1,0 +1,181 @@
+"""The query engine: the MRR view as columns, so a metric over 100k customers is a few
+vectorised passes instead of a Python loop per customer.
+
+Exactness: every MRR in the view is a fraction of cents. The engine scales them all to
+one common denominator `D` (the lcm of the view's denominators), so each is an integer
+number of 1/D cents; sums of integers are exact. When the largest possible sum could
+overflow int64 the columns hold Python integers instead (slower, still exact).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import orjson
+
+from projections.movements import KINDS, Movement
+from projections.nrr import Retention
+from projections.periods import Period, month_end, months, next_month, previous_month
+
+NEVER = np.iinfo(np.int64).max
+
+
+def instants(texts: Sequence[str | None]) -> np.ndarray:
+    """Fixed-width UTC texts as int64 microseconds since the epoch; None as NEVER."""
+    values = np.array([t[:-1] if t else "NaT" for t in texts], dtype="datetime64[us]")
+    out = values.astype(np.int64)
+    out[np.isnat(values)] = NEVER
+    return out
+
+
+def instant(text: str) -> int:
+    return int(instants([text])[0])
+
+
+@dataclass
+class _Steps:
+    """Per-customer step functions over time, flattened: customer i owns rows
+    offsets[i]:offsets[i+1], sorted by time."""
+
+    offsets: np.ndarray
+    at: np.ndarray
+
+    def last_before(self, bound: int) -> tuple[np.ndarray, np.ndarray]:
+        """(row index, has one) of each customer's last step strictly before `bound`."""
+        before = np.concatenate(([0], np.cumsum(self.at < bound)))
+        counts = before[self.offsets[1:]] - before[self.offsets[:-1]]
+        return self.offsets[:-1] + counts - 1, counts > 0
+
+
+class MRRIndex:
+    def __init__(
+        self,
+        customers: list[tuple[str, str | None]],
+        steps: list[tuple[str, str, str]],
+        attributes: list[tuple[str, str, str]],
+    ) -> None:
+        """From view rows: (customer, first paid), (customer, instant, mrr) and (customer,
+        instant, attributes JSON), each sorted by customer (then time)."""
+        self.customers = [c for c, _ in customers]
+        position = {c: i for i, c in enumerate(self.customers)}
+        self.first_paid = instants([paid for _, paid in customers])
+        self.mrr = _step_table(position, [(c, at) for c, at, _ in steps])
+        fractions = [Fraction(text) for _, _, text in steps]
+        self.denominator = math.lcm(1, *{f.denominator for f in fractions})
+        units = [f.numerator * (self.denominator // f.denominator) for f in fractions]
+        safe = max(units, default=0) * max(len(customers), 1) < 2**62
+        self.units = np.array(units, dtype=np.int64 if safe else object)
+        self.attr = _step_table(position, [(c, at) for c, at, _ in attributes])
+        self.attr_values = [orjson.loads(text) for _, _, text in attributes]
+        self._codes: dict[str, tuple[np.ndarray, dict[str, int]]] = {}
+
+    def _fraction(self, units: Any) -> Fraction:
+        return Fraction(int(units), self.denominator)
+
+    def mrr_at(self, bound: str) -> np.ndarray:
+        """Each customer's MRR (in 1/D cents) counting events effective before `bound`."""
+        rows, has = self.mrr.last_before(instant(bound))
+        zero = np.zeros(len(self.customers), dtype=self.units.dtype)
+        if len(self.units) == 0:
+            return zero
+        return np.where(has, self.units[np.maximum(rows, 0)], zero)
+
+    def total(self, bound: str) -> tuple[Fraction, int]:
+        values = self.mrr_at(bound)
+        return self._fraction(values.sum()), int((values > 0).sum())
+
+    def attribute_is(self, key: str, value: str, bound: str) -> np.ndarray:
+        codes, ids = self._attribute_codes(key)
+        rows, has = self.attr.last_before(instant(bound))
+        wanted = ids.get(value, -2)
+        if len(codes) == 0:
+            return np.zeros(len(self.customers), dtype=bool)
+        return has & (codes[np.maximum(rows, 0)] == wanted)
+
+    def _attribute_codes(self, key: str) -> tuple[np.ndarray, dict[str, int]]:
+        if key not in self._codes:
+            ids: dict[str, int] = {}
+            codes = [ids.setdefault(a[key], len(ids)) if key in a else -1
+                     for a in self.attr_values]
+            self._codes[key] = (np.array(codes, dtype=np.int64), ids)
+        return self._codes[key]
+
+    def nrr(
+        self,
+        start: str,
+        end: str,
+        cohort: Period | None = None,
+        segment: Mapping[str, str] | None = None,
+    ) -> Retention:
+        m0, m1 = self.mrr_at(start), self.mrr_at(end)
+        base = m0 > 0
+        if cohort:
+            lo, hi = instant(cohort.start), instant(cohort.end)
+            base &= (self.first_paid >= lo) & (self.first_paid < hi)
+        for key, value in (segment or {}).items():
+            base &= self.attribute_is(key, value, start)
+        m0, m1 = m0[base], m1[base]
+        grew, shrank = m1 > m0, (m1 > 0) & (m1 < m0)
+        return Retention(
+            customers=int(base.sum()),
+            starting_mrr=self._fraction(m0.sum()),
+            ending_mrr=self._fraction(m1.sum()),
+            expansion=self._fraction((m1[grew] - m0[grew]).sum()),
+            contraction=self._fraction((m0[shrank] - m1[shrank]).sum()),
+            churn=self._fraction(m0[m1 == 0].sum()),
+        )
+
+    def movements(self, first: date, last: date) -> list[Movement]:
+        span = months(first, last)
+        earliest = self._first_month() or first
+        month = min(earliest, first)
+        previous = self.mrr_at(month_end(previous_month(month)))
+        paid = previous > 0
+        out = []
+        while month <= last:
+            current = self.mrr_at(month_end(month))
+            if month in span:
+                out.append(self._movement(month, previous, current, paid))
+            paid = paid | (current > 0)
+            previous, month = current, next_month(month)
+        return out
+
+    def _movement(self, month: date, p: np.ndarray, q: np.ndarray, paid: np.ndarray) -> Movement:
+        starts = (p == 0) & (q > 0)
+        masks = {
+            "new": starts & ~paid,
+            "expansion": (p > 0) & (q > p),
+            "contraction": (q > 0) & (q < p),
+            "churn": (p > 0) & (q == 0),
+            "reactivation": starts & paid,
+        }
+        sums = {}
+        for kind in KINDS:
+            mask = masks[kind]
+            if kind in ("new", "reactivation"):
+                sums[kind] = self._fraction(q[mask].sum())
+            elif kind == "expansion":
+                sums[kind] = self._fraction((q[mask] - p[mask]).sum())
+            elif kind == "contraction":
+                sums[kind] = self._fraction((p[mask] - q[mask]).sum())
+            else:
+                sums[kind] = self._fraction(p[mask].sum())
+        return Movement(month.strftime("%Y-%m"), **sums)
+
+    def _first_month(self) -> date | None:
+        if len(self.mrr.at) == 0:
+            return None
+        first = np.datetime64(int(self.mrr.at.min()), "us").astype("datetime64[D]").item()
+        return date(first.year, first.month, 1)
+
+
+def _step_table(position: dict[str, int], rows: list[tuple[str, str]]) -> _Steps:
+    owners = np.fromiter((position[c] for c, _ in rows), dtype=np.int64, count=len(rows))
+    offsets = np.searchsorted(owners, np.arange(len(position) + 1), side="left")
+    return _Steps(offsets, instants([at for _, at in rows]))

@@ -1,0 +1,111 @@
+"""The pure fold: facts -> per-subscription states -> each customer's MRR timeline.
+
+Events of a customer are applied in effective-time order, ties in recorded order; voided
+events are skipped. The result for a customer is its change points: `(instant, mrr)`
+pairs, each the MRR from that instant on (0 before the first). No I/O, no rounding.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from projections.facts import Fact
+from projections.mrr import ZERO, SubscriptionState, apply
+
+Steps = list[tuple[str, Fraction]]
+
+
+@dataclass
+class CustomerHistory:
+    """What the metrics need of one customer."""
+
+    steps: Steps = field(default_factory=list)
+    # (instant, attributes in force from then on), merged in effective order
+    attributes: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    # (instant, position, event_id) of each event that changed the customer's MRR
+    changes: list[tuple[str, int, str]] = field(default_factory=list)
+
+    @property
+    def first_paid(self) -> str | None:
+        return next((at for at, mrr in self.steps if mrr > 0), None)
+
+
+def visible(facts: Iterable[Fact], known_at: str | None = None) -> list[Fact]:
+    """The facts that count: recorded by `known_at` (if given) and not voided by then."""
+    seen = [f for f in facts if known_at is None or f.recorded_at <= known_at]
+    voided = {f.voids for f in seen if f.type == "event.voided"}
+    return [f for f in seen if f.type != "event.voided" and f.event_id not in voided]
+
+
+def fold_customer(facts: Iterable[Fact]) -> CustomerHistory:
+    """One customer's history from its visible facts (any order)."""
+    ordered = sorted(facts, key=lambda f: (f.effective_at, f.position))
+    history = CustomerHistory()
+    subscriptions: dict[str, SubscriptionState] = defaultdict(SubscriptionState)
+    attributes: dict[str, str] = {}
+    total = ZERO
+    for fact in ordered:
+        at = fact.effective_at
+        assert at is not None, "only voids may lack an effective time"
+        if fact.subscription_id is None:
+            attributes = {**attributes, **fact.payload.get("attributes", {})}
+            _put(history.attributes, at, attributes)
+            continue
+        before = subscriptions[fact.subscription_id]
+        after = apply(before, fact.type, fact.payload)
+        subscriptions[fact.subscription_id] = after
+        if after.mrr != before.mrr:
+            total += after.mrr - before.mrr
+            _put(history.steps, at, total)
+            history.changes.append((at, fact.position, fact.event_id))
+    history.steps = _without_repeats(history.steps)
+    return history
+
+
+def fold(facts: Iterable[Fact], known_at: str | None = None) -> dict[str, CustomerHistory]:
+    """Every customer's history, from all facts of a ledger (the naive, complete replay)."""
+    by_customer: dict[str, list[Fact]] = defaultdict(list)
+    for fact in visible(facts, known_at):
+        if fact.customer_id is not None:
+            by_customer[fact.customer_id].append(fact)
+    return {customer: fold_customer(fs) for customer, fs in sorted(by_customer.items())}
+
+
+def _put(steps: list, at: str, value: object) -> None:
+    """Append a change point; several events at one instant leave one, the last."""
+    if steps and steps[-1][0] == at:
+        steps[-1] = (at, value)
+    else:
+        steps.append((at, value))
+
+
+def _without_repeats(steps: Steps) -> Steps:
+    kept: Steps = []
+    previous = ZERO
+    for at, mrr in steps:
+        if mrr != previous:
+            kept.append((at, mrr))
+            previous = mrr
+    return kept
+
+
+def mrr_before(steps: Steps, bound: str) -> Fraction:
+    """MRR counting every event effective strictly before `bound`."""
+    value = ZERO
+    for at, mrr in steps:
+        if at >= bound:
+            break
+        value = mrr
+    return value
+
+
+def attributes_before(history: CustomerHistory, bound: str) -> dict[str, str]:
+    value: dict[str, str] = {}
+    for at, attributes in history.attributes:
+        if at >= bound:
+            break
+        value = attributes
+    return value

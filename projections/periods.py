@@ -1,0 +1,112 @@
+"""Dates, months and cohort periods as half-open ranges of instants (contract: Time).
+
+A date D means the end of D, UTC: an event counts when `effective_at < D+1 00:00Z`. Every
+bound is fixed-width UTC text, comparable with stored `effective_at` values as strings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from ledger.events import format_instant, parse_instant
+
+
+class PeriodError(ValueError):
+    pass
+
+
+def _start_of(day: date) -> str:
+    return format_instant(datetime(day.year, day.month, day.day, tzinfo=UTC))
+
+
+def parse_date(text: str) -> date:
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise PeriodError(f"not a date (YYYY-MM-DD): {text!r}")
+
+
+def end_of(day: date) -> str:
+    """The bound for "at the end of `day`": the next day's first instant."""
+    return _start_of(day + timedelta(days=1))
+
+
+def parse_month(text: str) -> date:
+    """`2024-03` -> the first day of that month."""
+    match = re.fullmatch(r"(\d{4})-(\d{2})", text)
+    if not match or not 1 <= int(match[2]) <= 12:
+        raise PeriodError(f"not a month (YYYY-MM): {text!r}")
+    return date(int(match[1]), int(match[2]), 1)
+
+
+def next_month(first: date) -> date:
+    return date(first.year + first.month // 12, first.month % 12 + 1, 1)
+
+
+def previous_month(first: date) -> date:
+    return date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
+
+
+def month_end(first: date) -> str:
+    """The bound for "at the end of the month starting `first`"."""
+    return _start_of(next_month(first))
+
+
+def months(start: date, end: date) -> list[date]:
+    """First days of the months from `start` to `end`, inclusive."""
+    if end < start:
+        raise PeriodError("the end month is before the start month")
+    out = [start]
+    while out[-1] < end:
+        out.append(next_month(out[-1]))
+    return out
+
+
+@dataclass(frozen=True)
+class Period:
+    """A calendar year, quarter or month, as the half-open range [start, end)."""
+
+    label: str
+    start: str
+    end: str
+
+
+def parse_period(text: str) -> Period:
+    """`2023`, `2023-Q2` or `2023-07`."""
+    if match := re.fullmatch(r"(\d{4})", text):
+        first, last = date(int(match[1]), 1, 1), date(int(match[1]) + 1, 1, 1)
+    elif match := re.fullmatch(r"(\d{4})-[Qq]([1-4])", text):
+        first = date(int(match[1]), 3 * int(match[2]) - 2, 1)
+        last = next_month(next_month(next_month(first)))
+    elif re.fullmatch(r"\d{4}-\d{2}", text):
+        first = parse_month(text)
+        last = next_month(first)
+    else:
+        raise PeriodError(f"not a period (YYYY, YYYY-Qn or YYYY-MM): {text!r}")
+    return Period(text.upper(), _start_of(first), _start_of(last))
+
+
+def parse_known_at(text: str) -> str:
+    """An RFC 3339 instant with offset (or a date, meaning its end) as fixed-width text."""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        day = parse_date(text) + timedelta(days=1)
+        last = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(microseconds=1)
+        return format_instant(last)
+    try:
+        return format_instant(parse_instant(text))
+    except ValueError as exc:
+        raise PeriodError(str(exc)) from None
+
+
+def parse_segment(pairs: tuple[str, ...]) -> dict[str, str]:
+    segment: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise PeriodError(f"not a segment (KEY=VALUE): {pair!r}")
+        segment[key] = value
+    return segment

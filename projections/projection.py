@@ -1,0 +1,106 @@
+"""Keeping the MRR view current: catch-up after new events, and a rebuild from zero.
+
+Catch-up pulls pages of notifications after the view's tracking position (SQLite has no
+push subscription), refolds every customer a page touches from all of that customer's
+events up to the page's end, and writes rows and tracking in one transaction. The
+rebuild folds customer by customer in one transaction, so memory grows with the largest
+customer, not with the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from itertools import groupby
+
+from eventsourcing.persistence import IntegrityError, Tracking
+
+from ledger.store import LedgerApplication
+from projections.facts import Fact, decode_fact
+from projections.fold import CustomerHistory, fold_customer, visible
+from projections.view import PostgresMRRView, SQLiteMRRView
+
+PAGE = 5000
+Progress = Callable[[int, int], None]  # (events done, events in all)
+
+
+class MRRProjection:
+    def __init__(self, app: LedgerApplication) -> None:
+        self.app = app
+        self.events = app.ledger_recorder
+        cls = SQLiteMRRView if app.kind == "sqlite" else PostgresMRRView
+        self.view = app.tracking_recorder(cls)
+
+    @property
+    def position(self) -> int:
+        """The last notification the view reflects (0 for none)."""
+        return self.view.max_tracking_id(self.app.name) or 0
+
+    def head(self) -> int:
+        return self.events.max_notification_id() or 0
+
+    def catch_up(self, on_progress: Progress = lambda done, total: None) -> int:
+        """Apply every event recorded after the view's position; returns how many."""
+        applied = 0
+        while True:
+            start = self.position
+            page = self.events.select_notifications(start=start + 1, limit=PAGE)
+            if not page:
+                return applied
+            upto = page[-1].id
+            customers = self._customers_touched(decode_fact(n.id, n.state) for n in page)
+            try:
+                self.view.replace_customers(
+                    dict(self._histories(sorted(customers), upto)),
+                    Tracking(self.app.name, upto),
+                )
+            except IntegrityError:
+                continue  # another process moved the view on: carry on from there
+            applied += len(page)
+            on_progress(applied, applied + max(0, self.head() - upto))
+
+    def rebuild(self, on_progress: Progress = lambda done, total: None) -> tuple[int, int]:
+        """Replace the view by a fold of every event up to the current head; returns
+        (head position, customers)."""
+        head = self.head()
+        customers = sorted(self.events.select_customer_ids(head))
+        done = 0
+
+        def histories() -> Iterator[tuple[str, CustomerHistory]]:
+            nonlocal done
+            for index in range(0, len(customers), 1000):
+                chunk = customers[index : index + 1000]
+                yield from self._histories(chunk, head)
+                done += len(chunk)
+                on_progress(done, len(customers))
+
+        self.view.rebuild(histories(), Tracking(self.app.name, head))
+        return head, len(customers)
+
+    def _customers_touched(self, facts: Iterator[Fact | None]) -> set[str]:
+        customers: set[str] = set()
+        targets = []
+        for fact in facts:
+            if fact is None:
+                continue
+            if fact.customer_id is not None:
+                customers.add(fact.customer_id)
+            elif fact.voids is not None:
+                targets.append(fact.voids)
+        customers.update(
+            k.customer_id for k in self.events.select_keys("event_id", targets) if k.customer_id
+        )
+        return customers
+
+    def _histories(
+        self, customers: list[str], upto: int
+    ) -> Iterator[tuple[str, CustomerHistory]]:
+        rows = self.events.select_customer_events(customers, upto)
+        rows.sort(key=lambda row: (row[0], row[1]))
+        folded = set()
+        for customer, group in groupby(rows, key=lambda row: row[0]):
+            facts = [f for _, position, state in group if (f := decode_fact(position, state))]
+            folded.add(customer)
+            yield customer, fold_customer(visible(facts))
+        for customer in customers:  # every event voided away: an empty history
+            if customer not in folded:
+                yield customer, CustomerHistory()

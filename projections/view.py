@@ -1,0 +1,163 @@
+"""The materialised MRR projection, in the same database as the events.
+
+Tables: `mrr_steps` (each customer's MRR change points), `attribute_steps` (its
+attributes over time) and `customers` (first paid instant). They are written by an
+eventsourcing tracking recorder: the rows of a page of notifications and the tracking
+record of its last notification commit in one transaction, so each event is applied
+exactly once, and a crash leaves the view at the previous page. A page rewrites the whole
+history of every customer it touches, so backdated events and voids correct the past,
+not only the tail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteTrackingRecorder
+
+from projections.fold import CustomerHistory
+
+VIEW_TABLES = ("mrr_steps", "attribute_steps", "customers")
+
+_DDL = [
+    "CREATE TABLE IF NOT EXISTS mrr_steps (customer_id TEXT NOT NULL, "
+    "effective_at TEXT NOT NULL, mrr TEXT NOT NULL, PRIMARY KEY (customer_id, effective_at))",
+    "CREATE TABLE IF NOT EXISTS attribute_steps (customer_id TEXT NOT NULL, "
+    "effective_at TEXT NOT NULL, attributes TEXT NOT NULL, "
+    "PRIMARY KEY (customer_id, effective_at))",
+    "CREATE TABLE IF NOT EXISTS customers (customer_id TEXT PRIMARY KEY, first_paid_at TEXT)",
+]
+
+
+def history_rows(
+    histories: Iterable[tuple[str, CustomerHistory]],
+) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    steps, attributes, customers = [], [], []
+    for customer, history in histories:
+        steps.extend((customer, at, str(mrr)) for at, mrr in history.steps)
+        attributes.extend(
+            (customer, at, orjson.dumps(attrs, option=orjson.OPT_SORT_KEYS).decode())
+            for at, attrs in history.attributes
+        )
+        customers.append((customer, history.first_paid))
+    return steps, attributes, customers
+
+
+class _MRRView:
+    """Dialect-neutral part: SQL is written with `?` and adapted by `_sql`."""
+
+    datastore: Any
+    placeholder = "?"
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", self.placeholder)
+
+    def _cursor(self) -> Any:
+        return self.datastore.transaction(commit=True)
+
+    def _insert(self, c: Any, histories: Iterable[tuple[str, CustomerHistory]]) -> None:
+        steps, attributes, customers = history_rows(histories)
+        for table, rows in zip(VIEW_TABLES, (steps, attributes, customers), strict=True):
+            if rows:
+                marks = ", ".join("?" * len(rows[0]))
+                c.executemany(self._sql(f"INSERT INTO {table} VALUES ({marks})"), rows)
+
+    def replace_customers(
+        self, histories: dict[str, CustomerHistory], tracking: Tracking
+    ) -> None:
+        """Rewrite these customers' rows and record the tracking position, atomically."""
+        with self._cursor() as c:
+            for table in VIEW_TABLES:
+                c.executemany(self._sql(f"DELETE FROM {table} WHERE customer_id = ?"),
+                              [(customer,) for customer in sorted(histories)])
+            self._insert(c, sorted(histories.items()))
+            self._insert_tracking(c, tracking)
+
+    def rebuild(
+        self, histories: Iterator[tuple[str, CustomerHistory]], tracking: Tracking
+    ) -> None:
+        """Replace the whole view (and its tracking) in one transaction."""
+        with self._cursor() as c:
+            for table in VIEW_TABLES:
+                c.execute(f"DELETE FROM {table}")
+            c.execute(self._sql("DELETE FROM tracking WHERE application_name = ?"),
+                      (tracking.application_name,))
+            for chunk in _chunked(histories, 2000):
+                self._insert(c, chunk)
+            if tracking.notification_id:
+                self._insert_tracking(c, tracking)
+
+    def load(self) -> tuple[list[tuple], list[tuple], list[tuple]]:
+        """The view's rows (customers, steps, attributes), by customer then time, read in
+        one transaction so they agree with each other."""
+        with self.datastore.transaction(commit=False) as c:
+            out = []
+            for statement in (
+                "SELECT customer_id, first_paid_at FROM customers ORDER BY customer_id",
+                "SELECT customer_id, effective_at, mrr FROM mrr_steps "
+                "ORDER BY customer_id, effective_at",
+                "SELECT customer_id, effective_at, attributes FROM attribute_steps "
+                "ORDER BY customer_id, effective_at",
+            ):
+                c.execute(statement)
+                out.append([tuple(r.values()) if isinstance(r, dict) else tuple(r)
+                            for r in c.fetchall()])
+            return out[0], out[1], out[2]
+
+    def select(self, statement: str) -> list[tuple]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(statement)
+            return [tuple(r) if not isinstance(r, dict) else tuple(r.values())
+                    for r in c.fetchall()]
+
+def _chunked(items: Iterator, size: int) -> Iterator[list]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class SQLiteMRRView(_MRRView, SQLiteTrackingRecorder):
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *_DDL]
+
+
+class PostgresMRRView(_MRRView, PostgresTrackingRecorder):
+    placeholder = "%s"
+
+    def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        from psycopg.sql import SQL
+
+        # Binary ("C") collation: the same order as SQLite and Python, whatever the locale.
+        self.sql_create_statements.extend(
+            SQL(s.replace("customer_id TEXT", 'customer_id TEXT COLLATE "C"')) for s in _DDL
+        )
+
+    def _cursor(self) -> Any:
+        return _locked(self.datastore)
+
+
+class _locked:
+    """A PostgreSQL write transaction that first takes the view's advisory lock, so
+    concurrent catch-ups queue instead of interleaving their deletes and inserts."""
+
+    def __init__(self, datastore: Any) -> None:
+        self.manager = datastore.transaction(commit=True)
+
+    def __enter__(self) -> Any:
+        cursor = self.manager.__enter__()
+        cursor.execute("SELECT pg_advisory_xact_lock(7242417)")
+        return cursor
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self.manager.__exit__(*exc)
+

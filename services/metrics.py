@@ -1,0 +1,117 @@
+"""MRR, NRR/GRR and movements, as the contract's JSON objects.
+
+Every query first brings the projection up to date, then answers from it; `known_at`
+replays the events the ledger had recorded by then through the pure fold instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import date
+from typing import Any, Protocol
+
+from ledger.store import LedgerApplication
+from projections import reference
+from projections.engine import MRRIndex
+from projections.facts import decode_fact
+from projections.fold import fold
+from projections.movements import KINDS, Movement
+from projections.nrr import Retention
+from projections.periods import Period, end_of
+from projections.projection import MRRProjection
+from services.ledger import open_ledger
+from services.present import money, ratio
+
+
+class Engine(Protocol):
+    def total(self, bound: str) -> tuple[Any, int]: ...
+    def nrr(self, start: str, end: str, cohort: Period | None,
+            segment: Mapping[str, str] | None) -> Retention: ...
+    def movements(self, first: date, last: date) -> list[Movement]: ...
+
+
+class _Replay:
+    """The reference computation over a replay of what was known at an instant."""
+
+    def __init__(self, app: LedgerApplication, known_at: str) -> None:
+        self.histories = fold(_all_facts(app), known_at)
+
+    def total(self, bound: str) -> tuple[Any, int]:
+        return reference.mrr_at(self.histories, bound)
+
+    def nrr(self, start: str, end: str, cohort: Period | None,
+            segment: Mapping[str, str] | None) -> Retention:
+        return reference.nrr(self.histories, start, end, cohort, segment)
+
+    def movements(self, first: date, last: date) -> list[Movement]:
+        return reference.movements(self.histories, first, last)
+
+
+def _all_facts(app: LedgerApplication) -> Iterator[Any]:
+    recorder = app.ledger_recorder
+    position = 0
+    while page := recorder.select_notifications(start=position + 1, limit=5000):
+        for notification in page:
+            if fact := decode_fact(notification.id, notification.state):
+                yield fact
+        position = page[-1].id
+
+
+def current_index(app: LedgerApplication) -> MRRIndex:
+    """The projection, caught up, as query columns."""
+    projection = MRRProjection(app)
+    projection.catch_up()
+    return MRRIndex(*projection.view.load())
+
+
+@contextmanager
+def engine(url: str, known_at: str | None) -> Iterator[Engine]:
+    with open_ledger(url) as app:
+        yield _Replay(app, known_at) if known_at else current_index(app)
+
+
+def mrr_report(url: str, at: date, known_at: str | None = None) -> dict[str, Any]:
+    with engine(url, known_at) as e:
+        total, customers = e.total(end_of(at))
+    return {"date": at.isoformat(), **money("mrr", total), "customers": customers}
+
+
+def nrr_report(
+    url: str,
+    start: date,
+    end: date,
+    cohort: Period | None = None,
+    segment: Mapping[str, str] | None = None,
+    known_at: str | None = None,
+) -> dict[str, Any]:
+    with engine(url, known_at) as e:
+        r = e.nrr(end_of(start), end_of(end), cohort, segment)
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "cohort": cohort.label if cohort else None,
+        "segment": dict(segment or {}),
+        "customers": r.customers,
+        **money("starting_mrr", r.starting_mrr),
+        **money("ending_mrr", r.ending_mrr),
+        **money("expansion", r.expansion),
+        **money("contraction", r.contraction),
+        **money("churn", r.churn),
+        **ratio("nrr", r.nrr),
+        **ratio("grr", r.grr),
+    }
+
+
+def movements_report(
+    url: str, first: date, last: date, known_at: str | None = None
+) -> dict[str, Any]:
+    with engine(url, known_at) as e:
+        rows = e.movements(first, last)
+    months = []
+    for m in rows:
+        row: dict[str, Any] = {"month": m.month}
+        for kind in KINDS:
+            row.update(money(kind, getattr(m, kind)))
+        months.append(row)
+    return {"months": months}

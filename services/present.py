@@ -1,0 +1,36 @@
+"""Exact figures as the contract prints them: rounded half-even for people, and the
+exact value as a reduced fraction next to it."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+
+def decimal_text(value: Fraction, places: int) -> str:
+    """Half-even rounding, exact: `round()` on a Fraction rounds ties to even."""
+    scaled = round(value * 10**places)
+    sign = "-" if scaled < 0 else ""
+    digits = str(abs(scaled)).rjust(places + 1, "0")
+    return f"{sign}{digits[:-places]}.{digits[-places:]}" if places else f"{sign}{digits}"
+
+
+def exact_text(value: Fraction) -> str:
+    return str(value)  # "p/q" reduced, or "p" when whole
+
+
+def money(name: str, cents: Fraction) -> dict[str, Any]:
+    """An amount held in cents, in currency units."""
+    units = Fraction(cents) / 100
+    return {name: decimal_text(units, 2), f"{name}_exact": exact_text(units)}
+
+
+def ratio(name: str, value: Fraction | None) -> dict[str, Any]:
+    if value is None:
+        return {name: None, f"{name}_exact": None}
+    return {name: decimal_text(value, 6), f"{name}_exact": exact_text(value)}
+
+
+def percent(value: Fraction | None) -> str:
+    """For tables: 1.234567 -> '123.46%'."""
+    return "n/a" if value is None else decimal_text(value * 100, 2) + "%"
