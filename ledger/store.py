@@ -400,3 +400,9 @@ class LedgerApplication(Application):
 
     def close(self) -> None:
         self.factory.close()
+
+    def __enter__(self) -> LedgerApplication:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -52,6 +52,7 @@ class _MRRView:
 
     datastore: Any
     placeholder = "?"
+    _tracking_table = "tracking"  # eventsourcing's name on SQLite
 
     def _sql(self, statement: str) -> str:
         return statement.replace("?", self.placeholder)
@@ -84,7 +85,7 @@ class _MRRView:
         with self._cursor() as c:
             for table in VIEW_TABLES:
                 c.execute(f"DELETE FROM {table}")
-            c.execute(self._sql("DELETE FROM tracking WHERE application_name = ?"),
+            c.execute(self._sql(f"DELETE FROM {self._tracking_table} WHERE application_name = ?"),
                       (tracking.application_name,))
             for chunk in _chunked(histories, 2000):
                 self._insert(c, chunk)
@@ -141,6 +142,10 @@ class PostgresMRRView(_MRRView, PostgresTrackingRecorder):
         self.sql_create_statements.extend(
             SQL(s.replace("customer_id TEXT", 'customer_id TEXT COLLATE "C"')) for s in _DDL
         )
+
+    @property
+    def _tracking_table(self) -> str:  # type: ignore[override]
+        return self.tracking_table_name
 
     def _cursor(self) -> Any:
         return _locked(self.datastore)

@@ -1,0 +1,203 @@
+"""The fold and the metric arithmetic, rule by rule, with no database (contract worked
+examples). Amounts are cents inside; the examples state them in currency units."""
+
+from __future__ import annotations
+
+from datetime import date
+from fractions import Fraction
+
+import pytest
+
+from projections import reference
+from projections.facts import Fact
+from projections.fold import fold, fold_customer, mrr_before
+from projections.nrr import retention
+from projections.periods import end_of, parse_period
+
+T0 = "2024-01-01T00:00:00.000000Z"
+
+
+def at(day: str) -> str:
+    return f"{day}T00:00:00.000000Z"
+
+
+class Feed:
+    """Facts in recorded order: each gets the next position and a recording instant."""
+
+    def __init__(self) -> None:
+        self.facts: list[Fact] = []
+
+    def add(self, type: str, effective: str | None, customer: str | None = "c1",
+            sub: str | None = "s1", recorded: str = "2030-01-01", **payload) -> str:
+        position = len(self.facts) + 1
+        event_id = payload.pop("event_id", f"e{position}")
+        body = {"customer_id": customer, "subscription_id": sub, **payload}
+        self.facts.append(Fact(position, at(recorded), event_id, type,
+                               effective and at(effective), customer, sub, body))
+        return event_id
+
+    def start(self, effective: str, amount: str = "100.00", **kw) -> str:
+        kw.setdefault("interval", "month")
+        return self.add("subscription.started", effective, amount=amount, currency="USD",
+                        plan="p", **kw)
+
+    def history(self, customer: str = "c1", known_at: str | None = None):
+        return fold(self.facts, known_at).get(customer) or fold_customer([])
+
+
+def mrr(feed: Feed, day: str, customer: str = "c1", known_at: str | None = None) -> Fraction:
+    return mrr_before(feed.history(customer, known_at).steps, end_of(date.fromisoformat(day)))
+
+
+@pytest.mark.parametrize(
+    ("amount", "interval", "count", "quantity", "monthly"),
+    [
+        ("100.00", "month", 1, 1, Fraction(100)),
+        ("1200.00", "year", 1, 1, Fraction(100)),  # annual: / 12
+        ("10.00", "week", 1, 1, Fraction(130, 3)),  # weekly: x 52/12 = 43.33...
+        ("1.00", "day", 1, 1, Fraction(365, 12)),  # daily: x 365/12 = 30.4166...
+        ("300.00", "month", 3, 1, Fraction(100)),  # quarterly: / interval_count
+        ("10.00", "month", 1, 5, Fraction(50)),  # 5 seats
+        ("99.99", "year", 2, 3, Fraction(9999 * 3, 100 * 12 * 2)),
+    ],
+)
+def test_mrr_normalises_every_interval_exactly(amount, interval, count, quantity, monthly):
+    feed = Feed()
+    feed.start("2024-01-10", amount, interval=interval, interval_count=count, quantity=quantity)
+    assert mrr(feed, "2024-01-10") * Fraction(1, 100) == monthly
+    assert mrr(feed, "2024-01-09") == 0
+
+
+def test_a_date_means_its_end_in_utc():
+    feed = Feed()
+    feed.add("subscription.started", None, amount="50.00", currency="USD", plan="p",
+             interval="month")
+    feed.facts[-1] = feed.facts[-1]._replace(effective_at="2024-03-31T23:59:59.999999Z")
+    assert mrr(feed, "2024-03-31") == 5000
+    feed2 = Feed()
+    feed2.start("2024-04-01")  # exactly at the next midnight: not yet
+    assert mrr(feed2, "2024-03-31") == 0
+
+
+def test_changes_set_only_the_fields_they_name_and_cancel_clears_active():
+    feed = Feed()
+    feed.start("2024-01-01", "100.00", quantity=2)
+    feed.add("subscription.changed", "2024-02-01", quantity=3)
+    feed.add("subscription.changed", "2024-03-01", amount="120.00")
+    feed.add("subscription.cancelled", "2024-04-01")
+    assert [mrr(feed, d) for d in ("2024-01-31", "2024-02-29", "2024-03-31", "2024-04-30")] == [
+        20000, 30000, 36000, 0]
+
+
+def test_a_change_to_a_cancelled_subscription_keeps_it_inactive():
+    feed = Feed()
+    feed.start("2024-01-01")
+    feed.add("subscription.cancelled", "2024-02-01")
+    feed.add("subscription.changed", "2024-03-01", amount="500.00")
+    assert mrr(feed, "2024-03-31") == 0
+
+
+def test_a_trial_at_amount_zero_is_not_paying_until_converted():
+    feed = Feed()
+    feed.start("2024-01-01", "0.00")
+    feed.add("subscription.changed", "2024-01-15", amount="49.00")
+    history = feed.history()
+    assert mrr(feed, "2024-01-14") == 0
+    assert history.first_paid == at("2024-01-15")
+    assert reference.mrr_at({"c1": history}, end_of(date(2024, 1, 14))) == (0, 0)
+
+
+def test_a_backdated_event_rewrites_the_past_not_only_the_tail():
+    feed = Feed()
+    feed.start("2024-01-01", "100.00")
+    feed.add("subscription.changed", "2024-05-01", amount="150.00")
+    feed.add("subscription.changed", "2024-03-01", quantity=2)  # arrives last, effective earlier
+    assert [mrr(feed, d) for d in ("2024-02-29", "2024-03-31", "2024-05-31")] == [
+        10000, 20000, 30000]
+
+
+def test_ties_in_effective_time_follow_recorded_order():
+    feed = Feed()
+    feed.start("2024-01-01", "100.00")
+    feed.add("subscription.changed", "2024-02-01", amount="80.00")
+    feed.add("subscription.changed", "2024-02-01", amount="90.00")
+    assert mrr(feed, "2024-02-01") == 9000
+
+
+def test_a_voided_event_stops_counting_from_when_the_void_was_recorded():
+    feed = Feed()
+    feed.start("2024-01-01", "100.00", recorded="2024-01-01")
+    wrong = feed.add("subscription.cancelled", "2024-02-01", recorded="2024-02-02")
+    feed.add("event.voided", None, customer=None, sub=None, recorded="2024-02-10", voids=wrong)
+    assert mrr(feed, "2024-03-31") == 10000  # the cancellation no longer counts
+    assert mrr(feed, "2024-03-31", known_at=at("2024-02-05")) == 0  # before the void
+    assert mrr(feed, "2024-03-31", known_at=at("2024-01-15")) == 10000  # before the cancel
+
+
+def test_customer_mrr_sums_its_subscriptions_and_attributes_merge():
+    feed = Feed()
+    feed.add("customer.created", "2023-12-01", sub=None, attributes={"region": "EU"})
+    feed.start("2024-01-01", "100.00")
+    feed.start("2024-01-05", "30.00", sub="s2")
+    feed.add("customer.updated", "2024-02-01", sub=None, attributes={"tier": "smb"})
+    history = feed.history()
+    assert mrr(feed, "2024-01-31") == 13000
+    assert history.attributes[-1] == (at("2024-02-01"), {"region": "EU", "tier": "smb"})
+
+
+def two_customers() -> Feed:
+    feed = Feed()
+    feed.add("customer.created", "2023-01-01", "a", None, attributes={"region": "EU"})
+    feed.add("customer.created", "2023-01-01", "b", None, attributes={"region": "NA"})
+    feed.add("customer.updated", "2024-06-01", "b", None, attributes={"region": "EU"})
+    feed.start("2023-03-10", "100.00", customer="a", sub="sa")
+    feed.start("2023-07-01", "50.00", customer="b", sub="sb")
+    feed.add("subscription.changed", "2024-03-01", customer="a", sub="sa", amount="130.00")
+    feed.add("subscription.cancelled", "2024-02-01", customer="b", sub="sb")
+    return feed
+
+
+def test_nrr_worked_example_with_expansion_and_churn():
+    histories = fold(two_customers().facts)
+    r = reference.nrr(histories, end_of(date(2023, 12, 31)), end_of(date(2024, 12, 31)))
+    assert (r.customers, r.starting_mrr, r.ending_mrr) == (2, 15000, 13000)
+    assert (r.expansion, r.contraction, r.churn) == (3000, 0, 5000)
+    assert (r.nrr, r.grr) == (Fraction(13, 15), Fraction(2, 3))
+
+
+def test_cohort_is_the_vintage_of_the_first_paid_instant():
+    histories = fold(two_customers().facts)
+    start, end = end_of(date(2023, 12, 31)), end_of(date(2024, 12, 31))
+    assert reference.nrr(histories, start, end, parse_period("2023-Q1")).customers == 1
+    assert reference.nrr(histories, start, end, parse_period("2023-07")).starting_mrr == 5000
+    assert reference.nrr(histories, start, end, parse_period("2022")).customers == 0
+
+
+def test_segment_is_read_at_the_start_date():
+    histories = fold(two_customers().facts)
+    start, end = end_of(date(2023, 12, 31)), end_of(date(2024, 12, 31))
+    r = reference.nrr(histories, start, end, segment={"region": "EU"})
+    assert r.customers == 1  # b moved to EU only in June 2024
+    assert r.starting_mrr == 10000
+
+
+def test_movements_tell_reactivation_from_new_by_month_end_snapshots():
+    feed = Feed()
+    feed.start("2024-01-10", "100.00", customer="a", sub="sa")
+    feed.add("subscription.cancelled", "2024-02-10", customer="a", sub="sa")
+    feed.add("subscription.reactivated", "2024-04-02", customer="a", sub="sa", amount="80.00",
+             currency="USD", plan="p", interval="month")
+    feed.start("2024-03-03", "0.00", customer="b", sub="sb")  # a trial: not paying
+    feed.add("subscription.changed", "2024-04-20", customer="b", sub="sb", amount="20.00")
+    months = {m.month: m for m in reference.movements(fold(feed.facts), date(2024, 1, 1),
+                                                      date(2024, 4, 1))}
+    assert months["2024-01"].new == 10000
+    assert months["2024-02"].churn == 10000
+    assert (months["2024-04"].reactivation, months["2024-04"].new) == (8000, 2000)
+
+
+def test_endpoint_nrr_arithmetic_identity_and_zero_start():
+    r = retention([(Fraction(100), Fraction(0)), (Fraction(50), Fraction(80)),
+                   (Fraction(30), Fraction(10))])
+    assert r.starting_mrr + r.expansion - r.contraction - r.churn == r.ending_mrr
+    assert retention([]).nrr is None and retention([]).grr is None
