@@ -7,8 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m venv .venv
-.venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
+. scripts/venv.sh test
 
 cleanup() { :; }
 if [ -z "${REVLEDGER_TEST_POSTGRES:-}" ]; then
