@@ -10,7 +10,8 @@ tables are only ever inserted.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -384,7 +385,26 @@ class LedgerApplication(Application):
             env["CREATE_TABLE"] = "no"
         self.url = url
         self.kind = "postgresql" if env["PERSISTENCE_MODULE"].endswith("postgres") else "sqlite"
-        super().__init__(env=env)
+        with self.schema_lock():
+            super().__init__(env=env)
+
+    @contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        """Serialise table creation between processes: on PostgreSQL, concurrent
+        `CREATE ... IF NOT EXISTS` can fail (SQLite's own lock already serialises it)."""
+        if self.kind != "postgresql":
+            yield
+            return
+        import psycopg
+
+        env = env_for_url(self.url)
+        with psycopg.connect(
+            host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"], dbname=env["POSTGRES_DBNAME"],
+            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]), autocommit=True,
+        ) as conn:
+            conn.execute("SELECT pg_advisory_lock(7242416)")
+            yield
 
     @property
     def ledger_recorder(self) -> SQLiteLedgerRecorder | PostgresLedgerRecorder:
@@ -396,7 +416,8 @@ class LedgerApplication(Application):
         self, cls: type[SQLiteTrackingRecorder] | type[PostgresTrackingRecorder] | None = None
     ) -> Any:
         """A tracking recorder on the same database, for projections."""
-        return self.factory.tracking_recorder(cls)  # type: ignore[arg-type]
+        with self.schema_lock():
+            return self.factory.tracking_recorder(cls)  # type: ignore[arg-type]
 
     def close(self) -> None:
         self.factory.close()

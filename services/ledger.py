@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import psycopg
 from eventsourcing.persistence import PersistenceError
 
 from ledger.ingest import ensure_ledger
@@ -25,11 +26,11 @@ def open_ledger(url: str) -> Iterator[LedgerApplication]:
         app = LedgerApplication(url)
     except UnsupportedDatabase as exc:
         raise LedgerError(str(exc)) from None
-    except (PersistenceError, OSError) as exc:
+    except (PersistenceError, psycopg.Error, OSError) as exc:
         raise LedgerError(f"cannot open {redact(url)}: {_first_line(exc)}") from None
     try:
         yield app
-    except PersistenceError as exc:
+    except (PersistenceError, psycopg.Error) as exc:
         raise LedgerError(f"database {redact(url)}: {_first_line(exc)}") from None
     finally:
         app.close()
