@@ -54,7 +54,8 @@ def ingest(db: str, feed: BinaryIO, rejects: BinaryIO | None) -> None:
     s = result.summary
     err(
         f"accepted {s.accepted}, duplicates {s.duplicates}, rejected {s.rejected} "
-        f"in {result.seconds:.2f} s ({result.events_per_second:,.0f} events/s)"
+        f"in {result.seconds:.2f} s ({result.events_per_second:,.0f} events/s); "
+        f"projection updated in {result.projection_seconds:.2f} s"
     )
     if s.rejected:
         sys.exit(1)

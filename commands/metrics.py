@@ -106,13 +106,19 @@ def _exact(report: dict[str, Any], name: str) -> Fraction | None:
 
 
 @click.command()
-@click.option("--start", required=True, callback=_parser(parse_month), metavar="YYYY-MM")
-@click.option("--end", required=True, callback=_parser(parse_month), metavar="YYYY-MM")
+@click.option("--start", required=True, callback=_parser(parse_month), metavar="YYYY-MM",
+              help="First month.")
+@click.option("--end", required=True, callback=_parser(parse_month), metavar="YYYY-MM",
+              help="Last month (inclusive).")
 @known_at_option
 @format_option
 @click.pass_obj
 def movements(db: str, start: date, end: date, known_at: str | None, fmt: str) -> None:
-    """Monthly MRR movements (new, expansion, contraction, churn, reactivation)."""
+    """Monthly MRR movements (new, expansion, contraction, churn, reactivation).
+
+    Each month compares every customer's MRR at the end of the month before with its MRR
+    at the end of the month (month-end snapshots, not event-level changes).
+    """
     if end < start:
         raise click.BadParameter("the end month is before the start month", param_hint="--end")
     report = movements_report(db, start, end, known_at)

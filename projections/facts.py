@@ -35,7 +35,7 @@ def decode_fact(position: int, state: bytes) -> Fact | None:
     payload = data["payload"]
     return Fact(
         position,
-        format_instant(datetime.fromisoformat(data["timestamp"]["_data_"])),
+        _utc_text(data["timestamp"]["_data_"]),
         event_id,
         data["type"],
         data["effective_at"],
@@ -43,3 +43,10 @@ def decode_fact(position: int, state: bytes) -> Fact | None:
         payload.get("subscription_id"),
         payload,
     )
+
+
+def _utc_text(iso: str) -> str:
+    """eventsourcing's `isoformat()` of a UTC timestamp, as fixed-width UTC text."""
+    if len(iso) == 32 and iso.endswith("+00:00"):  # the usual case, without parsing
+        return iso[:26] + "Z"
+    return format_instant(datetime.fromisoformat(iso))

@@ -16,6 +16,7 @@ from projections.facts import Fact
 from projections.mrr import ZERO, SubscriptionState, apply
 
 Steps = list[tuple[str, Fraction]]
+_INACTIVE = (SubscriptionState(), ZERO)
 
 
 @dataclass
@@ -44,7 +45,7 @@ def fold_customer(facts: Iterable[Fact]) -> CustomerHistory:
     """One customer's history from its visible facts (any order)."""
     ordered = sorted(facts, key=lambda f: (f.effective_at, f.position))
     history = CustomerHistory()
-    subscriptions: dict[str, SubscriptionState] = defaultdict(SubscriptionState)
+    subscriptions: dict[str, tuple[SubscriptionState, Fraction]] = {}
     attributes: dict[str, str] = {}
     total = ZERO
     for fact in ordered:
@@ -54,11 +55,11 @@ def fold_customer(facts: Iterable[Fact]) -> CustomerHistory:
             attributes = {**attributes, **fact.payload.get("attributes", {})}
             _put(history.attributes, at, attributes)
             continue
-        before = subscriptions[fact.subscription_id]
-        after = apply(before, fact.type, fact.payload)
-        subscriptions[fact.subscription_id] = after
-        if after.mrr != before.mrr:
-            total += after.mrr - before.mrr
+        state, mrr = subscriptions.get(fact.subscription_id, _INACTIVE)
+        state = apply(state, fact.type, fact.payload)
+        subscriptions[fact.subscription_id] = (state, state.mrr)
+        if state.mrr != mrr:
+            total += state.mrr - mrr
             _put(history.steps, at, total)
             history.changes.append((at, fact.position, fact.event_id))
     history.steps = _without_repeats(history.steps)

@@ -5,25 +5,18 @@ Amounts are integer cents; MRR is an exact `Fraction` of cents. Nothing here rou
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 from ledger.events import amount_to_cents
 
-# Months per billing interval, inverted: MRR = amount x quantity x F / interval_count.
-MONTHLY_FACTOR = {
-    "month": Fraction(1),
-    "year": Fraction(1, 12),
-    "week": Fraction(52, 12),
-    "day": Fraction(365, 12),
-}
+# F, the intervals per month, as twelfths: MRR = amount x quantity x F / interval_count.
+TWELFTHS = {"month": 12, "year": 1, "week": 52, "day": 365}
 TERMS = ("amount", "currency", "interval", "interval_count", "quantity")
 ZERO = Fraction(0)
 
 
-@dataclass(frozen=True, slots=True)
-class SubscriptionState:
+class SubscriptionState(NamedTuple):
     active: bool = False
     amount: int = 0  # cents per interval
     quantity: int = 1
@@ -35,8 +28,9 @@ class SubscriptionState:
     def mrr(self) -> Fraction:
         if not self.active:
             return ZERO
-        factor = MONTHLY_FACTOR[self.interval]
-        return self.amount * self.quantity * factor / self.interval_count
+        return Fraction(
+            self.amount * self.quantity * TWELFTHS[self.interval], 12 * self.interval_count
+        )
 
 
 _DEFAULTS = {"interval_count": 1, "quantity": 1}
@@ -61,4 +55,4 @@ def apply(state: SubscriptionState, type: str, payload: dict[str, Any]) -> Subsc
         changes["active"] = True
     elif type == "subscription.cancelled":
         changes["active"] = False
-    return replace(state, **changes) if changes else state
+    return state._replace(**changes) if changes else state

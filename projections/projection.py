@@ -20,6 +20,7 @@ from projections.fold import CustomerHistory, fold_customer, visible
 from projections.view import PostgresMRRView, SQLiteMRRView
 
 PAGE = 5000
+REBUILD_AFTER = 4 * PAGE
 Progress = Callable[[int, int], None]  # (events done, events in all)
 
 
@@ -39,7 +40,15 @@ class MRRProjection:
         return self.events.max_notification_id() or 0
 
     def catch_up(self, on_progress: Progress = lambda done, total: None) -> int:
-        """Apply every event recorded after the view's position; returns how many."""
+        """Apply every event recorded after the view's position; returns how many.
+
+        Far behind (more new events than the view holds, and several pages of them), a
+        rebuild is cheaper than refolding the touched customers page after page.
+        """
+        behind = self.head() - self.position
+        if behind > max(REBUILD_AFTER, self.position):
+            self.rebuild(on_progress)
+            return behind
         applied = 0
         while True:
             start = self.position
@@ -60,21 +69,25 @@ class MRRProjection:
 
     def rebuild(self, on_progress: Progress = lambda done, total: None) -> tuple[int, int]:
         """Replace the view by a fold of every event up to the current head; returns
-        (head position, customers)."""
+        (head position, customers). Events stream in customer order, so only one
+        customer's events are in memory at a time."""
         head = self.head()
-        customers = sorted(self.events.select_customer_ids(head))
-        done = 0
+        customers = 0
 
         def histories() -> Iterator[tuple[str, CustomerHistory]]:
-            nonlocal done
-            for index in range(0, len(customers), 1000):
-                chunk = customers[index : index + 1000]
-                yield from self._histories(chunk, head)
-                done += len(chunk)
-                on_progress(done, len(customers))
+            nonlocal customers
+            done = 0
+            rows = self.events.iter_customer_events(head)
+            for customer, group in groupby(rows, key=lambda row: row[0]):
+                facts = [f for _, position, state in group if (f := decode_fact(position, state))]
+                customers += 1
+                done += len(facts)
+                if customers % 1000 == 0:
+                    on_progress(done, head)
+                yield customer, fold_customer(visible(facts))
 
         self.view.rebuild(histories(), Tracking(self.app.name, head))
-        return head, len(customers)
+        return head, customers
 
     def _customers_touched(self, facts: Iterator[Fact | None]) -> set[str]:
         customers: set[str] = set()

@@ -1,0 +1,201 @@
+"""Benchmarks: ingest, full rebuild, NRR latency (in-process and CLI), peak memory, and DuckDB
+computing the same NRR from the raw feed, side by side.
+
+    .venv/bin/pip install -e '.[bench]'
+    .venv/bin/python bench/run.py --customers 20000 --customers 100000 [--pg URL]
+
+Prints one table per size. Each step runs `revledger` in a subprocess, so peak RSS is that
+command's own. Feeds are generated once into bench/data/ (deterministic).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import click
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "bench" / "data"
+START, END = date(2024, 6, 30), date(2025, 6, 30)
+NRR_ARGS = ["--start", START.isoformat(), "--end", END.isoformat()]
+
+
+def feed_for(customers: int) -> Path:
+    path = DATA / f"feed-{customers}.jsonl"
+    if not path.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as out:
+            subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"),
+                            "--customers", str(customers)], stdout=out, check=True)
+    return path
+
+
+def revledger(db: str, *args: str) -> tuple[float, int, str]:
+    """(seconds, peak RSS in MiB, stderr) of one CLI run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "cli", "--db", db, *args], cwd=ROOT,
+                          capture_output=True, check=True)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, max(peak, before) // 1024, done.stderr.decode().strip().splitlines()[-1]
+
+
+def in_process_nrr(db: str) -> tuple[float, list[float], dict]:
+    """Engine load time, then latencies of NRR queries for several periods and filters."""
+    sys.path.insert(0, str(ROOT))
+    from projections.periods import end_of, parse_period
+    from services.ledger import open_ledger
+    from services.metrics import current_index
+
+    with open_ledger(db) as app:
+        started = time.perf_counter()
+        index = current_index(app)
+        load = time.perf_counter() - started
+    queries = [
+        (end_of(START), end_of(END), None, None),
+        (end_of(date(2023, 12, 31)), end_of(date(2024, 12, 31)), None, None),
+        (end_of(START), end_of(END), parse_period("2023"), None),
+        (end_of(START), end_of(END), None, {"region": "EU"}),
+        (end_of(date(2025, 3, 31)), end_of(date(2025, 9, 30)), parse_period("2024-Q2"),
+         {"tier": "mid"}),
+    ]
+    latencies = []
+    for start, end, cohort, segment in queries * 3:
+        began = time.perf_counter()
+        index.nrr(start, end, cohort, segment)
+        latencies.append(time.perf_counter() - began)
+    return load, latencies, index.nrr(end_of(START), end_of(END))
+
+
+DUCKDB_NRR = """
+WITH raw AS (
+  SELECT *, row_number() OVER () AS line FROM read_json_auto(?, format='newline_delimited',
+    columns={event_id:'VARCHAR', type:'VARCHAR', effective_at:'VARCHAR', customer_id:'VARCHAR',
+             subscription_id:'VARCHAR', amount:'VARCHAR', interval:'VARCHAR',
+             interval_count:'BIGINT', quantity:'BIGINT', voids:'VARCHAR'})
+), firsts AS (
+  SELECT * FROM raw QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY line) = 1
+), live AS (
+  SELECT * FROM firsts WHERE type LIKE 'subscription.%'
+    AND event_id NOT IN (SELECT voids FROM firsts WHERE type = 'event.voided')
+), typed AS (
+  SELECT subscription_id, customer_id, line, CAST(effective_at AS TIMESTAMPTZ) AS at,
+    CASE WHEN type IN ('subscription.started', 'subscription.reactivated') THEN TRUE
+         WHEN type = 'subscription.cancelled' THEN FALSE END AS active,
+    CAST(amount AS DECIMAL(18, 2)) AS amount, interval,
+    CASE WHEN type IN ('subscription.started', 'subscription.reactivated')
+         THEN coalesce(interval_count, 1) ELSE interval_count END AS interval_count,
+    CASE WHEN type IN ('subscription.started', 'subscription.reactivated')
+         THEN coalesce(quantity, 1) ELSE quantity END AS quantity
+  FROM live
+), states AS (
+  SELECT subscription_id, customer_id, at, line,
+    coalesce(last_value(active IGNORE NULLS) OVER w, FALSE) AS active,
+    coalesce(last_value(amount IGNORE NULLS) OVER w, 0) AS amount,
+    coalesce(last_value(interval IGNORE NULLS) OVER w, 'month') AS interval,
+    coalesce(last_value(interval_count IGNORE NULLS) OVER w, 1) AS interval_count,
+    coalesce(last_value(quantity IGNORE NULLS) OVER w, 1) AS quantity
+  FROM typed
+  WINDOW w AS (PARTITION BY subscription_id ORDER BY at, line
+               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+), mrr AS (
+  SELECT *, CASE WHEN active THEN amount * quantity *
+    CASE interval WHEN 'month' THEN 12 WHEN 'year' THEN 1 WHEN 'week' THEN 52 ELSE 365 END
+    ELSE 0 END AS mrr12x, interval_count FROM states
+), at_bound AS (
+  SELECT customer_id,
+    sum(CASE WHEN b = 0 THEN mrr12x / interval_count END) AS m0,
+    sum(CASE WHEN b = 1 THEN mrr12x / interval_count END) AS m1
+  FROM (SELECT 0 AS b, ?::TIMESTAMPTZ AS bound UNION ALL SELECT 1, ?::TIMESTAMPTZ) bounds
+  JOIN LATERAL (SELECT * FROM mrr WHERE at < bounds.bound
+                QUALIFY row_number() OVER (PARTITION BY subscription_id ORDER BY at DESC,
+                                           line DESC) = 1) s ON TRUE
+  GROUP BY customer_id
+)
+SELECT sum(m0) / 12, sum(coalesce(m1, 0)) / 12 FROM at_bound WHERE m0 > 0
+"""
+
+
+def duckdb_nrr(feed: Path) -> tuple[float, str]:
+    import duckdb
+
+    started = time.perf_counter()
+    bounds = [f"{day + timedelta(days=1)}T00:00:00Z" for day in (START, END)]
+    starting, ending = duckdb.connect().execute(DUCKDB_NRR, [str(feed), *bounds]).fetchone()
+    seconds = time.perf_counter() - started
+    return seconds, f"{ending / starting:.6f}"
+
+
+def bench(customers: int, pg: str | None) -> None:
+    feed = feed_for(customers)
+    events = sum(1 for _ in feed.open("rb"))
+    db_file = DATA / f"bench-{customers}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_file}{suffix}").unlink(missing_ok=True)
+    db = f"sqlite:///{db_file}"
+    print(f"\n== {customers:,} customers, {events:,} feed lines ({feed.stat().st_size >> 20} MiB)")
+    seconds, rss, summary = revledger(db, "ingest", str(feed))
+    print(f"ingest  SQLite      {events / seconds:10,.0f} lines/s  {seconds:7.2f} s  "
+          f"peak {rss} MiB   [{summary}]")
+    if pg:
+        _reset_pg(pg)
+        seconds, rss, summary = revledger(pg, "ingest", str(feed))
+        print(f"ingest  PostgreSQL  {events / seconds:10,.0f} lines/s  {seconds:7.2f} s  "
+              f"peak {rss} MiB   [{summary}]")
+    seconds, rss, summary = revledger(db, "replay")
+    print(f"replay  SQLite      {events / seconds:10,.0f} events/s {seconds:7.2f} s  "
+          f"peak {rss} MiB   [{summary}]")
+    if pg:
+        seconds, rss, summary = revledger(pg, "replay")
+        print(f"replay  PostgreSQL  {events / seconds:10,.0f} events/s {seconds:7.2f} s  "
+              f"peak {rss} MiB   [{summary}]")
+    load, latencies, _ = in_process_nrr(db)
+    print(f"nrr in-process: engine load {load * 1000:.0f} ms; query median "
+          f"{statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms "
+          f"(5 queries x3: periods, cohort, segment)")
+    cli_times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "cli", "--db", db, "nrr", *NRR_ARGS,
+                              "--format", "json"], cwd=ROOT, capture_output=True, check=True)
+        cli_times.append(time.perf_counter() - started)
+    ours = orjson.loads(out.stdout)["nrr"]
+    print(f"nrr CLI (process start included): median {statistics.median(cli_times):.2f} s "
+          f"-> NRR {ours}")
+    try:
+        duck_seconds, duck = duckdb_nrr(feed)
+    except ImportError:
+        print("duckdb: not installed (pip install -e '.[bench]')")
+        return
+    agree = "same" if duck == ours else "DIFFERENT"
+    print(f"duckdb from raw JSONL: {duck_seconds:.2f} s -> NRR {duck} ({agree})")
+
+
+def _reset_pg(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+
+
+@click.command()
+@click.option("--customers", "sizes", multiple=True, type=int, default=[20_000, 100_000],
+              show_default=True)
+@click.option("--pg", help="Also benchmark this PostgreSQL database (it is emptied).")
+def main(sizes: list[int], pg: str | None) -> None:
+    os.environ.pop("REVLEDGER_DB", None)
+    for customers in sizes:
+        bench(customers, pg)
+
+
+if __name__ == "__main__":
+    main()
