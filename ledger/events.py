@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -62,8 +61,9 @@ def format_instant(moment: datetime) -> str:
 
 
 def amount_to_cents(amount: str) -> int:
-    """`"99.5"` -> 9950; exact because the text is at most 2 decimal places."""
-    return int(Decimal(amount).scaleb(2))
+    """`"99.5"` -> 9950, for a validated amount (digits, at most 2 decimal places)."""
+    whole, _, cents = amount.partition(".")
+    return int(whole) * 100 + int(cents.ljust(2, "0"))
 
 
 class _Event(BaseModel):

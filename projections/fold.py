@@ -7,16 +7,17 @@ pairs, each the MRR from that instant on (0 before the first). No I/O, no roundi
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 from projections.facts import Fact
-from projections.mrr import ZERO, SubscriptionState, apply
+from projections.mrr import PRICED, TWELFTHS, ZERO, SubscriptionState, apply
 
 Steps = list[tuple[str, Fraction]]
-_INACTIVE = (SubscriptionState(), ZERO)
+_INACTIVE = (SubscriptionState(), 0)
 
 
 @dataclass
@@ -42,12 +43,19 @@ def visible(facts: Iterable[Fact], known_at: str | None = None) -> list[Fact]:
 
 
 def fold_customer(facts: Iterable[Fact]) -> CustomerHistory:
-    """One customer's history from its visible facts (any order)."""
+    """One customer's history from its visible facts (any order).
+
+    MRRs are kept as integer numerators over one denominator for the customer
+    (12 x the lcm of its interval counts), so the loop adds integers, not fractions.
+    """
     ordered = sorted(facts, key=lambda f: (f.effective_at, f.position))
+    scale = 12 * math.lcm(1, *{f.payload.get("interval_count", 1) for f in ordered
+                               if f.type in PRICED})
     history = CustomerHistory()
-    subscriptions: dict[str, tuple[SubscriptionState, Fraction]] = {}
+    subscriptions: dict[str, tuple[SubscriptionState, int]] = {}
     attributes: dict[str, str] = {}
-    total = ZERO
+    steps: list[tuple[str, int]] = []
+    total = 0
     for fact in ordered:
         at = fact.effective_at
         assert at is not None, "only voids may lack an effective time"
@@ -55,14 +63,19 @@ def fold_customer(facts: Iterable[Fact]) -> CustomerHistory:
             attributes = {**attributes, **fact.payload.get("attributes", {})}
             _put(history.attributes, at, attributes)
             continue
-        state, mrr = subscriptions.get(fact.subscription_id, _INACTIVE)
+        state, before = subscriptions.get(fact.subscription_id, _INACTIVE)
         state = apply(state, fact.type, fact.payload)
-        subscriptions[fact.subscription_id] = (state, state.mrr)
-        if state.mrr != mrr:
-            total += state.mrr - mrr
-            _put(history.steps, at, total)
+        after = (
+            state.amount * state.quantity * TWELFTHS[state.interval]
+            * (scale // (12 * state.interval_count))
+            if state.active else 0
+        )
+        subscriptions[fact.subscription_id] = (state, after)
+        if after != before:
+            total += after - before
+            _put(steps, at, total)
             history.changes.append((at, fact.position, fact.event_id))
-    history.steps = _without_repeats(history.steps)
+    history.steps = [(at, Fraction(value, scale)) for at, value in _without_repeats(steps)]
     return history
 
 
@@ -83,9 +96,9 @@ def _put(steps: list, at: str, value: object) -> None:
         steps.append((at, value))
 
 
-def _without_repeats(steps: Steps) -> Steps:
-    kept: Steps = []
-    previous = ZERO
+def _without_repeats(steps: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    kept: list[tuple[str, int]] = []
+    previous = 0
     for at, mrr in steps:
         if mrr != previous:
             kept.append((at, mrr))

@@ -33,26 +33,29 @@ class SubscriptionState(NamedTuple):
         )
 
 
-_DEFAULTS = {"interval_count": 1, "quantity": 1}
+STARTS = ("subscription.started", "subscription.reactivated")
+PRICED = (*STARTS, "subscription.changed")  # the types that carry terms
 
 
 def apply(state: SubscriptionState, type: str, payload: dict[str, Any]) -> SubscriptionState:
     """The state after one event: it sets the fields it names, and `active` by its type.
 
     `started` and `reactivated` name every term (interval_count and quantity default to
-    1); `changed` names only what it carries; `cancelled` names none.
+    1); `changed` names only what it carries; `cancelled` names none. Fields a type does
+    not define (extra fields kept for the audit trail) are ignored.
     """
-    full = type in ("subscription.started", "subscription.reactivated")
-    changes: dict[str, Any] = {}
-    for term in TERMS:
-        if term in payload:
-            changes[term] = payload[term]
-        elif full and term in _DEFAULTS:
-            changes[term] = _DEFAULTS[term]
+    if type in STARTS:
+        return SubscriptionState(
+            True,
+            amount_to_cents(payload["amount"]),
+            payload.get("quantity", 1),
+            payload["interval"],
+            payload.get("interval_count", 1),
+            payload["currency"],
+        )
+    if type == "subscription.cancelled":
+        return state._replace(active=False)
+    changes = {term: payload[term] for term in TERMS if term in payload}
     if "amount" in changes:
         changes["amount"] = amount_to_cents(changes["amount"])
-    if full:
-        changes["active"] = True
-    elif type == "subscription.cancelled":
-        changes["active"] = False
-    return state._replace(**changes) if changes else state
+    return state._replace(**changes)
