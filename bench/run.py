@@ -78,17 +78,17 @@ def in_process_nrr(db: str) -> tuple[float, list[float], dict]:
 
 DUCKDB_NRR = """
 WITH raw AS (
-  SELECT *, row_number() OVER () AS line FROM read_json_auto(?, format='newline_delimited',
+  SELECT *, row_number() OVER () AS seq FROM read_json_auto(?, format='newline_delimited',
     columns={event_id:'VARCHAR', type:'VARCHAR', effective_at:'VARCHAR', customer_id:'VARCHAR',
              subscription_id:'VARCHAR', amount:'VARCHAR', interval:'VARCHAR',
              interval_count:'BIGINT', quantity:'BIGINT', voids:'VARCHAR'})
 ), firsts AS (
-  SELECT * FROM raw QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY line) = 1
+  SELECT * FROM raw QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY seq) = 1
 ), live AS (
   SELECT * FROM firsts WHERE type LIKE 'subscription.%'
     AND event_id NOT IN (SELECT voids FROM firsts WHERE type = 'event.voided')
 ), typed AS (
-  SELECT subscription_id, customer_id, line, CAST(effective_at AS TIMESTAMPTZ) AS at,
+  SELECT subscription_id, customer_id, seq, CAST(effective_at AS TIMESTAMPTZ) AS eff,
     CASE WHEN type IN ('subscription.started', 'subscription.reactivated') THEN TRUE
          WHEN type = 'subscription.cancelled' THEN FALSE END AS active,
     CAST(amount AS DECIMAL(18, 2)) AS amount, interval,
@@ -98,14 +98,14 @@ WITH raw AS (
          THEN coalesce(quantity, 1) ELSE quantity END AS quantity
   FROM live
 ), states AS (
-  SELECT subscription_id, customer_id, at, line,
+  SELECT subscription_id, customer_id, eff, seq,
     coalesce(last_value(active IGNORE NULLS) OVER w, FALSE) AS active,
     coalesce(last_value(amount IGNORE NULLS) OVER w, 0) AS amount,
     coalesce(last_value(interval IGNORE NULLS) OVER w, 'month') AS interval,
     coalesce(last_value(interval_count IGNORE NULLS) OVER w, 1) AS interval_count,
     coalesce(last_value(quantity IGNORE NULLS) OVER w, 1) AS quantity
   FROM typed
-  WINDOW w AS (PARTITION BY subscription_id ORDER BY at, line
+  WINDOW w AS (PARTITION BY subscription_id ORDER BY eff, seq
                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ), mrr AS (
   SELECT *, CASE WHEN active THEN amount * quantity *
@@ -116,9 +116,9 @@ WITH raw AS (
     sum(CASE WHEN b = 0 THEN mrr12x / interval_count END) AS m0,
     sum(CASE WHEN b = 1 THEN mrr12x / interval_count END) AS m1
   FROM (SELECT 0 AS b, ?::TIMESTAMPTZ AS bound UNION ALL SELECT 1, ?::TIMESTAMPTZ) bounds
-  JOIN LATERAL (SELECT * FROM mrr WHERE at < bounds.bound
-                QUALIFY row_number() OVER (PARTITION BY subscription_id ORDER BY at DESC,
-                                           line DESC) = 1) s ON TRUE
+  JOIN LATERAL (SELECT * FROM mrr WHERE eff < bounds.bound
+                QUALIFY row_number() OVER (PARTITION BY subscription_id ORDER BY eff DESC,
+                                           seq DESC) = 1) s ON TRUE
   GROUP BY customer_id
 )
 SELECT sum(m0) / 12, sum(coalesce(m1, 0)) / 12 FROM at_bound WHERE m0 > 0

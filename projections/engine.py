@@ -9,6 +9,7 @@ overflow int64 the columns hold Python integers instead (slower, still exact).
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -54,26 +55,85 @@ class _Steps:
 
 
 class MRRIndex:
+    """Column form of the MRR view. Build it `from_rows` (the view's rows) or `from_bytes`
+    (a stored snapshot of the columns, much faster to load)."""
+
     def __init__(
         self,
+        customers: list[str],
+        first_paid: np.ndarray,
+        mrr: _Steps,
+        units: np.ndarray,
+        denominator: int,
+        attr: _Steps,
+        attr_texts: list[str],
+    ) -> None:
+        self.customers = customers
+        self.first_paid = first_paid
+        self.mrr = mrr
+        self.units = units
+        self.denominator = denominator
+        self.attr = attr
+        self.attr_texts = attr_texts  # JSON objects, decoded on the first segment query
+        self._attr_values: list[dict[str, str]] | None = None
+        self._codes: dict[str, tuple[np.ndarray, dict[str, int]]] = {}
+
+    @classmethod
+    def from_rows(
+        cls,
         customers: list[tuple[str, str | None]],
         steps: list[tuple[str, str, str]],
         attributes: list[tuple[str, str, str]],
-    ) -> None:
+    ) -> MRRIndex:
         """From view rows: (customer, first paid), (customer, instant, mrr) and (customer,
         instant, attributes JSON), each sorted by customer (then time)."""
-        self.customers = [c for c, _ in customers]
-        position = {c: i for i, c in enumerate(self.customers)}
-        self.first_paid = instants([paid for _, paid in customers])
-        self.mrr = _step_table(position, [(c, at) for c, at, _ in steps])
-        fractions = [Fraction(text) for _, _, text in steps]
-        self.denominator = math.lcm(1, *{f.denominator for f in fractions})
-        units = [f.numerator * (self.denominator // f.denominator) for f in fractions]
-        safe = max(units, default=0) * max(len(customers), 1) < 2**62
-        self.units = np.array(units, dtype=np.int64 if safe else object)
-        self.attr = _step_table(position, [(c, at) for c, at, _ in attributes])
-        self.attr_values = [orjson.loads(text) for _, _, text in attributes]
-        self._codes: dict[str, tuple[np.ndarray, dict[str, int]]] = {}
+        names = [c for c, _ in customers]
+        position = {c: i for i, c in enumerate(names)}
+        pairs = [_numerator_denominator(text) for _, _, text in steps]
+        denominator = math.lcm(1, *{d for _, d in pairs})
+        units = [n * (denominator // d) for n, d in pairs]
+        safe = max(units, default=0) * max(len(names), 1) < 2**62
+        return cls(
+            names,
+            instants([paid for _, paid in customers]),
+            _step_table(position, [(c, at) for c, at, _ in steps]),
+            np.array(units, dtype=np.int64 if safe else object),
+            denominator,
+            _step_table(position, [(c, at) for c, at, _ in attributes]),
+            [text for _, _, text in attributes],
+        )
+
+    def to_bytes(self) -> bytes | None:
+        """The columns as one npz blob; None when MRRs need Python integers."""
+        if self.units.dtype == object:
+            return None
+        out = io.BytesIO()
+        np.savez(
+            out,
+            customers=np.array(orjson.dumps(self.customers)),
+            first_paid=self.first_paid,
+            mrr_offsets=self.mrr.offsets,
+            mrr_at=self.mrr.at,
+            units=self.units,
+            denominator=np.array(str(self.denominator)),
+            attr_offsets=self.attr.offsets,
+            attr_at=self.attr.at,
+            attr_texts=np.array(orjson.dumps(self.attr_texts)),
+        )
+        return out.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> MRRIndex:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return cls(
+                orjson.loads(z["customers"].item()),
+                z["first_paid"],
+                _Steps(z["mrr_offsets"], z["mrr_at"]),
+                z["units"],
+                int(z["denominator"].item()),
+                _Steps(z["attr_offsets"], z["attr_at"]),
+                orjson.loads(z["attr_texts"].item()),
+            )
 
     def _fraction(self, units: Any) -> Fraction:
         return Fraction(int(units), self.denominator)
@@ -101,8 +161,10 @@ class MRRIndex:
     def _attribute_codes(self, key: str) -> tuple[np.ndarray, dict[str, int]]:
         if key not in self._codes:
             ids: dict[str, int] = {}
+            if self._attr_values is None:
+                self._attr_values = [orjson.loads(text) for text in self.attr_texts]
             codes = [ids.setdefault(a[key], len(ids)) if key in a else -1
-                     for a in self.attr_values]
+                     for a in self._attr_values]
             self._codes[key] = (np.array(codes, dtype=np.int64), ids)
         return self._codes[key]
 
@@ -173,6 +235,11 @@ class MRRIndex:
             return None
         first = np.datetime64(int(self.mrr.at.min()), "us").astype("datetime64[D]").item()
         return date(first.year, first.month, 1)
+
+
+def _numerator_denominator(text: str) -> tuple[int, int]:
+    numerator, _, denominator = text.partition("/")
+    return int(numerator), int(denominator or 1)
 
 
 def _step_table(position: dict[str, int], rows: list[tuple[str, str]]) -> _Steps:

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ledger.ingest import Ingestor, IngestSummary, Rejected, numbered_lines
-from projections.projection import MRRProjection
 from services.ledger import open_ledger
+from services.projections import current_index
 
 
 @dataclass(frozen=True)
@@ -37,5 +37,5 @@ def ingest_feed(
         summary = Ingestor(app).ingest(numbered_lines(feed), on_reject, on_batch)
         recorded = time.perf_counter()
         if summary.accepted:
-            MRRProjection(app).catch_up()  # queries then find the projection current
+            current_index(app)  # queries then find the projection and its columns current
     return IngestResult(summary, recorded - started, time.perf_counter() - recorded)

@@ -13,15 +13,14 @@ from typing import Any, Protocol
 
 from ledger.store import LedgerApplication
 from projections import reference
-from projections.engine import MRRIndex
 from projections.facts import decode_fact
 from projections.fold import fold
 from projections.movements import KINDS, Movement
 from projections.nrr import Retention
 from projections.periods import Period, end_of
-from projections.projection import MRRProjection
 from services.ledger import open_ledger
 from services.present import money, ratio
+from services.projections import current_index
 
 
 class Engine(Protocol):
@@ -56,13 +55,6 @@ def _all_facts(app: LedgerApplication) -> Iterator[Any]:
             if fact := decode_fact(notification.id, notification.state):
                 yield fact
         position = page[-1].id
-
-
-def current_index(app: LedgerApplication) -> MRRIndex:
-    """The projection, caught up, as query columns."""
-    projection = MRRProjection(app)
-    projection.catch_up()
-    return MRRIndex(*projection.view.load())
 
 
 @contextmanager

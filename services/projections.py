@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from ledger.store import LedgerApplication
+from projections.engine import MRRIndex
 from projections.projection import MRRProjection, Progress
 from services.ledger import open_ledger
 
@@ -25,9 +27,21 @@ def rebuild_projections(url: str, on_progress: Progress = lambda d, t: None) -> 
     started = time.perf_counter()
     with open_ledger(url) as app:
         head, customers = MRRProjection(app).rebuild(on_progress)
+        current_index(app)  # queries start from stored columns
     return RebuildResult(head, customers, time.perf_counter() - started)
 
 
-def catch_up(url: str, on_progress: Progress = lambda d, t: None) -> int:
-    with open_ledger(url) as app:
-        return MRRProjection(app).catch_up(on_progress)
+
+
+def current_index(app: LedgerApplication) -> MRRIndex:
+    """The projection, caught up, as query columns: from the stored snapshot when it
+    reflects the current position, else built from the rows (and stored for next time)."""
+    projection = MRRProjection(app)
+    projection.catch_up()
+    position = projection.position
+    if data := projection.view.load_snapshot(position):
+        return MRRIndex.from_bytes(data)
+    index = MRRIndex.from_rows(*projection.view.load())
+    if (data := index.to_bytes()) is not None:
+        projection.view.save_snapshot(position, data)
+    return index

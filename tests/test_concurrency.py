@@ -45,7 +45,7 @@ def test_overlapping_feeds_ingested_at_once_store_each_event_once(db_url, tmp_pa
     with LedgerApplication(db_url) as app:
         projection = MRRProjection(app)
         projection.catch_up()
-        index = MRRIndex(*projection.view.load())
+        index = MRRIndex.from_rows(*projection.view.load())
         histories = fold(list(_all_facts(app)))
     for day in (date(2022, 12, 31), date(2024, 6, 30), date(2025, 12, 31)):
         assert index.total(end_of(day)) == reference.mrr_at(histories, end_of(day))
