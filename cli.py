@@ -17,7 +17,7 @@ from commands.init import init
 from commands.metrics import movements, mrr, nrr
 from commands.replay import replay
 from ledger.store import DEFAULT_DB
-from services.ledger import LedgerError
+from services.errors import LedgerError
 
 
 class _Group(click.Group):

@@ -7,7 +7,6 @@ from fractions import Fraction
 import click
 
 from commands.output import err
-from services.demo import run_demo
 from services.present import percent
 
 DEMO_DB = "sqlite:///revledger-demo.db"
@@ -21,6 +20,8 @@ def demo(ctx: click.Context) -> None:
     Uses ./revledger-demo.db unless --db is given. Run it twice: the second run stores
     nothing new, every event is a duplicate delivery.
     """
+    from services.demo import run_demo  # imported here: other commands start faster
+
     db = ctx.obj
     if ctx.parent and ctx.parent.get_parameter_source("db").name == "DEFAULT":
         db = DEMO_DB

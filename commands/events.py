@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from commands.output import emit_rows, format_option
-from ledger.events import EVENT_TYPES
-from services.events import list_events
+from ledger.kinds import EVENT_TYPES
 
 COLUMNS = (
     "position", "recorded_at", "effective_at", "type", "event_id", "customer_id",
@@ -27,5 +26,8 @@ def events(
 
     The table leaves out the payload; `--format json` or `csv` carry it whole.
     """
+    # Imported here, not at the top: `revledger --help` and other commands start faster.
+    from services.events import list_events
+
     rows = list_events(db, customer=customer, subscription=subscription, type=type_)
     emit_rows(fmt, COLUMNS if fmt != "table" else COLUMNS[:-1], rows)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import ExitStack
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from commands.output import err
-from ledger.ingest import IngestSummary, Rejected
-from services.ingest import ingest_feed
+
+if TYPE_CHECKING:
+    from ledger.ingest import Rejected
 
 
 class _Counting:
@@ -41,6 +41,9 @@ def ingest(db: str, feed: BinaryIO, rejects: BinaryIO | None) -> None:
     Good lines are stored even when others are rejected; each rejected line is reported
     on stderr as `line N: EVENT_ID: reason`. Exit status 1 if any line was rejected.
     """
+    # Imported here, not at the top: `revledger --help` and other commands start faster.
+    from services.ingest import ingest_feed
+
     lines = _Counting(feed)
 
     def on_reject(reject: Rejected) -> None:
@@ -65,6 +68,15 @@ def _progress(stack: ExitStack, feed: BinaryIO, lines: _Counting):  # type: igno
     """A progress bar on a terminal (by bytes of the feed), nothing otherwise."""
     if not sys.stderr.isatty():
         return lambda summary: None
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from ledger.ingest import IngestSummary
     try:
         size = os.fstat(feed.fileno()).st_size or None
     except (OSError, ValueError):

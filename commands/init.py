@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from services.ledger import init_ledger
-
 
 @click.command()
 @click.option(
@@ -15,5 +13,7 @@ from services.ledger import init_ledger
 @click.pass_obj
 def init(db: str, currency: str) -> None:
     """Create the ledger's tables and fix its reporting currency (default USD)."""
+    from services.ledger import init_ledger  # imported here: other commands start faster
+
     fixed = init_ledger(db, currency.upper())
     click.echo(f"ledger ready at {db} (reporting currency {fixed})")

@@ -20,7 +20,6 @@ from projections.periods import (
     parse_period,
     parse_segment,
 )
-from services.metrics import movements_report, mrr_report, nrr_report
 from services.present import percent
 
 T = TypeVar("T")
@@ -74,6 +73,9 @@ def _scalar(fmt: str, report: dict[str, Any], title: str) -> None:
 @click.pass_obj
 def mrr(db: str, at: date, known_at: str | None, fmt: str) -> None:
     """Monthly recurring revenue at the end of a date, and paying customers."""
+    # Imported here, not at the top: `revledger --help` and other commands start faster.
+    from services.metrics import mrr_report
+
     _scalar(fmt, mrr_report(db, at, known_at), f"MRR at the end of {at}")
 
 
@@ -93,6 +95,8 @@ def nrr(db: str, start: date, end: date, cohort: Period | None, segment: dict[st
     """Net and gross revenue retention of the customers paying at the start."""
     if end < start:
         raise click.BadParameter("the end is before the start", param_hint="--end")
+    from services.metrics import nrr_report
+
     report = nrr_report(db, start, end, cohort, segment, known_at)
     if fmt == "table":
         report = {**report, "nrr": percent(_exact(report, "nrr")),
@@ -121,6 +125,8 @@ def movements(db: str, start: date, end: date, known_at: str | None, fmt: str) -
     """
     if end < start:
         raise click.BadParameter("the end month is before the start month", param_hint="--end")
+    from services.metrics import movements_report
+
     report = movements_report(db, start, end, known_at)
     if fmt == "json":
         emit_json(report)

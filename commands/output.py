@@ -10,8 +10,6 @@ from typing import Any
 
 import click
 import orjson
-from rich.console import Console
-from rich.table import Table
 
 FORMATS = click.Choice(["table", "json", "csv"])
 
@@ -48,6 +46,9 @@ def emit_csv(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
 def emit_table(
     columns: Sequence[str], rows: Sequence[dict[str, Any]], title: str | None = None
 ) -> None:
+    from rich.console import Console  # only tables need rich: JSON and CSV start faster
+    from rich.table import Table
+
     table = Table(title=title, show_lines=False)
     for column in columns:
         table.add_column(column, overflow="fold")

@@ -5,16 +5,18 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.progress import Progress
 
 from commands.output import err
-from services.projections import rebuild_projections
 
 
 @click.command()
 @click.pass_obj
 def replay(db: str) -> None:
     """Rebuild the MRR projection from the events, from zero, in one transaction."""
+    from rich.progress import Progress
+
+    from services.projections import rebuild_projections  # imported here: faster start
+
     with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("replay", total=None)
         result = rebuild_projections(

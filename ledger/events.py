@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -25,45 +24,15 @@ from pydantic import (
     model_validator,
 )
 
-EVENT_TYPES = (
-    "customer.created",
-    "customer.updated",
-    "subscription.started",
-    "subscription.changed",
-    "subscription.cancelled",
-    "subscription.reactivated",
-    "event.voided",
-)
+from ledger.instants import format_instant, parse_instant
+from ledger.kinds import EVENT_TYPES
 
-# RFC 3339 date-time with a mandatory offset; fractional seconds up to microseconds.
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$"
-)
 _AMOUNT = re.compile(r"^\d{1,15}(\.\d{1,2})?$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 Id = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 Count = Annotated[StrictInt, Field(ge=1)]
 Interval = Literal["day", "week", "month", "year"]
-
-
-def parse_instant(text: str) -> datetime:
-    """Parse an RFC 3339 timestamp that carries an offset; naive times are refused."""
-    if not _RFC3339.match(text):
-        raise ValueError(f"not an RFC 3339 timestamp with offset: {text!r}")
-    moment = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
-    return moment.astimezone(UTC)
-
-
-def format_instant(moment: datetime) -> str:
-    """Fixed-width UTC text: sorts lexicographically in time order, in Python and SQL."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
-def amount_to_cents(amount: str) -> int:
-    """`"99.5"` -> 9950, for a validated amount (digits, at most 2 decimal places)."""
-    whole, _, cents = amount.partition(".")
-    return int(whole) * 100 + int(cents.ljust(2, "0"))
 
 
 class _Event(BaseModel):

@@ -17,13 +17,11 @@ from itertools import groupby, islice
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, LRUCache
+from eventsourcing.application import LRUCache
 from eventsourcing.persistence import IntegrityError
 
 from ledger.aggregates import (
-    LEDGER_ID,
     Customer,
-    Ledger,
     Subscription,
     customer_uuid,
     subscription_uuid,
@@ -90,19 +88,6 @@ class _Batch:
     duplicates: int = 0
 
 
-def ensure_ledger(app: LedgerApplication, currency: str | None = None) -> str:
-    """The ledger's reporting currency, opening the ledger (default USD) on first use."""
-    try:
-        ledger = app.repository.get(LEDGER_ID)
-    except AggregateNotFoundError:
-        with suppress(IntegrityError):  # another writer opened it first
-            app.save(Ledger.open(currency or "USD"))
-        ledger = app.repository.get(LEDGER_ID)
-    if currency and currency != ledger.currency:
-        raise ValueError(f"this ledger's reporting currency is {ledger.currency}, not {currency}")
-    return ledger.currency
-
-
 class Ingestor:
     """Appends canonical records to one ledger; keeps a bounded cache of aggregates."""
 
@@ -115,7 +100,7 @@ class Ingestor:
     ) -> None:
         self.app = app
         self.recorder = app.ledger_recorder
-        self.currency = ensure_ledger(app)
+        self.currency = app.reporting_currency()
         self.batch_size = batch_size
         self.cache: LRUCache[UUID, Any] = LRUCache(maxsize=cache_size)
 

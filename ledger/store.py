@@ -11,23 +11,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 import orjson
-from eventsourcing.application import Application
-from eventsourcing.persistence import JSONTranscoder, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresTrackingRecorder
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.sqlite import (
     SQLiteApplicationRecorder,
     SQLiteConnection,
     SQLiteConnectionPool,
     SQLiteFactory,
-    SQLiteTrackingRecorder,
 )
+
+from ledger.aggregates import LEDGER_ID, Ledger
 
 DEFAULT_DB = "sqlite:///revledger.db"
 
@@ -98,7 +103,7 @@ def env_for_url(url: str) -> dict[str, str]:
             "POSTGRES_PASSWORD": unquote(parts.password or ""),
             "POSTGRES_CONNECT_TIMEOUT": "10",
             "POSTGRES_POOL_SIZE": "2",
-            "APPLICATION_RECORDER_TOPIC": "ledger.store:PostgresLedgerRecorder",
+            "APPLICATION_RECORDER_TOPIC": "ledger.postgres:PostgresLedgerRecorder",
             "TRANSCODER_TOPIC": "ledger.store:OrjsonTranscoder",
         }
     raise UnsupportedDatabase(f"unsupported database URL (sqlite:/// or postgresql://): {url}")
@@ -156,7 +161,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     """eventsourcing's SQLite recorder, writing the event index in the same transaction."""
 
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), *_SQLITE_INDEX_DDL]
+        return [*super().construct_create_table_statements(), *INDEX_DDL]
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
         positions = super()._insert_events(c, stored_events, **kwargs)
@@ -179,7 +184,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 f"SELECT * FROM event_keys WHERE {column} IN ({','.join('?' * len(values))})",
                 values,
             )
-            return [_key_row(tuple(r)) for r in c.fetchall()]
+            return [key_row(tuple(r)) for r in c.fetchall()]
 
     def select_streams(self, ids: Sequence[UUID]) -> list[StoredEvent]:
         if not ids:
@@ -193,7 +198,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             return [StoredEvent(UUID(r[0]), r[1], r[2], r[3]) for r in c.fetchall()]
 
     def select_events_by(self, filters: dict[str, str]) -> list[EventRow]:
-        where = _where(filters, "?")
+        where = where_clause(filters, "?")
         with self.datastore.transaction(commit=False) as c:
             c.execute(
                 f"SELECT e.rowid, e.originator_id, e.originator_version, e.state "
@@ -238,7 +243,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             return [tuple(r) for r in c.fetchall()]
 
 
-_SQLITE_INDEX_DDL = [
+INDEX_DDL = [
     "CREATE TABLE IF NOT EXISTS event_keys ("
     "event_id TEXT PRIMARY KEY, content_sha256 TEXT NOT NULL, "
     "originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
@@ -252,139 +257,32 @@ _SQLITE_INDEX_DDL = [
 ]
 
 
-class PostgresLedgerRecorder(PostgresApplicationRecorder):
-    """eventsourcing's PostgreSQL recorder, writing the event index in the same transaction.
-
-    The index rows are inserted after the stored events, that is after the recorder has
-    taken its EXCLUSIVE lock on the events table: writers are serialised there, so a key
-    collision between two writers is seen at once rather than risking a deadlock.
-    """
-
-    def __init__(self, datastore: Any, **kwargs: Any) -> None:
-        super().__init__(datastore, **kwargs)
-        from psycopg.sql import SQL
-
-        self.sql_create_statements.extend(
-            SQL(s.replace("TEXT NOT NULL, originator_version", "uuid NOT NULL, originator_version"))
-            for s in _SQLITE_INDEX_DDL
-        )
-
-    def _fetch_ids_after_insert_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Any:
-        positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        keys = kwargs.get("keys") or {}
-        rows = [
-            (k[0], k[1], s.originator_id, s.originator_version, *k[2:])
-            for s in stored_events
-            if (k := keys.get((s.originator_id, s.originator_version))) is not None
-        ]
-        if rows:
-            # A nested pipeline syncs on exit, so a key collision raises here, inside the
-            # recorder's error handling, rather than at commit.
-            with curs.connection.pipeline(), curs.connection.cursor() as c:
-                c.executemany(f"INSERT INTO event_keys VALUES ({','.join(['%s'] * 8)})", rows)
-        return positions
-
-    def select_keys(self, column: str, values: Iterable[str]) -> list[KeyRow]:
-        values = list(values)
-        if not values:
-            return []
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT {', '.join(KEY_COLUMNS)} FROM event_keys WHERE {column} = ANY(%s)",
-                (values,),
-            )
-            return [_key_row(tuple(r.values())) for r in c.fetchall()]
-
-    def select_streams(self, ids: Sequence[UUID]) -> list[StoredEvent]:
-        if not ids:
-            return []
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT originator_id, originator_version, topic, state FROM "
-                f"{self.events_table_name} WHERE originator_id = ANY(%s) "
-                "ORDER BY originator_id, originator_version",
-                (list(ids),),
-            )
-            return [
-                StoredEvent(r["originator_id"], r["originator_version"], r["topic"], r["state"])
-                for r in c.fetchall()
-            ]
-
-    def select_events_by(self, filters: dict[str, str]) -> list[EventRow]:
-        where = _where(filters, "%s")
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                "SELECT e.notification_id, e.originator_id, e.originator_version, e.state "
-                f"FROM {self.events_table_name} e JOIN event_keys k "
-                "ON k.originator_id = e.originator_id "
-                f"AND k.originator_version = e.originator_version {where} "
-                "ORDER BY e.notification_id",
-                list(filters.values()),
-            )
-            return [
-                EventRow(
-                    r["notification_id"],
-                    r["originator_id"],
-                    r["originator_version"],
-                    bytes(r["state"]),
-                )
-                for r in c.fetchall()
-            ]
-
-    def count_keys(self) -> int:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute("SELECT COUNT(*) AS n FROM event_keys")
-            return c.fetchone()["n"]
-
-    def iter_customer_events(self, upto: int) -> Iterator[tuple[str, int, bytes]]:
-        """(customer_id, position, state) of every event up to `upto`, by customer."""
-        with (
-            self.datastore.get_connection() as conn,
-            conn.transaction(),
-            conn.cursor(name="revledger_rebuild") as cursor,
-        ):
-            cursor.itersize = 5000
-            cursor.execute(
-                f"SELECT k.customer_id, e.notification_id, e.state FROM event_keys k JOIN "
-                f"{self.events_table_name} e ON k.originator_id = e.originator_id "
-                "AND k.originator_version = e.originator_version "
-                'WHERE e.notification_id <= %s ORDER BY k.customer_id COLLATE "C"',
-                [upto],
-            )
-            for row in cursor:
-                yield row["customer_id"], row["notification_id"], bytes(row["state"])
-
-    def select_customer_events(self, customers: Sequence[str], upto: int) -> list[tuple]:
-        """(customer_id, position, state) of these customers' events up to `upto`."""
-        if not customers:
-            return []
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT k.customer_id, e.notification_id, e.state FROM event_keys k JOIN "
-                f"{self.events_table_name} e ON k.originator_id = e.originator_id "
-                "AND k.originator_version = e.originator_version WHERE k.customer_id = ANY(%s) "
-                "AND e.notification_id <= %s ORDER BY k.customer_id, e.notification_id",
-                [list(customers), upto],
-            )
-            return [
-                (r["customer_id"], r["notification_id"], bytes(r["state"])) for r in c.fetchall()
-            ]
-
-
-def _where(filters: dict[str, str], placeholder: str) -> str:
+def where_clause(filters: dict[str, str], placeholder: str) -> str:
     """A WHERE clause over index columns; names come from code, values are parameters."""
     assert set(filters) <= set(KEY_COLUMNS)
     terms = [f"k.{column} = {placeholder}" for column in filters]
     return "WHERE " + " AND ".join(terms) if terms else ""
 
 
-def _key_row(values: tuple) -> KeyRow:
+def key_row(values: tuple) -> KeyRow:
     row = dict(zip(KEY_COLUMNS, values, strict=True))
     oid = row["originator_id"]
     row["originator_id"] = oid if isinstance(oid, UUID) else UUID(oid)
     return KeyRow(**row)
+
+
+class LedgerRecorder(Protocol):
+    """What the ledger needs of its recorder beyond eventsourcing's ApplicationRecorder
+    (implemented for SQLite here and for PostgreSQL in `ledger.postgres`)."""
+
+    def select_notifications(self, start: int | None, limit: int) -> Sequence[Any]: ...
+    def max_notification_id(self) -> int | None: ...
+    def select_keys(self, column: str, values: Iterable[str]) -> list[KeyRow]: ...
+    def select_streams(self, ids: Sequence[UUID]) -> list[StoredEvent]: ...
+    def select_events_by(self, filters: dict[str, str]) -> list[EventRow]: ...
+    def count_keys(self) -> int: ...
+    def select_customer_events(self, customers: Sequence[str], upto: int) -> list[tuple]: ...
+    def iter_customer_events(self, upto: int) -> Iterator[tuple[str, int, bytes]]: ...
 
 
 class LedgerApplication(Application):
@@ -411,23 +309,38 @@ class LedgerApplication(Application):
         import psycopg
 
         env = env_for_url(self.url)
-        with psycopg.connect(
-            host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], user=env["POSTGRES_USER"],
-            password=env["POSTGRES_PASSWORD"], dbname=env["POSTGRES_DBNAME"],
-            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]), autocommit=True,
-        ) as conn:
+        try:
+            conn = psycopg.connect(
+                host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], user=env["POSTGRES_USER"],
+                password=env["POSTGRES_PASSWORD"], dbname=env["POSTGRES_DBNAME"],
+                connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]), autocommit=True,
+            )
             conn.execute("SELECT pg_advisory_lock(7242416)")
+        except psycopg.Error as exc:
+            raise OperationalError(str(exc)) from exc
+        with conn:
             yield
 
     @property
-    def ledger_recorder(self) -> SQLiteLedgerRecorder | PostgresLedgerRecorder:
-        recorder = self.recorder
-        assert isinstance(recorder, SQLiteLedgerRecorder | PostgresLedgerRecorder)
-        return recorder
+    def ledger_recorder(self) -> LedgerRecorder:
+        return self.recorder  # type: ignore[return-value]
 
-    def tracking_recorder(
-        self, cls: type[SQLiteTrackingRecorder] | type[PostgresTrackingRecorder] | None = None
-    ) -> Any:
+    def reporting_currency(self, currency: str | None = None) -> str:
+        """The ledger's reporting currency, opening the ledger (default USD) on first use;
+        `currency`, if given, must be it."""
+        try:
+            ledger = self.repository.get(LEDGER_ID)
+        except AggregateNotFoundError:
+            with suppress(IntegrityError):  # another writer opened it first
+                self.save(Ledger.open(currency or "USD"))
+            ledger = self.repository.get(LEDGER_ID)
+        if currency and currency != ledger.currency:
+            raise ValueError(
+                f"this ledger's reporting currency is {ledger.currency}, not {currency}"
+            )
+        return ledger.currency
+
+    def tracking_recorder(self, cls: type | None = None) -> Any:
         """A tracking recorder on the same database, for projections."""
         with self.schema_lock():
             return self.factory.tracking_recorder(cls)  # type: ignore[arg-type]

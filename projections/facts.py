@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from ledger.events import format_instant
+from ledger.instants import format_instant
 
 
 class Fact(NamedTuple):

@@ -8,8 +8,6 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any, NamedTuple
 
-from ledger.events import amount_to_cents
-
 # F, the intervals per month, as twelfths: MRR = amount x quantity x F / interval_count.
 TWELFTHS = {"month": 12, "year": 1, "week": 52, "day": 365}
 TERMS = ("amount", "currency", "interval", "interval_count", "quantity")
@@ -31,6 +29,12 @@ class SubscriptionState(NamedTuple):
         return Fraction(
             self.amount * self.quantity * TWELFTHS[self.interval], 12 * self.interval_count
         )
+
+
+def amount_to_cents(amount: str) -> int:
+    """`"99.5"` -> 9950, for a validated amount (digits, at most 2 decimal places)."""
+    whole, _, cents = amount.partition(".")
+    return int(whole) * 100 + int(cents.ljust(2, "0"))
 
 
 STARTS = ("subscription.started", "subscription.reactivated")

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from ledger.events import format_instant, parse_instant
+from ledger.instants import format_instant, parse_instant
 
 
 class PeriodError(ValueError):

@@ -17,7 +17,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from ledger.store import LedgerApplication
 from projections.facts import Fact, decode_fact
 from projections.fold import CustomerHistory, fold_customer, visible
-from projections.view import PostgresMRRView, SQLiteMRRView
+from projections.view import SQLiteMRRView
 
 PAGE = 5000
 REBUILD_AFTER = 4 * PAGE
@@ -28,8 +28,12 @@ class MRRProjection:
     def __init__(self, app: LedgerApplication) -> None:
         self.app = app
         self.events = app.ledger_recorder
-        cls = SQLiteMRRView if app.kind == "sqlite" else PostgresMRRView
-        self.view = app.tracking_recorder(cls)
+        if app.kind == "sqlite":
+            self.view = app.tracking_recorder(SQLiteMRRView)
+        else:
+            from projections.postgres import PostgresMRRView  # loads psycopg
+
+            self.view = app.tracking_recorder(PostgresMRRView)
 
     @property
     def position(self) -> int:

@@ -16,14 +16,13 @@ from typing import Any
 
 import orjson
 from eventsourcing.persistence import Tracking
-from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 
 from projections.fold import CustomerHistory
 
 VIEW_TABLES = ("mrr_steps", "attribute_steps", "customers")
 
-_DDL = [
+DDL = [
     "CREATE TABLE IF NOT EXISTS mrr_steps (customer_id TEXT NOT NULL, "
     "effective_at TEXT NOT NULL, mrr TEXT NOT NULL, PRIMARY KEY (customer_id, effective_at))",
     "CREATE TABLE IF NOT EXISTS attribute_steps (customer_id TEXT NOT NULL, "
@@ -50,7 +49,7 @@ def history_rows(
     return steps, attributes, customers
 
 
-class _MRRView:
+class MRRView:
     """Dialect-neutral part: SQL is written with `?` and adapted by `_sql`."""
 
     datastore: Any
@@ -147,51 +146,6 @@ def _chunked(items: Iterator, size: int) -> Iterator[list]:
         yield chunk
 
 
-class SQLiteMRRView(_MRRView, SQLiteTrackingRecorder):
+class SQLiteMRRView(MRRView, SQLiteTrackingRecorder):
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), *_DDL]
-
-
-class PostgresMRRView(_MRRView, PostgresTrackingRecorder):
-    placeholder = "%s"
-
-    def __init__(self, datastore: Any, **kwargs: Any) -> None:
-        super().__init__(datastore, **kwargs)
-        from psycopg.sql import SQL
-
-        # Binary ("C") collation: the same order as SQLite and Python, whatever the locale.
-        self.sql_create_statements.extend(
-            SQL(s.replace("customer_id TEXT", 'customer_id TEXT COLLATE "C"')
-                .replace("BLOB", "BYTEA")) for s in _DDL
-        )
-
-    def _rows(self, c: Any, statement: str) -> list[tuple]:
-        from psycopg.rows import tuple_row
-
-        with c.connection.cursor(row_factory=tuple_row) as raw:
-            raw.execute(statement)
-            return raw.fetchall()
-
-    @property
-    def _tracking_table(self) -> str:  # type: ignore[override]
-        return self.tracking_table_name
-
-    def _cursor(self) -> Any:
-        return _locked(self.datastore)
-
-
-class _locked:
-    """A PostgreSQL write transaction that first takes the view's advisory lock, so
-    concurrent catch-ups queue instead of interleaving their deletes and inserts."""
-
-    def __init__(self, datastore: Any) -> None:
-        self.manager = datastore.transaction(commit=True)
-
-    def __enter__(self) -> Any:
-        cursor = self.manager.__enter__()
-        cursor.execute("SELECT pg_advisory_xact_lock(7242417)")
-        return cursor
-
-    def __exit__(self, *exc: Any) -> Any:
-        return self.manager.__exit__(*exc)
-
+        return [*super().construct_create_table_statements(), *DDL]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.events import format_instant
+from ledger.instants import format_instant
 from services.ledger import open_ledger
 
 

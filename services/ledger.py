@@ -5,15 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import psycopg
 from eventsourcing.persistence import PersistenceError
 
-from ledger.ingest import ensure_ledger
 from ledger.store import LedgerApplication, UnsupportedDatabase, redact
-
-
-class LedgerError(Exception):
-    """A failure the user can act on; its text is one line."""
+from services.errors import LedgerError
 
 
 @contextmanager
@@ -26,11 +21,11 @@ def open_ledger(url: str) -> Iterator[LedgerApplication]:
         app = LedgerApplication(url)
     except UnsupportedDatabase as exc:
         raise LedgerError(str(exc)) from None
-    except (PersistenceError, psycopg.Error, OSError) as exc:
+    except (PersistenceError, OSError) as exc:
         raise LedgerError(f"cannot open {redact(url)}: {_first_line(exc)}") from None
     try:
         yield app
-    except (PersistenceError, psycopg.Error) as exc:
+    except PersistenceError as exc:
         raise LedgerError(f"database {redact(url)}: {_first_line(exc)}") from None
     finally:
         app.close()
@@ -45,6 +40,6 @@ def init_ledger(url: str, currency: str) -> str:
     """Open (or check) the ledger at `url` with this reporting currency."""
     with open_ledger(url) as app:
         try:
-            return ensure_ledger(app, currency)
+            return app.reporting_currency(currency)
         except ValueError as exc:
             raise LedgerError(str(exc)) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.events import InvalidEvent, amount_to_cents, decode_line, parse_event
+from ledger.events import InvalidEvent, decode_line, parse_event
 from tests.feeds import started
 
 GOOD = started("e1", "s1", "c1", "2024-01-15T10:00:00+02:00")
@@ -94,9 +94,3 @@ def test_lines_that_are_not_json_objects(line, expected):
     with pytest.raises(InvalidEvent) as caught:
         decode_line(line)
     assert caught.value.reason.startswith(expected)
-
-
-def test_amounts_become_exact_cents():
-    assert amount_to_cents("99.5") == 9950
-    assert amount_to_cents("0") == 0
-    assert amount_to_cents("123456789012345.99") == 12345678901234599

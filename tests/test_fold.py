@@ -11,6 +11,7 @@ import pytest
 from projections import reference
 from projections.facts import Fact
 from projections.fold import fold, fold_customer, mrr_before
+from projections.mrr import amount_to_cents
 from projections.nrr import retention
 from projections.periods import end_of, parse_period
 
@@ -201,3 +202,9 @@ def test_endpoint_nrr_arithmetic_identity_and_zero_start():
                    (Fraction(30), Fraction(10))])
     assert r.starting_mrr + r.expansion - r.contraction - r.churn == r.ending_mrr
     assert retention([]).nrr is None and retention([]).grr is None
+
+
+def test_amounts_become_exact_cents():
+    assert amount_to_cents("99.5") == 9950
+    assert amount_to_cents("0") == 0
+    assert amount_to_cents("123456789012345.99") == 12345678901234599

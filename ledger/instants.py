@@ -1,0 +1,27 @@
+"""Instants as the ledger writes them: RFC 3339 in, fixed-width UTC text out.
+
+Fixed-width text (`2024-01-15T08:00:00.000000Z`) sorts in time order as a string, in
+Python and in SQL, so stored instants compare without parsing.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+# RFC 3339 date-time with a mandatory offset; fractional seconds up to microseconds.
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_instant(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp that carries an offset; naive times are refused."""
+    if not _RFC3339.match(text):
+        raise ValueError(f"not an RFC 3339 timestamp with offset: {text!r}")
+    moment = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
+    return moment.astimezone(UTC)
+
+
+def format_instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

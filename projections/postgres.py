@@ -1,0 +1,52 @@
+"""The MRR view on PostgreSQL (imported only for a postgresql:// ledger)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.postgres import PostgresTrackingRecorder
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL
+
+from projections.view import DDL, MRRView
+
+
+class PostgresMRRView(MRRView, PostgresTrackingRecorder):
+    placeholder = "%s"
+
+    def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        # Binary ("C") collation: the same order as SQLite and Python, whatever the locale.
+        self.sql_create_statements.extend(
+            SQL(s.replace("customer_id TEXT", 'customer_id TEXT COLLATE "C"')
+                .replace("BLOB", "BYTEA")) for s in DDL
+        )
+
+    def _rows(self, c: Any, statement: str) -> list[tuple]:
+        with c.connection.cursor(row_factory=tuple_row) as raw:
+            raw.execute(statement)
+            return raw.fetchall()
+
+    @property
+    def _tracking_table(self) -> str:  # type: ignore[override]
+        return self.tracking_table_name
+
+    def _cursor(self) -> Any:
+        return _locked(self.datastore)
+
+
+class _locked:
+    """A PostgreSQL write transaction that first takes the view's advisory lock, so
+    concurrent catch-ups queue instead of interleaving their deletes and inserts."""
+
+    def __init__(self, datastore: Any) -> None:
+        self.manager = datastore.transaction(commit=True)
+
+    def __enter__(self) -> Any:
+        cursor = self.manager.__enter__()
+        cursor.execute("SELECT pg_advisory_xact_lock(7242417)")
+        return cursor
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self.manager.__exit__(*exc)
+
