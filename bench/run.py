@@ -11,10 +11,10 @@ command's own. Feeds are generated once into bench/data/ (deterministic).
 from __future__ import annotations
 
 import os
-import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -39,14 +39,19 @@ def feed_for(customers: int) -> Path:
 
 
 def revledger(db: str, *args: str) -> tuple[float, int, str]:
-    """(seconds, peak RSS in MiB, stderr) of one CLI run."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "cli", "--db", db, *args], cwd=ROOT,
-                          capture_output=True, check=True)
-    seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) // 1024, done.stderr.decode().strip().splitlines()[-1]
+    """(seconds, peak RSS of that process in MiB, last stderr line) of one CLI run."""
+    with tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-m", "cli", "--db", db, *args], cwd=ROOT,
+                                   stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        text = err.read().decode().strip()
+    if process.returncode != 0:
+        raise SystemExit(f"revledger {' '.join(args)} failed ({process.returncode}):\n{text}")
+    return seconds, usage.ru_maxrss // 1024, text.splitlines()[-1] if text else ""
 
 
 def in_process_nrr(db: str) -> tuple[float, list[float], dict]:

@@ -103,6 +103,9 @@ def env_for_url(url: str) -> dict[str, str]:
             "POSTGRES_PASSWORD": unquote(parts.password or ""),
             "POSTGRES_CONNECT_TIMEOUT": "10",
             "POSTGRES_POOL_SIZE": "2",
+            # eventsourcing's default (5 s) would end a rebuild's write transaction while
+            # its reader waits for the server to sort the whole ledger.
+            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "120",
             "APPLICATION_RECORDER_TOPIC": "ledger.postgres:PostgresLedgerRecorder",
             "TRANSCODER_TOPIC": "ledger.store:OrjsonTranscoder",
         }
@@ -142,7 +145,7 @@ class _TunedSQLitePool(SQLiteConnectionPool):
     def _create_connection(self) -> SQLiteConnection:
         connection = super()._create_connection()
         cursor = connection.cursor()
-        cursor.execute("PRAGMA cache_size = -131072")
+        cursor.execute("PRAGMA cache_size = -65536")
         cursor.execute("PRAGMA synchronous = NORMAL")
         return connection
 

@@ -66,7 +66,7 @@ class MRRIndex:
         units: np.ndarray,
         denominator: int,
         attr: _Steps,
-        attr_texts: list[str],
+        attr_codes: dict[str, tuple[np.ndarray, list[str]]],
     ) -> None:
         self.customers = customers
         self.first_paid = first_paid
@@ -74,9 +74,9 @@ class MRRIndex:
         self.units = units
         self.denominator = denominator
         self.attr = attr
-        self.attr_texts = attr_texts  # JSON objects, decoded on the first segment query
-        self._attr_values: list[dict[str, str]] | None = None
-        self._codes: dict[str, tuple[np.ndarray, dict[str, int]]] = {}
+        # per attribute key: each attribute step's value as a code (-1: key not set), and
+        # the values by code
+        self.attr_codes = attr_codes
 
     @classmethod
     def from_rows(
@@ -100,7 +100,7 @@ class MRRIndex:
             np.array(units, dtype=np.int64 if safe else object),
             denominator,
             _step_table(position, [(c, at) for c, at, _ in attributes]),
-            [text for _, _, text in attributes],
+            _attribute_codes([orjson.loads(text) for _, _, text in attributes]),
         )
 
     def to_bytes(self) -> bytes | None:
@@ -118,7 +118,8 @@ class MRRIndex:
             denominator=np.array(str(self.denominator)),
             attr_offsets=self.attr.offsets,
             attr_at=self.attr.at,
-            attr_texts=np.array(orjson.dumps(self.attr_texts)),
+            attr_values=np.array(orjson.dumps({k: v for k, (_, v) in self.attr_codes.items()})),
+            **{f"attr_codes_{i}": codes for i, (codes, _) in enumerate(self.attr_codes.values())},
         )
         return out.getvalue()
 
@@ -132,7 +133,8 @@ class MRRIndex:
                 z["units"],
                 int(z["denominator"].item()),
                 _Steps(z["attr_offsets"], z["attr_at"]),
-                orjson.loads(z["attr_texts"].item()),
+                {key: (z[f"attr_codes_{i}"], values) for i, (key, values)
+                 in enumerate(orjson.loads(z["attr_values"].item()).items())},
             )
 
     def _fraction(self, units: Any) -> Fraction:
@@ -151,22 +153,12 @@ class MRRIndex:
         return self._fraction(values.sum()), int((values > 0).sum())
 
     def attribute_is(self, key: str, value: str, bound: str) -> np.ndarray:
-        codes, ids = self._attribute_codes(key)
-        rows, has = self.attr.last_before(instant(bound))
-        wanted = ids.get(value, -2)
-        if len(codes) == 0:
+        """Which customers have attribute `key` = `value` before `bound`."""
+        codes, values = self.attr_codes.get(key, (None, []))
+        if codes is None or value not in values:
             return np.zeros(len(self.customers), dtype=bool)
-        return has & (codes[np.maximum(rows, 0)] == wanted)
-
-    def _attribute_codes(self, key: str) -> tuple[np.ndarray, dict[str, int]]:
-        if key not in self._codes:
-            ids: dict[str, int] = {}
-            if self._attr_values is None:
-                self._attr_values = [orjson.loads(text) for text in self.attr_texts]
-            codes = [ids.setdefault(a[key], len(ids)) if key in a else -1
-                     for a in self._attr_values]
-            self._codes[key] = (np.array(codes, dtype=np.int64), ids)
-        return self._codes[key]
+        rows, has = self.attr.last_before(instant(bound))
+        return has & (codes[np.maximum(rows, 0)] == values.index(value))
 
     def nrr(
         self,
@@ -235,6 +227,15 @@ class MRRIndex:
             return None
         first = np.datetime64(int(self.mrr.at.min()), "us").astype("datetime64[D]").item()
         return date(first.year, first.month, 1)
+
+
+def _attribute_codes(steps: list[dict[str, str]]) -> dict[str, tuple[np.ndarray, list[str]]]:
+    out = {}
+    for key in sorted({k for attributes in steps for k in attributes}):
+        ids: dict[str, int] = {}
+        codes = [ids.setdefault(a[key], len(ids)) if key in a else -1 for a in steps]
+        out[key] = (np.array(codes, dtype=np.int32), list(ids))
+    return out
 
 
 def _numerator_denominator(text: str) -> tuple[int, int]:

@@ -12,6 +12,7 @@ not only the tail.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -84,12 +85,16 @@ class MRRView:
         self, histories: Iterator[tuple[str, CustomerHistory]], tracking: Tracking
     ) -> None:
         """Replace the whole view (and its tracking) in one transaction."""
+        chunks = _chunked(histories, 2000)
+        # The first chunk is read before the write transaction opens: reading may start
+        # with a long sort, and a transaction idle meanwhile could be timed out.
+        first = next(chunks, [])
         with self._cursor() as c:
             for table in VIEW_TABLES:
                 c.execute(f"DELETE FROM {table}")
             c.execute(self._sql(f"DELETE FROM {self._tracking_table} WHERE application_name = ?"),
                       (tracking.application_name,))
-            for chunk in _chunked(histories, 2000):
+            for chunk in chain([first], chunks):
                 self._insert(c, chunk)
             if tracking.notification_id:
                 self._insert_tracking(c, tracking)
