@@ -27,8 +27,6 @@ class CustomerHistory:
     steps: Steps = field(default_factory=list)
     # (instant, attributes in force from then on), merged in effective order
     attributes: list[tuple[str, dict[str, str]]] = field(default_factory=list)
-    # (instant, position, event_id) of each event that changed the customer's MRR
-    changes: list[tuple[str, int, str]] = field(default_factory=list)
 
     @property
     def first_paid(self) -> str | None:
@@ -74,7 +72,6 @@ def fold_customer(facts: Iterable[Fact]) -> CustomerHistory:
         if after != before:
             total += after - before
             _put(steps, at, total)
-            history.changes.append((at, fact.position, fact.event_id))
     history.steps = [(at, Fraction(value, scale)) for at, value in _without_repeats(steps)]
     return history
 
