@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
-from itertools import groupby, islice
+from itertools import groupby
 from typing import Any
 from uuid import UUID
 
@@ -26,6 +26,7 @@ from ledger.aggregates import (
     customer_uuid,
     subscription_uuid,
 )
+from ledger.batches import batched
 from ledger.events import (
     EventVoided,
     InvalidEvent,
@@ -112,7 +113,7 @@ class Ingestor:
     ) -> IngestSummary:
         """Record numbered raw lines; blank lines are skipped, bad ones reported."""
         total = IngestSummary()
-        for chunk in _chunks(lines, self.batch_size):
+        for chunk in batched(lines, self.batch_size):
             summary = self.ingest_batch(chunk, on_reject)
             total.add(summary)
             on_batch(summary)
@@ -286,12 +287,6 @@ class Ingestor:
             events = [to_domain(s) for s in stored]
             streams[stream_id] = functools.reduce(lambda a, e: e.mutate(a), events, None)
         return streams
-
-
-def _chunks(lines: Iterable[tuple[int, bytes]], size: int) -> Iterator[list[tuple[int, bytes]]]:
-    iterator = iter(lines)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 def numbered_lines(stream: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
@@ -20,11 +20,13 @@ from typing import Any
 import numpy as np
 import orjson
 
+from ledger.batches import batched
 from projections.movements import KINDS, Movement
 from projections.nrr import Retention
 from projections.periods import Period, month_end, months, next_month, previous_month
 
 NEVER = np.iinfo(np.int64).max
+CHUNK = 20_000
 
 
 def instants(texts: Sequence[str | None]) -> np.ndarray:
@@ -81,26 +83,43 @@ class MRRIndex:
     @classmethod
     def from_rows(
         cls,
-        customers: list[tuple[str, str | None]],
-        steps: list[tuple[str, str, str]],
-        attributes: list[tuple[str, str, str]],
+        customers: Iterable[tuple[str, str | None]],
+        steps: Iterable[tuple[str, str, str]],
+        attributes: Iterable[tuple[str, str, str]],
     ) -> MRRIndex:
         """From view rows: (customer, first paid), (customer, instant, mrr) and (customer,
-        instant, attributes JSON), each sorted by customer (then time)."""
-        names = [c for c, _ in customers]
+        instant, attributes JSON), each sorted by customer (then time) and read in that
+        order, a chunk at a time, so memory holds columns, not rows."""
+        names, paid = [], []
+        for customer, first_paid in customers:
+            names.append(customer)
+            paid.append(first_paid)
         position = {c: i for i, c in enumerate(names)}
-        pairs = [_numerator_denominator(text) for _, _, text in steps]
-        denominator = math.lcm(1, *{d for _, d in pairs})
-        units = [n * (denominator // d) for n, d in pairs]
+        mrr_owners, mrr_at, numerators, denominators = [], [], [], []
+        for chunk in batched(steps, CHUNK):
+            mrr_owners.append(_owners(position, chunk))
+            mrr_at.append(instants([at for _, at, _ in chunk]))
+            for _, _, text in chunk:
+                numerator, _, denominator = text.partition("/")
+                numerators.append(int(numerator))
+                denominators.append(int(denominator or 1))
+        denominator = math.lcm(1, *set(denominators))
+        units = [n * (denominator // d) for n, d in zip(numerators, denominators, strict=True)]
+        del numerators, denominators
         safe = max(units, default=0) * max(len(names), 1) < 2**62
+        attr_owners, attr_at, attr_values = [], [], []
+        for chunk in batched(attributes, CHUNK):
+            attr_owners.append(_owners(position, chunk))
+            attr_at.append(instants([at for _, at, _ in chunk]))
+            attr_values.extend(orjson.loads(text) for _, _, text in chunk)
         return cls(
             names,
-            instants([paid for _, paid in customers]),
-            _step_table(position, [(c, at) for c, at, _ in steps]),
+            instants(paid),
+            _step_table(len(names), mrr_owners, mrr_at),
             np.array(units, dtype=np.int64 if safe else object),
             denominator,
-            _step_table(position, [(c, at) for c, at, _ in attributes]),
-            _attribute_codes([orjson.loads(text) for _, _, text in attributes]),
+            _step_table(len(names), attr_owners, attr_at),
+            _attribute_codes(attr_values),
         )
 
     def to_bytes(self) -> bytes | None:
@@ -238,12 +257,12 @@ def _attribute_codes(steps: list[dict[str, str]]) -> dict[str, tuple[np.ndarray,
     return out
 
 
-def _numerator_denominator(text: str) -> tuple[int, int]:
-    numerator, _, denominator = text.partition("/")
-    return int(numerator), int(denominator or 1)
+def _owners(position: dict[str, int], chunk: Sequence[tuple]) -> np.ndarray:
+    return np.fromiter((position[row[0]] for row in chunk), dtype=np.int64, count=len(chunk))
 
 
-def _step_table(position: dict[str, int], rows: list[tuple[str, str]]) -> _Steps:
-    owners = np.fromiter((position[c] for c, _ in rows), dtype=np.int64, count=len(rows))
-    offsets = np.searchsorted(owners, np.arange(len(position) + 1), side="left")
-    return _Steps(offsets, instants([at for _, at in rows]))
+def _step_table(customers: int, owners: list[np.ndarray], at: list[np.ndarray]) -> _Steps:
+    """Rows owned by customer i (in customer order) are offsets[i]:offsets[i+1]."""
+    owner = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
+    offsets = np.searchsorted(owner, np.arange(customers + 1), side="left")
+    return _Steps(offsets, np.concatenate(at) if at else np.zeros(0, dtype=np.int64))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from eventsourcing.postgres import PostgresTrackingRecorder
@@ -22,10 +23,12 @@ class PostgresMRRView(MRRView, PostgresTrackingRecorder):
                 .replace("BLOB", "BYTEA")) for s in DDL
         )
 
-    def _rows(self, c: Any, statement: str) -> list[tuple]:
-        with c.connection.cursor(row_factory=tuple_row) as raw:
+    def _stream(self, c: Any, statement: str) -> Iterator[tuple]:
+        # a server-side cursor: rows arrive a batch at a time
+        with c.connection.cursor(name="revledger_view", row_factory=tuple_row) as raw:
+            raw.itersize = 10_000
             raw.execute(statement)
-            return raw.fetchall()
+            yield from raw
 
     @property
     def _tracking_table(self) -> str:  # type: ignore[override]

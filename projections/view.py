@@ -11,17 +11,25 @@ not only the tail.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from eventsourcing.persistence import Tracking
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 
+from ledger.batches import batched
 from projections.fold import CustomerHistory
 
 VIEW_TABLES = ("mrr_steps", "attribute_steps", "customers")
+_READS = (
+    "SELECT customer_id, first_paid_at FROM customers ORDER BY customer_id",
+    "SELECT customer_id, effective_at, mrr FROM mrr_steps ORDER BY customer_id, effective_at",
+    "SELECT customer_id, effective_at, attributes FROM attribute_steps "
+    "ORDER BY customer_id, effective_at",
+)
+T = TypeVar("T")
 
 DDL = [
     "CREATE TABLE IF NOT EXISTS mrr_steps (customer_id TEXT NOT NULL, "
@@ -85,7 +93,7 @@ class MRRView:
         self, histories: Iterator[tuple[str, CustomerHistory]], tracking: Tracking
     ) -> None:
         """Replace the whole view (and its tracking) in one transaction."""
-        chunks = _chunked(histories, 2000)
+        chunks = batched(histories, 2000)
         # The first chunk is read before the write transaction opens: reading may start
         # with a long sort, and a transaction idle meanwhile could be timed out.
         first = next(chunks, [])
@@ -99,24 +107,22 @@ class MRRView:
             if tracking.notification_id:
                 self._insert_tracking(c, tracking)
 
-    def load(self) -> tuple[list[tuple], list[tuple], list[tuple]]:
-        """The view's rows (customers, steps, attributes), by customer then time, read in
-        one transaction so they agree with each other."""
+    def read(self, build: Callable[[Iterator, Iterator, Iterator], T]) -> T:
+        """`build(customers, steps, attributes)` over row iterators of one transaction,
+        each by customer then time; they must be consumed in that order."""
         with self.datastore.transaction(commit=False) as c:
-            return (
-                self._rows(c, "SELECT customer_id, first_paid_at FROM customers "
-                              "ORDER BY customer_id"),
-                self._rows(c, "SELECT customer_id, effective_at, mrr FROM mrr_steps "
-                              "ORDER BY customer_id, effective_at"),
-                self._rows(c, "SELECT customer_id, effective_at, attributes FROM "
-                              "attribute_steps ORDER BY customer_id, effective_at"),
-            )
+            return build(*(self._stream(c, statement) for statement in _READS))
 
-    def _rows(self, c: Any, statement: str) -> list[tuple]:
-        raw = c.sqlite_cursor  # plain tuples: several times faster than sqlite3.Row
+    def load(self) -> tuple[list[tuple], list[tuple], list[tuple]]:
+        """The view's rows, whole (for comparisons; queries use `read`)."""
+        return self.read(lambda *parts: tuple(list(part) for part in parts))  # type: ignore[return-value]
+
+    def _stream(self, c: Any, statement: str) -> Iterator[tuple]:
+        raw = c.sqlite_cursor.connection.cursor()  # plain tuples: faster than sqlite3.Row
         raw.row_factory = None
         raw.execute(statement)
-        return raw.fetchall()
+        while rows := raw.fetchmany(10_000):
+            yield from rows
 
     def save_snapshot(self, position: int, data: bytes) -> None:
         with self._cursor() as c:
@@ -139,17 +145,6 @@ class MRRView:
             c.execute(statement)
             return [tuple(r) if not isinstance(r, dict) else tuple(r.values())
                     for r in c.fetchall()]
-
-def _chunked(items: Iterator, size: int) -> Iterator[list]:
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
 
 class SQLiteMRRView(MRRView, SQLiteTrackingRecorder):
     def construct_create_table_statements(self) -> list[str]:

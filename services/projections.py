@@ -41,7 +41,7 @@ def current_index(app: LedgerApplication) -> MRRIndex:
     position = projection.position
     if data := projection.view.load_snapshot(position):
         return MRRIndex.from_bytes(data)
-    index = MRRIndex.from_rows(*projection.view.load())
+    index = projection.view.read(MRRIndex.from_rows)
     if (data := index.to_bytes()) is not None:
         projection.view.save_snapshot(position, data)
     return index
