@@ -160,7 +160,86 @@ class SQLiteLedgerFactory(SQLiteFactory):
         self.datastore.pool = _TunedSQLitePool(db_name=old.db_name, lock_timeout=old.lock_timeout)
 
 
-class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+class LedgerQueries:
+    """The ledger's reads beyond eventsourcing's, written once for both stores: SQL uses
+    `?` placeholders and `{position}` for the notification id; a dialect supplies the rest."""
+
+    events_table_name: str
+    position = "rowid"
+
+    def _rows(self, statement: str, params: Sequence[Any]) -> list[tuple]:
+        raise NotImplementedError
+
+    def _in(self, column: str, values: list[Any]) -> tuple[str, list[Any]]:
+        """A membership test and its parameters."""
+        return f"{column} IN ({','.join('?' * len(values))})", values
+
+    def _uuid_param(self, value: UUID) -> Any:
+        return value.hex
+
+    def _join(self) -> str:
+        return (
+            f"{self.events_table_name} e JOIN event_keys k ON k.originator_id = e.originator_id "
+            "AND k.originator_version = e.originator_version"
+        )
+
+    def select_keys(self, column: str, values: Iterable[str]) -> list[KeyRow]:
+        values = list(values)
+        if not values:
+            return []
+        test, params = self._in(column, values)
+        statement = f"SELECT {', '.join(KEY_COLUMNS)} FROM event_keys WHERE {test}"
+        return [key_row(row) for row in self._rows(statement, params)]
+
+    def select_streams(self, ids: Sequence[UUID]) -> list[StoredEvent]:
+        """The stored events of these aggregates, by aggregate then version."""
+        if not ids:
+            return []
+        test, params = self._in("originator_id", [self._uuid_param(i) for i in ids])
+        return [
+            StoredEvent(_uuid(row[0]), row[1], row[2], bytes(row[3]))
+            for row in self._rows(
+                "SELECT originator_id, originator_version, topic, state FROM "
+                f"{self.events_table_name} WHERE {test} ORDER BY originator_id, "
+                "originator_version",
+                params,
+            )
+        ]
+
+    def select_events_by(self, filters: dict[str, str]) -> list[EventRow]:
+        """Canonical events matching index columns, in recorded order."""
+        assert set(filters) <= set(KEY_COLUMNS)
+        where = " AND ".join(f"k.{column} = ?" for column in filters)
+        return [
+            EventRow(row[0], _uuid(row[1]), row[2], bytes(row[3]))
+            for row in self._rows(
+                f"SELECT e.{self.position}, e.originator_id, e.originator_version, e.state "
+                f"FROM {self._join()} {'WHERE ' + where if where else ''} "
+                f"ORDER BY e.{self.position}",
+                list(filters.values()),
+            )
+        ]
+
+    def count_keys(self) -> int:
+        return self._rows("SELECT COUNT(*) FROM event_keys", [])[0][0]
+
+    def select_customer_events(self, customers: Sequence[str], upto: int) -> list[tuple]:
+        """(customer_id, position, state) of these customers' events up to `upto`."""
+        if not customers:
+            return []
+        test, params = self._in("k.customer_id", list(customers))
+        return [
+            (row[0], row[1], bytes(row[2]))
+            for row in self._rows(
+                f"SELECT k.customer_id, e.{self.position}, e.state FROM {self._join()} "
+                f"WHERE {test} AND e.{self.position} <= ? "
+                f"ORDER BY k.customer_id, e.{self.position}",
+                [*params, upto],
+            )
+        ]
+
+
+class SQLiteLedgerRecorder(LedgerQueries, SQLiteApplicationRecorder):
     """eventsourcing's SQLite recorder, writing the event index in the same transaction."""
 
     def construct_create_table_statements(self) -> list[str]:
@@ -168,82 +247,47 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
         positions = super()._insert_events(c, stored_events, **kwargs)
-        keys = kwargs.get("keys") or {}
-        rows = [
-            (k[0], k[1], s.originator_id.hex, s.originator_version, *k[2:])
-            for s in stored_events
-            if (k := keys.get((s.originator_id, s.originator_version))) is not None
-        ]
+        rows = key_rows(stored_events, kwargs.get("keys"), self._uuid_param)
         if rows:
             c.executemany(f"INSERT INTO event_keys VALUES ({','.join('?' * 8)})", rows)
         return positions
 
-    def select_keys(self, column: str, values: Iterable[str]) -> list[KeyRow]:
-        values = list(values)
-        if not values:
-            return []
+    def _rows(self, statement: str, params: Sequence[Any]) -> list[tuple]:
         with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT * FROM event_keys WHERE {column} IN ({','.join('?' * len(values))})",
-                values,
-            )
-            return [key_row(tuple(r)) for r in c.fetchall()]
-
-    def select_streams(self, ids: Sequence[UUID]) -> list[StoredEvent]:
-        if not ids:
-            return []
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT * FROM {self.events_table_name} WHERE originator_id IN "
-                f"({','.join('?' * len(ids))}) ORDER BY originator_id, originator_version",
-                [i.hex for i in ids],
-            )
-            return [StoredEvent(UUID(r[0]), r[1], r[2], r[3]) for r in c.fetchall()]
-
-    def select_events_by(self, filters: dict[str, str]) -> list[EventRow]:
-        where = where_clause(filters, "?")
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT e.rowid, e.originator_id, e.originator_version, e.state "
-                f"FROM {self.events_table_name} e JOIN event_keys k "
-                "ON k.originator_id = e.originator_id "
-                f"AND k.originator_version = e.originator_version {where} ORDER BY e.rowid",
-                list(filters.values()),
-            )
-            return [EventRow(r[0], UUID(r[1]), r[2], r[3]) for r in c.fetchall()]
-
-    def count_keys(self) -> int:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute("SELECT COUNT(*) FROM event_keys")
-            return c.fetchone()[0]
+            raw = c.sqlite_cursor  # plain tuples: faster than sqlite3.Row
+            raw.row_factory = None
+            raw.execute(statement, params)
+            return raw.fetchall()
 
     def iter_customer_events(self, upto: int) -> Iterator[tuple[str, int, bytes]]:
         """(customer_id, position, state) of every event up to `upto`, by customer."""
         with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT k.customer_id, e.rowid, e.state FROM event_keys k JOIN "
-                f"{self.events_table_name} e ON k.originator_id = e.originator_id "
-                "AND k.originator_version = e.originator_version WHERE e.rowid <= ? "
-                "ORDER BY k.customer_id",
+            raw = c.sqlite_cursor
+            raw.row_factory = None
+            raw.execute(
+                f"SELECT k.customer_id, e.rowid, e.state FROM {self._join()} "
+                "WHERE e.rowid <= ? ORDER BY k.customer_id",
                 [upto],
             )
-            while rows := c.sqlite_cursor.fetchmany(5000):  # streamed, not fetched whole
+            while rows := raw.fetchmany(5000):  # streamed, not fetched whole
                 yield from rows
 
-    def select_customer_events(self, customers: Sequence[str], upto: int) -> list[tuple]:
-        """(customer_id, position, state) of these customers' events up to `upto`."""
-        if not customers:
-            return []
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT k.customer_id, e.rowid, e.state FROM event_keys k JOIN "
-                f"{self.events_table_name} e ON k.originator_id = e.originator_id "
-                "AND k.originator_version = e.originator_version WHERE k.customer_id IN "
-                f"({','.join('?' * len(customers))}) AND e.rowid <= ? "
-                "ORDER BY k.customer_id, e.rowid",
-                [*customers, upto],
-            )
-            return [tuple(r) for r in c.fetchall()]
+
+def key_rows(
+    stored_events: Sequence[StoredEvent], keys: dict | None, uuid_param: Any
+) -> list[tuple]:
+    """The index rows for the canonical events among `stored_events` (`keys` maps
+    (aggregate id, version) to the rest of the row)."""
+    keys = keys or {}
+    return [
+        (k[0], k[1], uuid_param(s.originator_id), s.originator_version, *k[2:])
+        for s in stored_events
+        if (k := keys.get((s.originator_id, s.originator_version))) is not None
+    ]
+
+
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(value)
 
 
 INDEX_DDL = [
@@ -260,17 +304,9 @@ INDEX_DDL = [
 ]
 
 
-def where_clause(filters: dict[str, str], placeholder: str) -> str:
-    """A WHERE clause over index columns; names come from code, values are parameters."""
-    assert set(filters) <= set(KEY_COLUMNS)
-    terms = [f"k.{column} = {placeholder}" for column in filters]
-    return "WHERE " + " AND ".join(terms) if terms else ""
-
-
 def key_row(values: tuple) -> KeyRow:
     row = dict(zip(KEY_COLUMNS, values, strict=True))
-    oid = row["originator_id"]
-    row["originator_id"] = oid if isinstance(oid, UUID) else UUID(oid)
+    row["originator_id"] = _uuid(row["originator_id"])
     return KeyRow(**row)
 
 
