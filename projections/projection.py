@@ -121,3 +121,13 @@ class MRRProjection:
         for customer in customers:  # every event voided away: an empty history
             if customer not in folded:
                 yield customer, CustomerHistory()
+
+
+def read_facts(app: LedgerApplication) -> Iterator[Fact]:
+    """Every canonical fact of the ledger in recorded order, a page at a time."""
+    position = 0
+    while page := app.ledger_recorder.select_notifications(start=position + 1, limit=PAGE):
+        for notification in page:
+            if fact := decode_fact(notification.id, notification.state):
+                yield fact
+        position = page[-1].id

@@ -9,22 +9,23 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
+from fractions import Fraction
 from typing import Any, Protocol
 
 from ledger.store import LedgerApplication
 from projections import reference
-from projections.facts import decode_fact
 from projections.fold import fold
 from projections.movements import KINDS, Movement
 from projections.nrr import Retention
 from projections.periods import Period, end_of
+from projections.projection import read_facts
 from services.ledger import open_ledger
 from services.present import money, ratio
 from services.projections import current_index
 
 
 class Engine(Protocol):
-    def total(self, bound: str) -> tuple[Any, int]: ...
+    def total(self, bound: str) -> tuple[Fraction, int]: ...
     def nrr(self, start: str, end: str, cohort: Period | None,
             segment: Mapping[str, str] | None) -> Retention: ...
     def movements(self, first: date, last: date) -> list[Movement]: ...
@@ -34,9 +35,9 @@ class _Replay:
     """The reference computation over a replay of what was known at an instant."""
 
     def __init__(self, app: LedgerApplication, known_at: str) -> None:
-        self.histories = fold(_all_facts(app), known_at)
+        self.histories = fold(read_facts(app), known_at)
 
-    def total(self, bound: str) -> tuple[Any, int]:
+    def total(self, bound: str) -> tuple[Fraction, int]:
         return reference.mrr_at(self.histories, bound)
 
     def nrr(self, start: str, end: str, cohort: Period | None,
@@ -45,16 +46,6 @@ class _Replay:
 
     def movements(self, first: date, last: date) -> list[Movement]:
         return reference.movements(self.histories, first, last)
-
-
-def _all_facts(app: LedgerApplication) -> Iterator[Any]:
-    recorder = app.ledger_recorder
-    position = 0
-    while page := recorder.select_notifications(start=position + 1, limit=5000):
-        for notification in page:
-            if fact := decode_fact(notification.id, notification.state):
-                yield fact
-        position = page[-1].id
 
 
 @contextmanager

@@ -12,9 +12,8 @@ from projections import reference
 from projections.engine import MRRIndex
 from projections.fold import fold
 from projections.periods import end_of
-from projections.projection import MRRProjection
+from projections.projection import MRRProjection, read_facts
 from services.events import list_events
-from services.metrics import _all_facts
 from tests.feeds import jsonl
 
 
@@ -46,6 +45,6 @@ def test_overlapping_feeds_ingested_at_once_store_each_event_once(db_url, tmp_pa
         projection = MRRProjection(app)
         projection.catch_up()
         index = MRRIndex.from_rows(*projection.view.load())
-        histories = fold(list(_all_facts(app)))
+        histories = fold(list(read_facts(app)))
     for day in (date(2022, 12, 31), date(2024, 6, 30), date(2025, 12, 31)):
         assert index.total(end_of(day)) == reference.mrr_at(histories, end_of(day))

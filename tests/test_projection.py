@@ -25,9 +25,8 @@ from projections import reference
 from projections.engine import MRRIndex
 from projections.fold import fold
 from projections.periods import end_of, parse_period
-from projections.projection import MRRProjection
+from projections.projection import MRRProjection, read_facts
 from services.ingest import ingest_feed
-from services.metrics import _all_facts
 from tests.conftest import PG_URL, _admin
 from tests.feeds import cancelled, changed, jsonl, started, voided
 
@@ -204,7 +203,7 @@ def test_projection_equals_the_pure_fold_and_rebuild_reproduces_it(fresh_db, str
         if part:
             ingest_feed(url, jsonl(*part).splitlines())
     with LedgerApplication(url) as app:
-        histories = fold(list(_all_facts(app)))
+        histories = fold(list(read_facts(app)))
         projection = MRRProjection(app)
         projection.catch_up()
         caught_up = projection.view.load()
@@ -247,3 +246,18 @@ def test_queries_see_every_ingest_not_a_stale_snapshot(db_url):
     assert json_of(db_url, "mrr", "--at", "2023-12-31")["mrr_exact"] == "150"
     ingest(db_url, [voided("v1", "a1")])
     assert json_of(db_url, "mrr", "--at", "2023-12-31")["mrr_exact"] == "50"
+
+
+def test_known_at_reproduces_a_figure_as_it_was_before_a_correction(db_url):
+    ingest(db_url, EXAMPLE)
+    before = json_of(db_url, "events")[-1]["recorded_at"]
+    ingest(db_url, [voided("v1", "b2"), changed("a3", "sa", "a", "2024-06-01T00:00:00Z",
+                                                  amount="200.00")])
+    args = ("nrr", "--start", "2023-12-31", "--end", "2024-12-31")
+    now = json_of(db_url, *args)
+    then = json_of(db_url, *args, "--known-at", before)
+    assert (now["nrr_exact"], then["nrr_exact"]) == ("5/3", "13/15")
+    months = json_of(db_url, "movements", "--start", "2024-02", "--end", "2024-02",
+                     "--known-at", before)["months"]
+    assert months[0]["churn"] == "50.00"
+    assert json_of(db_url, "mrr", "--at", "2024-12-31", "--known-at", before)["mrr"] == "130.00"
