@@ -4,7 +4,7 @@ Each batch is decided against what the store already holds (one index look-up pe
 and appended in one transaction together with its index rows. If another writer got
 there first, the transaction fails on a key and the batch is decided again from fresh
 state, so concurrent ingests of overlapping feeds store every event exactly once.
-Outcomes are data (`Outcome`), reported only once their batch has committed.
+Outcomes are data (`Rejected`, `IngestSummary`), reported once their batch has committed.
 """
 
 from __future__ import annotations
@@ -210,9 +210,8 @@ class Ingestor:
             customer_id, subscription_id = event.customer_id, None
             stream = batch.streams.get(customer_uuid(customer_id))
             if stream is None:
-                stream = batch.streams.setdefault(
-                    customer_uuid(customer_id), Customer.open(customer_id, **entry)
-                )
+                stream = Customer.open(customer_id, **entry)
+                batch.streams[stream.id] = stream
             else:
                 stream.record(**entry)
         else:
