@@ -31,6 +31,10 @@ class _Group(click.Group):
             sys.exit(1)
         except BrokenPipeError:
             sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("revledger: interrupted (every batch recorded so far is kept; "
+                       "re-running the same ingest is safe)", err=True)
+            sys.exit(130)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
