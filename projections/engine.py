@@ -21,7 +21,7 @@ import numpy as np
 import orjson
 
 from ledger.batches import batched
-from projections.movements import KINDS, Movement
+from projections.movements import Movement
 from projections.nrr import Retention
 from projections.periods import Period, month_end, months, next_month, previous_month
 
@@ -221,25 +221,16 @@ class MRRIndex:
 
     def _movement(self, month: date, p: np.ndarray, q: np.ndarray, paid: np.ndarray) -> Movement:
         starts = (p == 0) & (q > 0)
-        masks = {
-            "new": starts & ~paid,
-            "expansion": (p > 0) & (q > p),
-            "contraction": (q > 0) & (q < p),
-            "churn": (p > 0) & (q == 0),
-            "reactivation": starts & paid,
-        }
-        sums = {}
-        for kind in KINDS:
-            mask = masks[kind]
-            if kind in ("new", "reactivation"):
-                sums[kind] = self._fraction(q[mask].sum())
-            elif kind == "expansion":
-                sums[kind] = self._fraction((q[mask] - p[mask]).sum())
-            elif kind == "contraction":
-                sums[kind] = self._fraction((p[mask] - q[mask]).sum())
-            else:
-                sums[kind] = self._fraction(p[mask].sum())
-        return Movement(month.strftime("%Y-%m"), **sums)
+        grew, shrank, lost = (p > 0) & (q > p), (q > 0) & (q < p), (p > 0) & (q == 0)
+        total = self._fraction
+        return Movement(
+            month.strftime("%Y-%m"),
+            new=total(q[starts & ~paid].sum()),
+            expansion=total((q - p)[grew].sum()),
+            contraction=total((p - q)[shrank].sum()),
+            churn=total(p[lost].sum()),
+            reactivation=total(q[starts & paid].sum()),
+        )
 
     def _first_month(self) -> date | None:
         if len(self.mrr.at) == 0:

@@ -18,10 +18,6 @@ class Movement:
     churn: Fraction = ZERO
     reactivation: Fraction = ZERO
 
-    @property
-    def net_new(self) -> Fraction:
-        return self.new + self.expansion + self.reactivation - self.contraction - self.churn
-
 
 def classify(p: Fraction, q: Fraction, paid_before: bool) -> tuple[str, Fraction] | None:
     """One customer's movement in a month: p at the previous month end, q at this one."""

@@ -51,8 +51,8 @@ def movements(histories: Histories, first: date, last: date) -> list[Movement]:
     span = months(first, last)
     for month in span:
         sums: dict[str, Fraction] = {}
+        previous = month_end(previous_month(month))
         for history in histories.values():
-            previous = month_end(previous_month(month))
             p = mrr_before(history.steps, previous)
             q = mrr_before(history.steps, month_end(month))
             paid_before = p > 0 or _paid_at_a_month_end_before(history, previous)

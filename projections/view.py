@@ -140,11 +140,6 @@ class MRRView:
             return None
         return bytes(row["data"] if isinstance(row, dict) else row[0])
 
-    def select(self, statement: str) -> list[tuple]:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(statement)
-            return [tuple(r) if not isinstance(r, dict) else tuple(r.values())
-                    for r in c.fetchall()]
 
 class SQLiteMRRView(MRRView, SQLiteTrackingRecorder):
     def construct_create_table_statements(self) -> list[str]:
