@@ -12,7 +12,7 @@ import click
 from commands.output import err
 
 if TYPE_CHECKING:
-    from ledger.ingest import Rejected
+    from ledger.feed import Rejected
 
 
 class _Counting:

@@ -7,15 +7,22 @@ systems deliver out of order and the contract says order is never a reason to re
 
 Aggregate ids are uuid5 of the source ids, so every writer agrees on them without a
 lookup and two writers appending the same version collide in the store's primary key.
+
+Ingest decides a batch of thousands of events at once. All a decision needs of an
+aggregate is its version and (for a subscription) its customer, so `stream_event` builds
+the domain event `trigger_event` would, without loading the aggregate's history; the
+aggregates themselves still reconstitute from the store like any eventsourcing aggregate.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
 
 _NS = uuid5(NAMESPACE_URL, "https://revledger.dev/ids")
 LEDGER_ID = uuid5(_NS, "ledger")
@@ -61,11 +68,6 @@ class _Stream(Aggregate):
         self.key = key
         self.count = 1
 
-    def record(self, event_id: str, type: str, effective_at: str | None, payload: dict) -> None:
-        self.trigger_event(
-            Recorded, event_id=event_id, type=type, effective_at=effective_at, payload=payload
-        )
-
 
 class Subscription(_Stream):
     """One subscription; its customer is fixed by the first event it receives."""
@@ -77,23 +79,39 @@ class Subscription(_Stream):
         super().__init__(key)
         self.customer_id = customer_id
 
-    @classmethod
-    def open(cls, customer_id: str, subscription_id: str, **entry: Any) -> Subscription:
-        return cls._create(
-            cls.Opened,
-            id=subscription_uuid(subscription_id),
-            key=subscription_id,
-            customer_id=customer_id,
-            **entry,
-        )
-
 
 class Customer(_Stream):
     """One customer's own events (its attributes); its subscriptions live apart."""
 
-    @classmethod
-    def open(cls, customer_id: str, **entry: Any) -> Customer:
-        return cls._create(cls.Opened, id=customer_uuid(customer_id), key=customer_id, **entry)
+
+_TOPICS = {Subscription: get_topic(Subscription), Customer: get_topic(Customer)}
+
+
+def stream_event(
+    kind: type[_Stream],
+    stream_id: UUID,
+    version: int,
+    timestamp: datetime,
+    *,
+    key: str,
+    customer_id: str | None,
+    **entry: Any,
+) -> Aggregate.Event:
+    """The event recording `entry` as `version` of a stream: `Opened` for the first."""
+    if version > 1:
+        return Recorded(
+            originator_id=stream_id, originator_version=version, timestamp=timestamp, **entry
+        )
+    if kind is Subscription:
+        entry["customer_id"] = customer_id
+    return kind.Opened(
+        originator_id=stream_id,
+        originator_version=1,
+        timestamp=timestamp,
+        originator_topic=_TOPICS[kind],
+        key=key,
+        **entry,
+    )
 
 
 class Ledger(Aggregate):

@@ -9,47 +9,30 @@ Outcomes are data (`Rejected`, `IngestSummary`), reported once their batch has c
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from itertools import groupby
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.application import LRUCache
 from eventsourcing.persistence import IntegrityError
 
 from ledger.aggregates import (
     Customer,
+    Recorded,
     Subscription,
     customer_uuid,
+    stream_event,
     subscription_uuid,
 )
-from ledger.batches import batched
-from ledger.events import (
-    EventVoided,
-    InvalidEvent,
-    SubscriptionTerms,
-    content_hash,
-    decode_line,
-    parse_event,
-)
+from ledger.feed import Checked, Rejected, checked_batches
 from ledger.store import KeyRow, LedgerApplication
 
-BATCH_SIZE = 2000
+BATCH_SIZE = 5000
 MAX_ATTEMPTS = 20
-
-
-@dataclass(frozen=True)
-class Rejected:
-    line: int
-    event_id: str
-    reason: str
-    raw: bytes
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.event_id}: {self.reason}"
 
 
 @dataclass
@@ -66,22 +49,27 @@ class IngestSummary:
         self.lines += other.lines
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    line: int
-    raw: bytes
-    event: Any
-    payload: dict[str, Any]
-    sha: str
+@dataclass
+class _Head:
+    """What a decision needs of a stream: its id, version and customer."""
+
+    stream_id: UUID
+    version: int
+    customer_id: str | None
 
 
 @dataclass
 class _Batch:
-    """The decisions for one batch, applied to aggregates that are not yet saved."""
+    """The decisions for one batch: new domain events, in feed order, not yet saved.
 
-    streams: dict[UUID, Any]
+    Streams are keyed by text (`s:` + subscription id, `c:` + customer id), which hashes
+    much faster than a UUID."""
+
+    heads: dict[str, _Head]
+    timestamp: datetime
+    events: list[Any] = field(default_factory=list)
     keys: dict[tuple[UUID, int], tuple] = field(default_factory=dict)
-    recorded: dict[str, tuple[str, str, UUID, str | None, str | None]] = field(
+    recorded: dict[str, tuple[str, str, str, str | None, str | None]] = field(
         default_factory=dict
     )
     voided: dict[str, str] = field(default_factory=dict)
@@ -89,21 +77,30 @@ class _Batch:
     duplicates: int = 0
 
 
+def _stream_key(type_: str, customer_id: str | None, subscription_id: str | None) -> str:
+    if subscription_id is not None:
+        return "s:" + subscription_id
+    assert customer_id is not None and type_ != "event.voided"
+    return "c:" + customer_id
+
+
 class Ingestor:
-    """Appends canonical records to one ledger; keeps a bounded cache of aggregates."""
+    """Appends canonical records to one ledger; keeps a bounded cache of stream heads."""
 
     def __init__(
         self,
         app: LedgerApplication,
         *,
         batch_size: int = BATCH_SIZE,
-        cache_size: int = 50_000,
+        cache_size: int = 200_000,
+        parallel: bool | None = None,
     ) -> None:
         self.app = app
         self.recorder = app.ledger_recorder
         self.currency = app.reporting_currency()
         self.batch_size = batch_size
-        self.cache: LRUCache[UUID, Any] = LRUCache(maxsize=cache_size)
+        self.parallel = parallel
+        self.cache: LRUCache[str, _Head] = LRUCache(maxsize=cache_size)
 
     def ingest(
         self,
@@ -113,182 +110,139 @@ class Ingestor:
     ) -> IngestSummary:
         """Record numbered raw lines; blank lines are skipped, bad ones reported."""
         total = IngestSummary()
-        for chunk in batched(lines, self.batch_size):
-            summary = self.ingest_batch(chunk, on_reject)
+        for read, results in checked_batches(lines, self.batch_size, parallel=self.parallel):
+            summary = self.ingest_batch(read, results, on_reject)
             total.add(summary)
             on_batch(summary)
         return total
 
     def ingest_batch(
-        self, chunk: list[tuple[int, bytes]], on_reject: Callable[[Rejected], None]
+        self, read: int, results: list[Checked | Rejected], on_reject: Callable[[Rejected], None]
     ) -> IngestSummary:
-        summary = IngestSummary(lines=len(chunk))
-        candidates: list[_Candidate] = []
-        rejected: list[Rejected] = []
-        for number, raw in chunk:
-            if not raw.strip():
-                continue
-            try:
-                payload = decode_line(raw)
-                event = parse_event(payload)
-            except InvalidEvent as bad:
-                rejected.append(Rejected(number, bad.event_id, bad.reason, raw))
-                continue
-            candidates.append(_Candidate(number, raw, event, payload, content_hash(payload)))
+        candidates = [r for r in results if isinstance(r, Checked)]
+        rejected = [r for r in results if isinstance(r, Rejected)]
         batch = self._record(candidates)
         rejected.extend(batch.rejected)
         for reject in sorted(rejected, key=lambda r: r.line):
             on_reject(reject)
-        summary.accepted = len(batch.keys)
-        summary.duplicates = batch.duplicates
-        summary.rejected = len(rejected)
-        return summary
+        return IngestSummary(
+            accepted=len(batch.keys),
+            duplicates=batch.duplicates,
+            rejected=len(rejected),
+            lines=read,
+        )
 
-    def _record(self, candidates: list[_Candidate]) -> _Batch:
+    def _record(self, candidates: list[Checked]) -> _Batch:
         for _ in range(MAX_ATTEMPTS):
             batch = self._decide(candidates)
-            if not batch.keys:
+            if not batch.events:
                 return batch
-            # Saved as events in feed order, so positions follow the feed within a batch.
-            order = {key: index for index, key in enumerate(batch.keys)}
-            pending = [e for stream in batch.streams.values() for e in stream.collect_events()]
-            pending.sort(key=lambda e: order[(e.originator_id, e.originator_version)])
             try:
-                self.app.events.put(pending, keys=batch.keys)
+                self.app.events.put(batch.events, keys=batch.keys)
             except IntegrityError:
-                for stream_id in batch.streams:  # another writer moved on: reload them
-                    self._evict(stream_id)
+                for key in batch.heads:  # another writer moved on: reload them
+                    with suppress(KeyError):
+                        self.cache.get(key, evict=True)
                 continue
-            for stream_id, stream in batch.streams.items():
-                self.cache.put(stream_id, stream)
+            for key, head in batch.heads.items():
+                self.cache.put(key, head)
             return batch
         raise RuntimeError("gave up after repeated write conflicts with other writers")
 
-    def _evict(self, stream_id: UUID) -> None:
-        with suppress(KeyError):
-            self.cache.get(stream_id, evict=True)
-
-    def _decide(self, candidates: list[_Candidate]) -> _Batch:
-        event_ids = {c.event.event_id for c in candidates}
-        targets = {c.event.voids for c in candidates if isinstance(c.event, EventVoided)}
+    def _decide(self, candidates: list[Checked]) -> _Batch:
+        event_ids = {c.event_id for c in candidates}
+        targets = {c.voids for c in candidates if c.voids is not None}
         known = {k.event_id: k for k in self.recorder.select_keys("event_id", event_ids | targets)}
         voided = {k.voids: k.event_id for k in self.recorder.select_keys("voids", targets)}
-        batch = _Batch(streams=self._load(candidates, known))
+        batch = _Batch(heads=self._heads(candidates, known), timestamp=Recorded.create_timestamp())
         batch.voided.update(voided)
         for candidate in candidates:
             try:
-                self._apply(candidate, known.get(candidate.event.event_id), known, batch)
-            except InvalidEvent as bad:
+                self._apply(candidate, known, batch)
+            except ValueError as bad:
                 batch.rejected.append(
-                    Rejected(candidate.line, candidate.event.event_id, bad.reason, candidate.raw)
+                    Rejected(candidate.line, candidate.event_id, str(bad), candidate.raw)
                 )
         return batch
 
-    def _apply(
-        self, c: _Candidate, stored: KeyRow | None, known: dict[str, KeyRow], batch: _Batch
-    ) -> None:
-        event = c.event
+    def _apply(self, c: Checked, known: dict[str, KeyRow], batch: _Batch) -> None:
+        stored = known.get(c.event_id)
         previous = stored.content_sha256 if stored else None
-        if previous is None and event.event_id in batch.recorded:
-            previous = batch.recorded[event.event_id][0]
+        if previous is None and c.event_id in batch.recorded:
+            previous = batch.recorded[c.event_id][0]
         if previous is not None:
             if previous != c.sha:
-                raise InvalidEvent(event.event_id, "conflict: event_id already recorded "
-                                   "with different content")
+                raise ValueError("conflict: event_id already recorded with different content")
             batch.duplicates += 1
             return
-        entry = {
-            "event_id": event.event_id,
-            "type": event.type,
-            "effective_at": event.effective_at,
-            "payload": c.payload,
-        }
-        if isinstance(event, EventVoided):
-            stream, customer_id, subscription_id = self._void(event, known, batch)
-            stream.record(**entry)
-        elif event.type.startswith("customer."):
-            customer_id, subscription_id = event.customer_id, None
-            stream = batch.streams.get(customer_uuid(customer_id))
-            if stream is None:
-                stream = Customer.open(customer_id, **entry)
-                batch.streams[stream.id] = stream
-            else:
-                stream.record(**entry)
+        customer_id, subscription_id = c.customer_id, c.subscription_id
+        if c.voids is not None:
+            key, customer_id, subscription_id = self._void(c.voids, known, batch)
         else:
-            customer_id, subscription_id = event.customer_id, event.subscription_id
-            currency = event.currency if isinstance(event, SubscriptionTerms) else None
-            if currency is not None and currency != self.currency:
-                raise InvalidEvent(event.event_id, f"currency: {event.currency} is not this "
-                                   f"ledger's reporting currency {self.currency}")
-            stream = batch.streams.get(subscription_uuid(subscription_id))
-            if stream is None:
-                stream = Subscription.open(customer_id, subscription_id, **entry)
-                batch.streams[stream.id] = stream
-            elif stream.customer_id != customer_id:
-                raise InvalidEvent(event.event_id, f"customer_id: subscription "
-                                   f"{subscription_id} belongs to customer {stream.customer_id}")
-            else:
-                stream.record(**entry)
-        voids = event.voids if isinstance(event, EventVoided) else None
-        batch.keys[(stream.id, stream.version)] = (
-            event.event_id, c.sha, event.type, customer_id, subscription_id, voids
+            key = _stream_key(c.type, customer_id, subscription_id)
+            if c.currency is not None and c.currency != self.currency:
+                raise ValueError(f"currency: {c.currency} is not this ledger's reporting "
+                                 f"currency {self.currency}")
+        head = batch.heads.get(key)
+        if head is None:
+            stream_id = (subscription_uuid(subscription_id) if subscription_id is not None
+                         else customer_uuid(customer_id))  # type: ignore[arg-type]
+            head = batch.heads[key] = _Head(stream_id, 0, customer_id)
+        elif subscription_id is not None and head.customer_id != customer_id:
+            raise ValueError(f"customer_id: subscription {subscription_id} belongs to "
+                             f"customer {head.customer_id}")
+        head.version += 1
+        batch.events.append(stream_event(
+            Customer if subscription_id is None else Subscription,
+            head.stream_id, head.version, batch.timestamp, key=key[2:],
+            customer_id=customer_id, event_id=c.event_id, type=c.type,
+            effective_at=c.effective_at, payload=orjson.loads(c.raw),
+        ))
+        batch.keys[(head.stream_id, head.version)] = (
+            c.event_id, c.sha, c.type, customer_id, subscription_id, c.voids
         )
-        batch.recorded[event.event_id] = (c.sha, event.type, stream.id, customer_id,
-                                          subscription_id)
-        if voids:
-            batch.voided[voids] = event.event_id
+        batch.recorded[c.event_id] = (c.sha, c.type, key, customer_id, subscription_id)
+        if c.voids is not None:
+            batch.voided[c.voids] = c.event_id
 
     def _void(
-        self, event: EventVoided, known: dict[str, KeyRow], batch: _Batch
-    ) -> tuple[Any, str | None, str | None]:
-        target = event.voids
+        self, target: str, known: dict[str, KeyRow], batch: _Batch
+    ) -> tuple[str, str | None, str | None]:
+        """The stream, customer and subscription of the event a void names."""
         if target in batch.recorded:
-            _, kind, stream_id, customer_id, subscription_id = batch.recorded[target]
+            _, kind, key, customer_id, subscription_id = batch.recorded[target]
         elif target in known:
             row = known[target]
-            kind, stream_id = row.type, row.originator_id
-            customer_id, subscription_id = row.customer_id, row.subscription_id
+            kind, customer_id, subscription_id = row.type, row.customer_id, row.subscription_id
+            key = _stream_key(kind, customer_id, subscription_id)
         else:
-            raise InvalidEvent(event.event_id, f"voids: the ledger holds no event {target!r}")
+            raise ValueError(f"voids: the ledger holds no event {target!r}")
         if kind == "event.voided":
-            raise InvalidEvent(event.event_id, f"voids: {target!r} is itself a void")
+            raise ValueError(f"voids: {target!r} is itself a void")
         if target in batch.voided:
-            raise InvalidEvent(
-                event.event_id, f"voids: {target!r} is already voided by {batch.voided[target]!r}"
-            )
-        stream = batch.streams.get(stream_id)
-        assert stream is not None, "an indexed event always has its stream"
-        return stream, customer_id, subscription_id
+            raise ValueError(f"voids: {target!r} is already voided by {batch.voided[target]!r}")
+        assert key in batch.heads, "an indexed event always has its stream"
+        return key, customer_id, subscription_id
 
-    def _load(self, candidates: list[_Candidate], known: dict[str, KeyRow]) -> dict[UUID, Any]:
-        """The aggregates this batch touches that exist, from the cache or one query."""
-        wanted: set[UUID] = set()
+    def _heads(self, candidates: list[Checked], known: dict[str, KeyRow]) -> dict[str, _Head]:
+        """The heads of the stored streams this batch touches, from the cache or one query."""
+        wanted: set[str] = set()
         for c in candidates:
-            event = c.event
-            if isinstance(event, EventVoided):
-                if event.voids in known:
-                    wanted.add(known[event.voids].originator_id)
-            elif event.type.startswith("customer."):
-                wanted.add(customer_uuid(event.customer_id))
-            else:
-                wanted.add(subscription_uuid(event.subscription_id))
-        streams: dict[UUID, Any] = {}
-        missing = []
-        for stream_id in wanted:
+            if c.voids is None:
+                wanted.add(_stream_key(c.type, c.customer_id, c.subscription_id))
+            elif (row := known.get(c.voids)) is not None and row.type != "event.voided":
+                wanted.add(_stream_key(row.type, row.customer_id, row.subscription_id))
+        heads: dict[str, _Head] = {}
+        missing: dict[UUID, str] = {}
+        for key in wanted:
             try:
-                streams[stream_id] = self.cache.get(stream_id)
+                cached = self.cache.get(key)
             except KeyError:
-                missing.append(stream_id)
-        to_domain = self.app.mapper.to_domain_event
-        for stream_id, stored in groupby(
-            self.recorder.select_streams(sorted(missing)), key=lambda s: s.originator_id
-        ):
-            events = [to_domain(s) for s in stored]
-            streams[stream_id] = functools.reduce(lambda a, e: e.mutate(a), events, None)
-        return streams
-
-
-def numbered_lines(stream: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
-    """Feed lines numbered from 1, without their line endings."""
-    for number, line in enumerate(stream, start=1):
-        yield number, line.rstrip(b"\r\n")
+                stream_id = (subscription_uuid(key[2:]) if key[0] == "s"
+                             else customer_uuid(key[2:]))
+                missing[stream_id] = key
+            else:
+                heads[key] = _Head(cached.stream_id, cached.version, cached.customer_id)
+        for stream_id, version, customer_id in self.recorder.select_heads(list(missing)):
+            heads[missing[stream_id]] = _Head(stream_id, version, customer_id)
+        return heads

@@ -12,7 +12,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.rows import tuple_row
-from psycopg.sql import SQL
+from psycopg.sql import SQL, Identifier
 
 from ledger.store import INDEX_DDL, LedgerQueries, key_rows
 
@@ -34,17 +34,42 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
             for s in INDEX_DDL
         )
 
+    def _insert_stored_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        """The batch inserted from one array per column, sent in binary.
+
+        eventsourcing passes the batch as one array of a composite type, which psycopg
+        dumps in Python, escaping every byte of every state: most of the cost of an
+        ingest. The table lock and notification are the library's own, and rows are still
+        inserted in the batch's order.
+        """
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(
+            SQL("INSERT INTO {}.{} (originator_id, originator_version, topic, state) "
+                "SELECT * FROM unnest(%b::uuid[], %b::int[], %b::text[], %b::bytea[])").format(
+                Identifier(self.datastore.schema), Identifier(self.events_table_name)
+            ),
+            [list(column) for column in zip(*(
+                (s.originator_id, s.originator_version, s.topic, s.state) for s in stored_events
+            ), strict=True)],
+        )
+
     def _fetch_ids_after_insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Any:
-        positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+    ) -> None:
+        """Writes the index rows; positions are not fetched (nothing here uses them)."""
         rows = key_rows(stored_events, kwargs.get("keys"), self._uuid_param)
         if rows:
             # A nested pipeline syncs on exit, so a key collision raises here, inside the
             # recorder's error handling, rather than at commit.
             with curs.connection.pipeline(), curs.connection.cursor() as c:
-                c.executemany(f"INSERT INTO event_keys VALUES ({','.join(['%s'] * 8)})", rows)
-        return positions
+                c.execute(
+                    "INSERT INTO event_keys SELECT * FROM unnest(%b::text[], %b::text[], "
+                    "%b::uuid[], %b::int[], %b::text[], %b::text[], %b::text[], %b::text[])",
+                    [list(column) for column in zip(*rows, strict=True)],
+                )
 
     def _rows(self, statement: str, params: Sequence[Any]) -> list[tuple]:
         with self.datastore.transaction(commit=False) as c, c.connection.cursor(

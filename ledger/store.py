@@ -147,6 +147,7 @@ class _TunedSQLitePool(SQLiteConnectionPool):
         cursor = connection.cursor()
         cursor.execute("PRAGMA cache_size = -65536")
         cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA wal_autocheckpoint = 10000")
         return connection
 
 
@@ -191,20 +192,24 @@ class LedgerQueries:
         statement = f"SELECT {', '.join(KEY_COLUMNS)} FROM event_keys WHERE {test}"
         return [key_row(row) for row in self._rows(statement, params)]
 
-    def select_streams(self, ids: Sequence[UUID]) -> list[StoredEvent]:
-        """The stored events of these aggregates, by aggregate then version."""
+    def select_heads(self, ids: Sequence[UUID]) -> list[tuple[UUID, int, str]]:
+        """(aggregate id, version, customer id) of those of these streams that exist: the
+        customer is read from the event that opened the stream."""
         if not ids:
             return []
-        test, params = self._in("originator_id", [self._uuid_param(i) for i in ids])
-        return [
-            StoredEvent(_uuid(row[0]), row[1], row[2], bytes(row[3]))
-            for row in self._rows(
-                "SELECT originator_id, originator_version, topic, state FROM "
-                f"{self.events_table_name} WHERE {test} ORDER BY originator_id, "
-                "originator_version",
-                params,
-            )
-        ]
+        test, params = self._in("e.originator_id", [self._uuid_param(i) for i in ids])
+        t = self.events_table_name
+        rows = self._rows(
+            f"SELECT e.originator_id, (SELECT MAX(m.originator_version) FROM {t} m "
+            f"WHERE m.originator_id = e.originator_id), e.state FROM {t} e "
+            f"WHERE {test} AND e.originator_version = 1",
+            params,
+        )
+        heads = []
+        for stream_id, version, state in rows:
+            opened = orjson.loads(state)
+            heads.append((_uuid(stream_id), version, opened.get("customer_id", opened["key"])))
+        return heads
 
     def select_events_by(self, filters: dict[str, str]) -> list[EventRow]:
         """Canonical events matching index columns, in recorded order."""
@@ -246,11 +251,15 @@ class SQLiteLedgerRecorder(LedgerQueries, SQLiteApplicationRecorder):
         return [*super().construct_create_table_statements(), *INDEX_DDL]
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
-        positions = super()._insert_events(c, stored_events, **kwargs)
+        """One `executemany` per table. The positions are not returned (eventsourcing's
+        application recorder inserts row by row to return them); nothing here uses them."""
+        c.executemany(
+            self.insert_events_statement,
+            [(s.originator_id.hex, s.originator_version, s.topic, s.state) for s in stored_events],
+        )
         rows = key_rows(stored_events, kwargs.get("keys"), self._uuid_param)
         if rows:
             c.executemany(f"INSERT INTO event_keys VALUES ({','.join('?' * 8)})", rows)
-        return positions
 
     def _rows(self, statement: str, params: Sequence[Any]) -> list[tuple]:
         with self.datastore.transaction(commit=False) as c:
@@ -317,7 +326,7 @@ class LedgerRecorder(Protocol):
     def select_notifications(self, start: int | None, limit: int) -> Sequence[Any]: ...
     def max_notification_id(self) -> int | None: ...
     def select_keys(self, column: str, values: Iterable[str]) -> list[KeyRow]: ...
-    def select_streams(self, ids: Sequence[UUID]) -> list[StoredEvent]: ...
+    def select_heads(self, ids: Sequence[UUID]) -> list[tuple[UUID, int, str]]: ...
     def select_events_by(self, filters: dict[str, str]) -> list[EventRow]: ...
     def count_keys(self) -> int: ...
     def select_customer_events(self, customers: Sequence[str], upto: int) -> list[tuple]: ...

@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ledger.ingest import Ingestor, IngestSummary, Rejected, numbered_lines
+from ledger.feed import Rejected, numbered_lines
+from ledger.ingest import Ingestor, IngestSummary
 from services.ledger import open_ledger
 from services.projections import current_index
 

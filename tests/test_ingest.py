@@ -6,8 +6,12 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
+from ledger.aggregates import Subscription, subscription_uuid
+from ledger.feed import checked_batches, numbered_lines
+from ledger.ingest import Ingestor
 from services.events import list_events
 from services.ingest import ingest_feed
+from services.ledger import open_ledger
 from tests.feeds import cancelled, changed, jsonl, started, voided
 
 FEED = [
@@ -166,3 +170,37 @@ class TestCommandLine:
         assert result.exit_code == 1
         assert result.stderr.startswith("revledger: cannot open postgresql://nobody:***@127.0.0.1:1")
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_lines_checked_in_a_worker_process_come_back_as_checked_in_process():
+    lines = list(numbered_lines(
+        (jsonl(*FEED) + b"not json\n\n" + jsonl(voided("e5", "e1"))).splitlines()
+    ))
+    serial = list(checked_batches(lines, 2, parallel=False))
+    assert list(checked_batches(lines, 2, parallel=True)) == serial
+    assert [read for read, _ in serial] == [2, 2, 2, 1]
+    assert [type(r).__name__ for _, results in serial for r in results] == [
+        "Checked", "Checked", "Checked", "Checked", "Rejected", "Checked"
+    ]
+
+
+def test_a_feed_of_many_batches_checked_in_parallel_is_recorded_in_feed_order(db_url):
+    feed = [*FEED, FEED[0], voided("e5", "e3"), changed("e6", "s1", "c2", "2024-04-01T00:00:00Z",
+                                                           quantity=3)]
+    rejects: list[str] = []
+    with open_ledger(db_url) as app:
+        summary = Ingestor(app, batch_size=2, parallel=True).ingest(
+            numbered_lines(jsonl(*feed).splitlines()), lambda r: rejects.append(str(r))
+        )
+    assert (summary.accepted, summary.duplicates, summary.rejected) == (5, 1, 1)
+    assert rejects == ["line 7: e6: customer_id: subscription s1 belongs to customer c1"]
+    assert [e["event_id"] for e in list_events(db_url)] == ["e1", "e2", "e3", "e4", "e5"]
+
+
+def test_recorded_streams_reconstitute_as_eventsourcing_aggregates(db_url):
+    ingest(db_url, *FEED, voided("e5", "e3"))
+    with open_ledger(db_url) as app:
+        subscription = app.repository.get(subscription_uuid("s1"))
+    assert isinstance(subscription, Subscription)
+    assert (subscription.key, subscription.customer_id) == ("s1", "c1")
+    assert subscription.version == subscription.count == 3  # e1, e3 and the void of e3

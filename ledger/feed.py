@@ -1,0 +1,124 @@
+"""Reading a canonical feed: numbered raw lines in, checked records or rejections out.
+
+Checking a line (JSON decoding, pydantic validation, content hash) needs nothing from the
+store, so for a long feed it runs in a second process, a few batches ahead of the process
+that decides and writes: the two halves of ingest then use both cores. Results come back
+in feed order either way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_all_start_methods, get_context
+from typing import NamedTuple
+
+from ledger.batches import batched
+from ledger.events import (
+    EventVoided,
+    InvalidEvent,
+    SubscriptionTerms,
+    content_hash,
+    decode_line,
+    parse_event,
+)
+
+LOOKAHEAD = 3  # batches checked ahead of the writer: bounds memory, keeps both busy
+
+
+@dataclass(frozen=True)
+class Rejected:
+    line: int
+    event_id: str
+    reason: str
+    raw: bytes
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.event_id}: {self.reason}"
+
+
+class Checked(NamedTuple):
+    """A line that passed validation: what deciding and recording it needs."""
+
+    line: int
+    raw: bytes
+    sha: str
+    event_id: str
+    type: str
+    effective_at: str | None  # normalised fixed-width UTC text
+    customer_id: str | None
+    subscription_id: str | None
+    voids: str | None
+    currency: str | None
+
+
+def check_line(number: int, raw: bytes) -> Checked | Rejected:
+    try:
+        payload = decode_line(raw)
+        event = parse_event(payload)
+    except InvalidEvent as bad:
+        return Rejected(number, bad.event_id, bad.reason, raw)
+    return Checked(
+        number,
+        raw,
+        content_hash(payload),
+        event.event_id,
+        event.type,
+        event.effective_at,
+        getattr(event, "customer_id", None),
+        getattr(event, "subscription_id", None),
+        event.voids if isinstance(event, EventVoided) else None,
+        event.currency if isinstance(event, SubscriptionTerms) else None,
+    )
+
+
+def check_batch(batch: list[tuple[int, bytes]]) -> list[Checked | Rejected]:
+    """Checked records and rejections of a batch's non-blank lines, in order."""
+    return [check_line(number, raw) for number, raw in batch if raw.strip()]
+
+
+def checked_batches(
+    lines: Iterable[tuple[int, bytes]], size: int, *, parallel: bool | None = None
+) -> Iterator[tuple[int, list[Checked | Rejected]]]:
+    """(lines read, their results) a batch at a time. A feed of more than one batch is
+    checked in a worker process when the machine has a second core (`parallel=None`)."""
+    batches = batched(lines, size)
+    first = next(batches, None)
+    if first is None:
+        return
+    second = next(batches, None)
+    if parallel is None:
+        parallel = (os.cpu_count() or 1) > 1 and "fork" in get_all_start_methods()
+    if second is None or not parallel:
+        for batch in (first, second) if second else (first,):
+            yield len(batch), check_batch(batch)
+        for batch in batches:
+            yield len(batch), check_batch(batch)
+        return
+    # Forked, not spawned: a spawned worker re-imports the caller's main module, which a
+    # script without a `__main__` guard does not survive. The child only validates lines
+    # and leaves through os._exit, so the parent's connections are never touched there.
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("fork"))
+    try:
+        pending: deque[tuple[int, Future[list[Checked | Rejected]]]] = deque()
+        pending.append((len(second), pool.submit(check_batch, second)))
+        yield len(first), check_batch(first)  # while the worker starts
+        for batch in batches:
+            pending.append((len(batch), pool.submit(check_batch, batch)))
+            if len(pending) >= LOOKAHEAD:
+                read, future = pending.popleft()
+                yield read, future.result()
+        while pending:
+            read, future = pending.popleft()
+            yield read, future.result()
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def numbered_lines(stream: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Feed lines numbered from 1, without their line endings."""
+    for number, line in enumerate(stream, start=1):
+        yield number, line.rstrip(b"\r\n")
