@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -29,6 +29,7 @@ from ledger.aggregates import (
     subscription_uuid,
 )
 from ledger.feed import Checked, Rejected, checked_batches
+from ledger.instants import format_instant, parse_instant
 from ledger.store import KeyRow, LedgerApplication
 
 BATCH_SIZE = 5000
@@ -101,6 +102,18 @@ class Ingestor:
         self.batch_size = batch_size
         self.parallel = parallel
         self.cache: LRUCache[str, _Head] = LRUCache(maxsize=cache_size)
+        self.floor = self._head_instant()
+
+    def _head_instant(self) -> datetime | None:
+        """When the ledger's last event was recorded: a batch must be stamped later."""
+        head = self.recorder.chain_head()
+        return parse_instant(head.recorded_at) if head else None
+
+    def _now(self) -> datetime:
+        now = Recorded.create_timestamp()
+        if self.floor is not None and now <= self.floor:  # the clock went back
+            return self.floor + timedelta(microseconds=1)
+        return now
 
     def ingest(
         self,
@@ -138,12 +151,16 @@ class Ingestor:
             if not batch.events:
                 return batch
             try:
-                self.app.events.put(batch.events, keys=batch.keys)
+                self.app.events.put(
+                    batch.events, keys=batch.keys, recorded_at=format_instant(batch.timestamp)
+                )
             except IntegrityError:
                 for key in batch.heads:  # another writer moved on: reload them
                     with suppress(KeyError):
                         self.cache.get(key, evict=True)
+                self.floor = self._head_instant()
                 continue
+            self.floor = batch.timestamp
             for key, head in batch.heads.items():
                 self.cache.put(key, head)
             return batch
@@ -154,7 +171,7 @@ class Ingestor:
         targets = {c.voids for c in candidates if c.voids is not None}
         known = {k.event_id: k for k in self.recorder.select_keys("event_id", event_ids | targets)}
         voided = {k.voids: k.event_id for k in self.recorder.select_keys("voids", targets)}
-        batch = _Batch(heads=self._heads(candidates, known), timestamp=Recorded.create_timestamp())
+        batch = _Batch(heads=self._heads(candidates, known), timestamp=self._now())
         batch.voided.update(voided)
         for candidate in candidates:
             try:

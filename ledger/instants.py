@@ -25,3 +25,10 @@ def parse_instant(text: str) -> datetime:
 
 def format_instant(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def utc_text(iso: str) -> str:
+    """eventsourcing's `isoformat()` of a UTC timestamp, as fixed-width UTC text."""
+    if len(iso) == 32 and iso.endswith("+00:00"):  # the usual case, without parsing
+        return iso[:26] + "Z"
+    return format_instant(datetime.fromisoformat(iso))

@@ -14,7 +14,8 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-from ledger.store import INDEX_DDL, LedgerQueries, key_rows
+from ledger.chain import Link
+from ledger.store import IMMUTABLE, LEDGER_DDL, LEDGER_TABLES, LedgerQueries, key_rows
 
 
 class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
@@ -30,9 +31,24 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         self.sql_create_statements.extend(
-            SQL(s.replace("TEXT NOT NULL, originator_version", "uuid NOT NULL, originator_version"))
-            for s in INDEX_DDL
+            SQL(s.replace("TEXT NOT NULL, originator_version", "uuid NOT NULL, originator_version")
+                .replace("INTEGER PRIMARY KEY", "BIGINT PRIMARY KEY"))
+            for s in LEDGER_DDL
         )
+        self.sql_create_statements.append(SQL(
+            "CREATE OR REPLACE FUNCTION revledger_immutable() RETURNS trigger "
+            f"LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{IMMUTABLE} (% on %)', "
+            "TG_OP, TG_TABLE_NAME; END $$"
+        ))
+        for table in (self.events_table_name, *LEDGER_TABLES):
+            self.sql_create_statements.extend(
+                SQL(statement).format(Identifier(table)) for statement in (
+                    f"CREATE OR REPLACE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE "
+                    "ON {} FOR EACH ROW EXECUTE FUNCTION revledger_immutable()",
+                    f"CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {{}} "
+                    "FOR EACH STATEMENT EXECUTE FUNCTION revledger_immutable()",
+                )
+            )
 
     def _insert_stored_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -48,7 +64,8 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
         self._notify_channel(curs)
         curs.execute(
             SQL("INSERT INTO {}.{} (originator_id, originator_version, topic, state) "
-                "SELECT * FROM unnest(%b::uuid[], %b::int[], %b::text[], %b::bytea[])").format(
+                "SELECT * FROM unnest(%b::uuid[], %b::int[], %b::text[], %b::bytea[]) "
+                "RETURNING notification_id").format(
                 Identifier(self.datastore.schema), Identifier(self.events_table_name)
             ),
             [list(column) for column in zip(*(
@@ -58,18 +75,28 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
 
     def _fetch_ids_after_insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        """Writes the index rows; positions are not fetched (nothing here uses them)."""
-        rows = key_rows(stored_events, kwargs.get("keys"), self._uuid_param)
-        if rows:
-            # A nested pipeline syncs on exit, so a key collision raises here, inside the
-            # recorder's error handling, rather than at commit.
-            with curs.connection.pipeline(), curs.connection.cursor() as c:
+    ) -> list[int]:
+        """Writes the chain links and index rows of the events just inserted."""
+        positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        # A nested pipeline syncs on exit, so a key collision raises here, inside the
+        # recorder's error handling, rather than at commit.
+        with curs.connection.pipeline(), curs.connection.cursor(row_factory=tuple_row) as c:
+            c.execute(self._HEAD + self._LAST)
+            head = Link(*row) if (row := c.fetchone()) else None
+            links = self._links(head, positions, stored_events, kwargs.get("recorded_at"))
+            c.execute(
+                "INSERT INTO event_chain SELECT * FROM unnest(%b::bigint[], %b::text[], "
+                "%b::text[])",
+                [list(column) for column in zip(*links, strict=True)],
+            )
+            rows = key_rows(stored_events, kwargs.get("keys"), self._uuid_param)
+            if rows:
                 c.execute(
                     "INSERT INTO event_keys SELECT * FROM unnest(%b::text[], %b::text[], "
                     "%b::uuid[], %b::int[], %b::text[], %b::text[], %b::text[], %b::text[])",
                     [list(column) for column in zip(*rows, strict=True)],
                 )
+        return positions
 
     def _rows(self, statement: str, params: Sequence[Any]) -> list[tuple]:
         with self.datastore.transaction(commit=False) as c, c.connection.cursor(

@@ -33,6 +33,7 @@ from eventsourcing.sqlite import (
 )
 
 from ledger.aggregates import LEDGER_ID, Ledger
+from ledger.chain import Link, extend, recorded_at
 
 DEFAULT_DB = "sqlite:///revledger.db"
 
@@ -227,6 +228,36 @@ class LedgerQueries:
             )
         ]
 
+    _HEAD = "SELECT position, recorded_at, chain_sha256 FROM event_chain "
+    _LAST = "ORDER BY position DESC LIMIT 1"
+
+    def chain_head(self, known_at: str | None = None) -> Link | None:
+        """The last link of the chain, or of its prefix recorded by `known_at`."""
+        if known_at is None:
+            rows = self._rows(self._HEAD + self._LAST, [])
+        else:
+            rows = self._rows(self._HEAD + "WHERE recorded_at <= ? " + self._LAST, [known_at])
+        return Link(*rows[0]) if rows else None
+
+    def _links(
+        self,
+        head: Link | None,
+        positions: Sequence[int],
+        stored_events: Sequence[StoredEvent],
+        recorded: str | None,
+    ) -> list[tuple]:
+        """The chain rows of a transaction's events; refused (and the transaction rolled
+        back, to be decided again) if they were stamped before the head."""
+        rows = (
+            (p, s.originator_id, s.originator_version, s.topic, s.state,
+             recorded or recorded_at(s.state))
+            for p, s in zip(positions, stored_events, strict=True)
+        )
+        try:
+            return [tuple(link) for link in extend(head, rows)]
+        except ValueError as exc:
+            raise IntegrityError(str(exc)) from None
+
     def count_keys(self) -> int:
         return self._rows("SELECT COUNT(*) FROM event_keys", [])[0][0]
 
@@ -250,15 +281,35 @@ class SQLiteLedgerRecorder(LedgerQueries, SQLiteApplicationRecorder):
     """eventsourcing's SQLite recorder, writing the event index in the same transaction."""
 
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), *INDEX_DDL]
+        return [
+            *super().construct_create_table_statements(),
+            *LEDGER_DDL,
+            *(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{IMMUTABLE}'); END"
+                for table in (self.events_table_name, *LEDGER_TABLES)
+                for op in ("UPDATE", "DELETE")
+            ),
+        ]
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
-        """One `executemany` per table. The positions are not returned (eventsourcing's
-        application recorder inserts row by row to return them); nothing here uses them."""
+        """One `executemany` per table, the events first (which takes the write lock).
+
+        Positions are rowids: the writer holds the lock and rows are never deleted, so a
+        batch's rowids follow the largest one. They are not returned (eventsourcing's
+        application recorder inserts row by row to return them); nothing here uses them.
+        """
         c.executemany(
             self.insert_events_statement,
             [(s.originator_id.hex, s.originator_version, s.topic, s.state) for s in stored_events],
         )
+        c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
+        last = c.fetchone()[0]
+        positions = range(last - len(stored_events) + 1, last + 1)
+        c.execute(self._HEAD + self._LAST)
+        head = Link(*row) if (row := c.fetchone()) else None
+        links = self._links(head, positions, stored_events, kwargs.get("recorded_at"))
+        c.executemany("INSERT INTO event_chain VALUES (?, ?, ?)", links)
         rows = key_rows(stored_events, kwargs.get("keys"), self._uuid_param)
         if rows:
             c.executemany(f"INSERT INTO event_keys VALUES ({','.join('?' * 8)})", rows)
@@ -301,7 +352,9 @@ def _uuid(value: Any) -> UUID:
     return value if isinstance(value, UUID) else UUID(value)
 
 
-INDEX_DDL = [
+LEDGER_TABLES = ("event_keys", "event_chain")
+IMMUTABLE = "revledger: recorded events are never updated or deleted"
+LEDGER_DDL = [
     "CREATE TABLE IF NOT EXISTS event_keys ("
     "event_id TEXT PRIMARY KEY, content_sha256 TEXT NOT NULL, "
     "originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
@@ -312,6 +365,10 @@ INDEX_DDL = [
     # At most one void per event, enforced by the database for concurrent writers.
     "CREATE UNIQUE INDEX IF NOT EXISTS event_keys_voids ON event_keys (voids) "
     "WHERE voids IS NOT NULL",
+    # One link per stored event (see ledger.chain), in position order.
+    "CREATE TABLE IF NOT EXISTS event_chain (position INTEGER PRIMARY KEY, "
+    "recorded_at TEXT NOT NULL, chain_sha256 TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS event_chain_recorded ON event_chain (recorded_at)",
 ]
 
 
@@ -331,6 +388,7 @@ class LedgerRecorder(Protocol):
     def select_heads(self, ids: Sequence[UUID]) -> list[tuple[UUID, int, str]]: ...
     def select_events_by(self, filters: dict[str, str]) -> list[EventRow]: ...
     def count_keys(self) -> int: ...
+    def chain_head(self, known_at: str | None = None) -> Link | None: ...
     def select_customer_events(self, customers: Sequence[str], upto: int) -> list[tuple]: ...
     def iter_customer_events(self, upto: int) -> Iterator[tuple[str, int, bytes]]: ...
 

@@ -3,12 +3,11 @@ stored state (the hot path of a replay: orjson, no domain-event objects)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
 
-from ledger.instants import format_instant
+from ledger.instants import utc_text
 
 
 class Fact(NamedTuple):
@@ -35,7 +34,7 @@ def decode_fact(position: int, state: bytes) -> Fact | None:
     payload = data["payload"]
     return Fact(
         position,
-        _utc_text(data["timestamp"]["_data_"]),
+        utc_text(data["timestamp"]["_data_"]),
         event_id,
         data["type"],
         data["effective_at"],
@@ -44,9 +43,3 @@ def decode_fact(position: int, state: bytes) -> Fact | None:
         payload,
     )
 
-
-def _utc_text(iso: str) -> str:
-    """eventsourcing's `isoformat()` of a UTC timestamp, as fixed-width UTC text."""
-    if len(iso) == 32 and iso.endswith("+00:00"):  # the usual case, without parsing
-        return iso[:26] + "Z"
-    return format_instant(datetime.fromisoformat(iso))
