@@ -16,6 +16,7 @@ from commands.ingest import ingest
 from commands.init import init
 from commands.metrics import movements, mrr, nrr
 from commands.replay import replay
+from commands.verify import verify
 from ledger.store import DEFAULT_DB
 from services.errors import LedgerError
 
@@ -49,7 +50,7 @@ def main(ctx: click.Context, db: str) -> None:
     ctx.obj = db
 
 
-for command in (init, ingest, events, mrr, nrr, movements, replay, demo):
+for command in (init, ingest, events, mrr, nrr, movements, replay, verify, demo):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import NamedTuple
 from uuid import UUID
 
@@ -67,3 +68,53 @@ def extend(
         chain = link(chain, canonical_bytes(position, originator_id, version, topic, state))
         last = at
         yield Link(position, at, chain)
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The outcome of walking the chain: how far it held, and the first break if any."""
+
+    events: int
+    head: Link | None
+    position: int | None = None  # of the first break
+    event_id: str | None = None
+    problem: str | None = None
+
+
+def check(rows: Iterable[tuple]) -> ChainReport:
+    """Recompute the chain over (position, aggregate id, version, topic, state, link
+    position, link recorded_at, link hash) rows in position order."""
+    chain, count, head = GENESIS, 0, None
+    for position, originator_id, version, topic, state, at_position, at, sha in rows:
+        if position is None:
+            return ChainReport(count, head, at_position, None,
+                               "the event of this chain link is missing (deleted)")
+        event_id = _event_id(state)
+        if at_position is None:
+            return ChainReport(count, head, position, event_id,
+                               "no chain link (written around the ledger)")
+        uuid = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
+        expected = link(chain, canonical_bytes(position, uuid, version, topic, state))
+        if expected != sha:
+            return ChainReport(count, head, position, event_id,
+                               "chain hash differs: this event, or one before it, was "
+                               "altered, removed or moved")
+        if _recorded_at(state) != at or (head and at < head.recorded_at):
+            return ChainReport(count, head, position, event_id,
+                               "recording instant differs from its chain link")
+        chain, count, head = sha, count + 1, Link(position, at, sha)
+    return ChainReport(count, head)
+
+
+def _event_id(state: bytes) -> str | None:
+    try:
+        return orjson.loads(state).get("event_id")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+
+
+def _recorded_at(state: bytes) -> str | None:
+    try:
+        return recorded_at(state)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None

@@ -27,6 +27,7 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
     """
 
     position = "notification_id"
+    collate = 'COLLATE "C"'
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
@@ -111,18 +112,13 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
     def _uuid_param(self, value: UUID) -> Any:
         return value
 
-    def iter_customer_events(self, upto: int) -> Iterator[tuple[str, int, bytes]]:
-        """(customer_id, position, state) of every event up to `upto`, by customer."""
+    def _stream(self, statement: str, params: Sequence[Any]) -> Iterator[tuple]:
+        """Rows of one read transaction through a server-side cursor, not fetched whole."""
         with (
             self.datastore.get_connection() as conn,
             conn.transaction(),
-            conn.cursor(name="revledger_rebuild", row_factory=tuple_row) as cursor,
+            conn.cursor(name="revledger_stream", row_factory=tuple_row) as cursor,
         ):
             cursor.itersize = 5000
-            cursor.execute(
-                f"SELECT k.customer_id, e.notification_id, e.state FROM {self._join()} "
-                'WHERE e.notification_id <= %s ORDER BY k.customer_id COLLATE "C"',
-                [upto],
-            )
-            for customer, position, state in cursor:
-                yield customer, position, bytes(state)
+            cursor.execute(statement.replace("?", "%s"), params)
+            yield from cursor

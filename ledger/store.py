@@ -170,6 +170,10 @@ class LedgerQueries:
 
     events_table_name: str
     position = "rowid"
+    collate = ""  # a byte-order collation where the default is not one
+
+    def _stream(self, statement: str, params: Sequence[Any]) -> Iterator[tuple]:
+        raise NotImplementedError
 
     def _rows(self, statement: str, params: Sequence[Any]) -> list[tuple]:
         raise NotImplementedError
@@ -261,6 +265,31 @@ class LedgerQueries:
     def count_keys(self) -> int:
         return self._rows("SELECT COUNT(*) FROM event_keys", [])[0][0]
 
+    def iter_customer_events(self, upto: int) -> Iterator[tuple[str, int, bytes]]:
+        """(customer_id, position, state) of every event up to `upto`, by customer."""
+        for customer, position, state in self._stream(
+            f"SELECT k.customer_id, e.{self.position}, e.state FROM {self._join()} "
+            f"WHERE e.{self.position} <= ? ORDER BY k.customer_id {self.collate}",
+            [upto],
+        ):
+            yield customer, position, bytes(state)
+
+    def iter_chain(self) -> Iterator[tuple]:
+        """Every stored event beside its chain link, by position; a side is all None
+        where the other has no partner (a deleted row, say)."""
+        e, t = self.position, self.events_table_name
+        for row in self._stream(
+            f"SELECT e.{e}, e.originator_id, e.originator_version, e.topic, e.state, "
+            f"c.position, c.recorded_at, c.chain_sha256 FROM {t} e "
+            f"FULL OUTER JOIN event_chain c ON c.position = e.{e} "
+            f"ORDER BY COALESCE(e.{e}, c.position)",
+            [],
+        ):
+            state = row[4]
+            if isinstance(state, str):  # SQLite keeps whatever type a writer stored
+                state = state.encode()
+            yield (*row[:4], None if state is None else bytes(state), *row[5:])
+
     def select_customer_events(self, customers: Sequence[str], upto: int) -> list[tuple]:
         """(customer_id, position, state) of these customers' events up to `upto`."""
         if not customers:
@@ -321,17 +350,13 @@ class SQLiteLedgerRecorder(LedgerQueries, SQLiteApplicationRecorder):
             raw.execute(statement, params)
             return raw.fetchall()
 
-    def iter_customer_events(self, upto: int) -> Iterator[tuple[str, int, bytes]]:
-        """(customer_id, position, state) of every event up to `upto`, by customer."""
+    def _stream(self, statement: str, params: Sequence[Any]) -> Iterator[tuple]:
+        """Rows of one read transaction, fetched a page at a time, not whole."""
         with self.datastore.transaction(commit=False) as c:
             raw = c.sqlite_cursor
             raw.row_factory = None
-            raw.execute(
-                f"SELECT k.customer_id, e.rowid, e.state FROM {self._join()} "
-                "WHERE e.rowid <= ? ORDER BY k.customer_id",
-                [upto],
-            )
-            while rows := raw.fetchmany(5000):  # streamed, not fetched whole
+            raw.execute(statement, params)
+            while rows := raw.fetchmany(5000):
                 yield from rows
 
 
@@ -391,6 +416,7 @@ class LedgerRecorder(Protocol):
     def chain_head(self, known_at: str | None = None) -> Link | None: ...
     def select_customer_events(self, customers: Sequence[str], upto: int) -> list[tuple]: ...
     def iter_customer_events(self, upto: int) -> Iterator[tuple[str, int, bytes]]: ...
+    def iter_chain(self) -> Iterator[tuple]: ...
 
 
 class LedgerApplication(Application):

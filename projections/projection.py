@@ -9,15 +9,16 @@ customer, not with the ledger.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from itertools import groupby
+from collections.abc import Callable, Iterable, Iterator
+from itertools import groupby, zip_longest
+from operator import itemgetter
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from ledger.store import LedgerApplication
 from projections.facts import Fact, decode_fact
 from projections.fold import CustomerHistory, fold_customer, visible
-from projections.view import SQLiteMRRView
+from projections.view import SQLiteMRRView, history_rows
 
 PAGE = 5000
 REBUILD_AFTER = 4 * PAGE
@@ -81,9 +82,7 @@ class MRRProjection:
         def histories() -> Iterator[tuple[str, CustomerHistory]]:
             nonlocal customers
             done = 0
-            rows = self.events.iter_customer_events(head)
-            for customer, group in groupby(rows, key=lambda row: row[0]):
-                facts = [f for _, position, state in group if (f := decode_fact(position, state))]
+            for customer, facts in _by_customer(self.events.iter_customer_events(head)):
                 customers += 1
                 done += len(facts)
                 if customers % 1000 == 0:
@@ -92,6 +91,21 @@ class MRRProjection:
 
         self.view.rebuild(histories(), Tracking(self.app.name, head))
         return head, customers
+
+    def first_difference(self) -> tuple[int, str | None]:
+        """(customers, the first customer whose view rows differ from a fresh fold of the
+        events up to the view's position, or None)."""
+        fresh = history_rows(
+            (customer, fold_customer(visible(facts)))
+            for customer, facts in _by_customer(self.events.iter_customer_events(self.position))
+        )
+        customers, steps, attributes = self.view.load()
+        for table_fresh, table_stored in zip(fresh, (steps, attributes, customers), strict=True):
+            a, b = sorted(table_fresh), sorted(tuple(row) for row in table_stored)
+            if a != b:
+                x, y = next((x, y) for x, y in zip_longest(a, b) if x != y)
+                return len(customers), (x or y)[0]
+        return len(customers), None
 
     def _customers_touched(self, facts: Iterator[Fact | None]) -> set[str]:
         customers: set[str] = set()
@@ -114,13 +128,18 @@ class MRRProjection:
         rows = self.events.select_customer_events(customers, upto)
         rows.sort(key=lambda row: (row[0], row[1]))
         folded = set()
-        for customer, group in groupby(rows, key=lambda row: row[0]):
-            facts = [f for _, position, state in group if (f := decode_fact(position, state))]
+        for customer, facts in _by_customer(rows):
             folded.add(customer)
             yield customer, fold_customer(visible(facts))
         for customer in customers:  # every event voided away: an empty history
             if customer not in folded:
                 yield customer, CustomerHistory()
+
+
+def _by_customer(rows: Iterable[tuple[str, int, bytes]]) -> Iterator[tuple[str, list[Fact]]]:
+    """Each customer's facts from (customer, position, state) rows grouped by customer."""
+    for customer, group in groupby(rows, key=itemgetter(0)):
+        yield customer, [f for _, position, state in group if (f := decode_fact(position, state))]
 
 
 def read_facts(app: LedgerApplication) -> Iterator[Fact]:

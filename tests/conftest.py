@@ -50,3 +50,21 @@ def db_url(request) -> str:
     """The same test, once per store."""
     name = "sqlite_url" if request.param == "sqlite" else "pg_url"
     return request.getfixturevalue(name)
+
+
+@pytest.fixture
+def raw_sql(db_url) -> Iterator:
+    """Run SQL on the ledger's database behind its back, as an intruder with the owner's
+    rights would (`{events}` names the events table)."""
+
+    def run(statement: str) -> list[tuple]:
+        if db_url.startswith("sqlite"):
+            import sqlite3
+
+            with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+                return conn.execute(statement.format(events="stored_events")).fetchall()
+        with _admin(db_url) as conn:
+            cursor = conn.execute(statement.format(events="revledger_events"))
+            return cursor.fetchall() if cursor.description else []
+
+    yield run
