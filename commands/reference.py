@@ -17,19 +17,24 @@ unreachable database), 2 a usage error (malformed option).
 """
 
 
-def _help(command: click.Command, path: list[str]) -> str:
-    with click.Context(command, info_name=" ".join(path), terminal_width=90) as ctx:
-        return command.get_help(ctx)
+def _help(args: list[str]) -> str:
+    """`revledger ARGS --help` as a user sees it, at a fixed width."""
+    from click.testing import CliRunner
+
+    from cli import main
+
+    result = CliRunner().invoke(main, [*args, "--help"], prog_name="revledger",
+                                env={"COLUMNS": "90"})
+    return result.stdout.rstrip("\n")
 
 
 def render() -> str:
     from cli import main
 
-    parts = [HEADER, "## revledger\n", "```\n" + _help(main, ["revledger"]) + "\n```\n"]
+    parts = [HEADER, "## revledger\n", "```\n" + _help([]) + "\n```\n"]
     for name in sorted(main.commands):
-        command = main.commands[name]
         parts.append(f"## revledger {name}\n")
-        parts.append("```\n" + _help(command, ["revledger", name]) + "\n```\n")
+        parts.append("```\n" + _help([name]) + "\n```\n")
     return "\n".join(parts)
 
 
