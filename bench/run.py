@@ -59,11 +59,11 @@ def in_process_nrr(db: str) -> tuple[float, list[float], dict]:
     sys.path.insert(0, str(ROOT))
     from projections.periods import end_of, parse_period
     from services.ledger import open_ledger
-    from services.metrics import current_index
+    from services.projections import current_index
 
     with open_ledger(db) as app:
         started = time.perf_counter()
-        index = current_index(app)
+        index, _ = current_index(app)
         load = time.perf_counter() - started
     queries = [
         (end_of(START), end_of(END), None, None),

@@ -9,7 +9,14 @@ from typing import Any, TypeVar
 
 import click
 
-from commands.output import emit_csv, emit_json, emit_table, format_option
+from commands.output import (
+    caption,
+    emit_csv,
+    emit_json,
+    emit_table,
+    flat_manifest,
+    format_option,
+)
 from projections.movements import KINDS
 from projections.periods import (
     Period,
@@ -56,6 +63,8 @@ def _scalar(fmt: str, report: dict[str, Any], title: str) -> None:
     if fmt == "json":
         emit_json(report)
         return
+    fields = {k: v for k, v in report.items() if k != "manifest"}
+    report = {**fields, **flat_manifest(report["manifest"])}
     flat = {k: (";".join(f"{a}={b}" for a, b in v.items()) if isinstance(v, dict) else v)
             for k, v in report.items()}
     if fmt == "csv":
@@ -134,4 +143,5 @@ def movements(db: str, start: date, end: date, known_at: str | None, fmt: str) -
         columns = ["month"] + [c for k in KINDS for c in (k, f"{k}_exact")]
         emit_csv(columns, report["months"])
     else:
-        emit_table(["month", *KINDS], report["months"], title="MRR movements")
+        emit_table(["month", *KINDS], report["months"], title="MRR movements",
+                   caption=caption(report["manifest"]))

@@ -43,13 +43,31 @@ def emit_csv(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
     sys.stdout.write(out.getvalue())
 
 
+def flat_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A manifest as flat fields, for a CSV row or table."""
+    head = manifest["ledger_head"] or {}
+    return {"known_at": manifest["known_at"], "ledger_position": head.get("position"),
+            "ledger_chain_sha256": head.get("chain_sha256")}
+
+
+def caption(manifest: dict[str, Any]) -> str:
+    head = manifest["ledger_head"]
+    if head is None:
+        return "empty ledger"
+    return (f"as known at {manifest['known_at']}; ledger head {head['position']} "
+            f"({head['chain_sha256'][:12]})")
+
+
 def emit_table(
-    columns: Sequence[str], rows: Sequence[dict[str, Any]], title: str | None = None
+    columns: Sequence[str],
+    rows: Sequence[dict[str, Any]],
+    title: str | None = None,
+    caption: str | None = None,
 ) -> None:
     from rich.console import Console  # only tables need rich: JSON and CSV start faster
     from rich.table import Table
 
-    table = Table(title=title, show_lines=False)
+    table = Table(title=title, caption=caption, show_lines=False)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:

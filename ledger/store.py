@@ -235,12 +235,15 @@ class LedgerQueries:
     _HEAD = "SELECT position, recorded_at, chain_sha256 FROM event_chain "
     _LAST = "ORDER BY position DESC LIMIT 1"
 
-    def chain_head(self, known_at: str | None = None) -> Link | None:
-        """The last link of the chain, or of its prefix recorded by `known_at`."""
-        if known_at is None:
-            rows = self._rows(self._HEAD + self._LAST, [])
-        else:
+    def chain_head(self, *, known_at: str | None = None, upto: int | None = None) -> Link | None:
+        """The last link of the chain, or of its prefix recorded by `known_at`, or of its
+        prefix up to position `upto`."""
+        if known_at is not None:
             rows = self._rows(self._HEAD + "WHERE recorded_at <= ? " + self._LAST, [known_at])
+        elif upto is not None:
+            rows = self._rows(self._HEAD + "WHERE position <= ? " + self._LAST, [upto])
+        else:
+            rows = self._rows(self._HEAD + self._LAST, [])
         return Link(*rows[0]) if rows else None
 
     def _links(
@@ -413,7 +416,9 @@ class LedgerRecorder(Protocol):
     def select_heads(self, ids: Sequence[UUID]) -> list[tuple[UUID, int, str]]: ...
     def select_events_by(self, filters: dict[str, str]) -> list[EventRow]: ...
     def count_keys(self) -> int: ...
-    def chain_head(self, known_at: str | None = None) -> Link | None: ...
+    def chain_head(
+        self, *, known_at: str | None = None, upto: int | None = None
+    ) -> Link | None: ...
     def select_customer_events(self, customers: Sequence[str], upto: int) -> list[tuple]: ...
     def iter_customer_events(self, upto: int) -> Iterator[tuple[str, int, bytes]]: ...
     def iter_chain(self) -> Iterator[tuple]: ...

@@ -12,6 +12,7 @@ from datetime import date
 from fractions import Fraction
 from typing import Any, Protocol
 
+from ledger.chain import Link
 from ledger.store import LedgerApplication
 from projections import reference
 from projections.fold import fold
@@ -49,15 +50,33 @@ class _Replay:
 
 
 @contextmanager
-def engine(url: str, known_at: str | None) -> Iterator[Engine]:
+def engine(url: str, known_at: str | None) -> Iterator[tuple[Engine, dict[str, Any]]]:
+    """The engine to answer from, and the manifest of what it reflects."""
     with open_ledger(url) as app:
-        yield _Replay(app, known_at) if known_at else current_index(app)
+        recorder = app.ledger_recorder
+        if known_at:
+            yield _Replay(app, known_at), manifest(recorder.chain_head(known_at=known_at),
+                                                   known_at)
+        else:
+            index, position = current_index(app)
+            yield index, manifest(recorder.chain_head(upto=position))
+
+
+def manifest(head: Link | None, known_at: str | None = None) -> dict[str, Any]:
+    """What an answer reflects: re-run with `--known-at` set to its `known_at` and the same
+    figures come back, from the same `ledger_head`."""
+    return {
+        "known_at": known_at or (head.recorded_at if head else None),
+        "ledger_head": {"position": head.position, "chain_sha256": head.chain_sha256}
+        if head else None,
+    }
 
 
 def mrr_report(url: str, at: date, known_at: str | None = None) -> dict[str, Any]:
-    with engine(url, known_at) as e:
+    with engine(url, known_at) as (e, reflects):
         total, customers = e.total(end_of(at))
-    return {"date": at.isoformat(), **money("mrr", total), "customers": customers}
+    return {"date": at.isoformat(), **money("mrr", total), "customers": customers,
+            "manifest": reflects}
 
 
 def nrr_report(
@@ -68,7 +87,7 @@ def nrr_report(
     segment: Mapping[str, str] | None = None,
     known_at: str | None = None,
 ) -> dict[str, Any]:
-    with engine(url, known_at) as e:
+    with engine(url, known_at) as (e, reflects):
         r = e.nrr(end_of(start), end_of(end), cohort, segment)
     return {
         "start": start.isoformat(),
@@ -83,13 +102,14 @@ def nrr_report(
         **money("churn", r.churn),
         **ratio("nrr", r.nrr),
         **ratio("grr", r.grr),
+        "manifest": reflects,
     }
 
 
 def movements_report(
     url: str, first: date, last: date, known_at: str | None = None
 ) -> dict[str, Any]:
-    with engine(url, known_at) as e:
+    with engine(url, known_at) as (e, reflects):
         rows = e.movements(first, last)
     months = []
     for m in rows:
@@ -97,4 +117,4 @@ def movements_report(
         for kind in KINDS:
             row.update(money(kind, getattr(m, kind)))
         months.append(row)
-    return {"months": months}
+    return {"months": months, "manifest": reflects}

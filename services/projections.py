@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ledger.store import LedgerApplication
 from projections.engine import MRRIndex
@@ -33,15 +34,20 @@ def rebuild_projections(url: str, on_progress: Progress = lambda d, t: None) -> 
 
 
 
-def current_index(app: LedgerApplication) -> MRRIndex:
+class Current(NamedTuple):
+    index: MRRIndex
+    position: int  # the last event the index reflects
+
+
+def current_index(app: LedgerApplication) -> Current:
     """The projection, caught up, as query columns: from the stored snapshot when it
     reflects the current position, else built from the rows (and stored for next time)."""
     projection = MRRProjection(app)
     projection.catch_up()
     position = projection.position
     if data := projection.view.load_snapshot(position):
-        return MRRIndex.from_bytes(data)
+        return Current(MRRIndex.from_bytes(data), position)
     index = projection.view.read(MRRIndex.from_rows)
     if (data := index.to_bytes()) is not None:
         projection.view.save_snapshot(position, data)
-    return index
+    return Current(index, position)

@@ -64,6 +64,7 @@ EXAMPLE = [
 def test_nrr_json_follows_the_contract(db_url):
     ingest(db_url, EXAMPLE)
     report = json_of(db_url, "nrr", "--start", "2023-12-31", "--end", "2024-12-31")
+    report.pop("manifest")
     assert report == {
         "start": "2023-12-31", "end": "2024-12-31", "cohort": None, "segment": {},
         "customers": 2,
@@ -83,8 +84,9 @@ def test_nrr_json_follows_the_contract(db_url):
 
 def test_mrr_and_movements_json_and_csv(db_url):
     ingest(db_url, EXAMPLE)
-    assert json_of(db_url, "mrr", "--at", "2023-07-01") == {
-        "date": "2023-07-01", "mrr": "150.00", "mrr_exact": "150", "customers": 2}
+    mrr = json_of(db_url, "mrr", "--at", "2023-07-01")
+    mrr.pop("manifest")
+    assert mrr == {"date": "2023-07-01", "mrr": "150.00", "mrr_exact": "150", "customers": 2}
     months = json_of(db_url, "movements", "--start", "2024-01", "--end", "2024-03")["months"]
     assert [m["month"] for m in months] == ["2024-01", "2024-02", "2024-03"]
     assert (months[1]["churn"], months[2]["expansion_exact"]) == ("50.00", "30")
@@ -261,3 +263,22 @@ def test_known_at_reproduces_a_figure_as_it_was_before_a_correction(db_url):
                      "--known-at", before)["months"]
     assert months[0]["churn"] == "50.00"
     assert json_of(db_url, "mrr", "--at", "2024-12-31", "--known-at", before)["mrr"] == "130.00"
+
+
+def test_every_answer_carries_a_manifest_that_reproduces_it(db_url):
+    ingest(db_url, EXAMPLE)
+    args = ("nrr", "--start", "2023-12-31", "--end", "2024-12-31")
+    first = json_of(db_url, *args)
+    head = first["manifest"]["ledger_head"]
+    events = json_of(db_url, "events")
+    assert head["position"] == events[-1]["position"]
+    assert first["manifest"]["known_at"] == events[-1]["recorded_at"]
+    ingest(db_url, [voided("v1", "b2"), changed("a3", "sa", "a", "2024-06-01T00:00:00Z",
+                                                  amount="200.00")])
+    assert json_of(db_url, *args)["nrr_exact"] != first["nrr_exact"]
+    again = json_of(db_url, *args, "--known-at", first["manifest"]["known_at"])
+    assert again == first
+    for command in (["mrr", "--at", "2024-01-01"], ["movements", "--start", "2024-01",
+                                                   "--end", "2024-02"]):
+        reflects = json_of(db_url, *command)["manifest"]
+        assert reflects["ledger_head"]["position"] == json_of(db_url, "events")[-1]["position"]
