@@ -71,6 +71,7 @@ class EventRow:
     originator_id: UUID
     originator_version: int
     state: bytes
+    chain_sha256: str | None
 
 
 class UnsupportedDatabase(ValueError):
@@ -218,17 +219,25 @@ class LedgerQueries:
             heads.append((_uuid(stream_id), version, opened.get("customer_id", opened["key"])))
         return heads
 
-    def select_events_by(self, filters: dict[str, str]) -> list[EventRow]:
-        """Canonical events matching index columns, in recorded order."""
+    def select_events_by(
+        self, filters: dict[str, str], upto: int | None = None
+    ) -> list[EventRow]:
+        """Canonical events matching index columns (up to a position), in recorded order."""
         assert set(filters) <= set(KEY_COLUMNS)
-        where = " AND ".join(f"k.{column} = ?" for column in filters)
+        tests = [f"k.{column} = ?" for column in filters]
+        params: list[Any] = list(filters.values())
+        if upto is not None:
+            tests.append(f"e.{self.position} <= ?")
+            params.append(upto)
         return [
-            EventRow(row[0], _uuid(row[1]), row[2], bytes(row[3]))
+            EventRow(row[0], _uuid(row[1]), row[2], bytes(row[3]), row[4])
             for row in self._rows(
-                f"SELECT e.{self.position}, e.originator_id, e.originator_version, e.state "
-                f"FROM {self._join()} {'WHERE ' + where if where else ''} "
+                f"SELECT e.{self.position}, e.originator_id, e.originator_version, e.state, "
+                f"c.chain_sha256 FROM {self._join()} "
+                f"LEFT JOIN event_chain c ON c.position = e.{self.position} "
+                f"{'WHERE ' + ' AND '.join(tests) if tests else ''} "
                 f"ORDER BY e.{self.position}",
-                list(filters.values()),
+                params,
             )
         ]
 
@@ -414,7 +423,9 @@ class LedgerRecorder(Protocol):
     def max_notification_id(self) -> int | None: ...
     def select_keys(self, column: str, values: Iterable[str]) -> list[KeyRow]: ...
     def select_heads(self, ids: Sequence[UUID]) -> list[tuple[UUID, int, str]]: ...
-    def select_events_by(self, filters: dict[str, str]) -> list[EventRow]: ...
+    def select_events_by(
+        self, filters: dict[str, str], upto: int | None = None
+    ) -> list[EventRow]: ...
     def count_keys(self) -> int: ...
     def chain_head(
         self, *, known_at: str | None = None, upto: int | None = None

@@ -14,8 +14,10 @@ def list_events(
     customer: str | None = None,
     subscription: str | None = None,
     type: str | None = None,
+    known_at: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Stored canonical events, optionally filtered, oldest position first."""
+    """Stored canonical events, optionally filtered, oldest position first; with
+    `known_at`, only those recorded by then."""
     filters = {
         column: value
         for column, value in (
@@ -27,8 +29,12 @@ def list_events(
     }
     with open_ledger(url) as app:
         decode = app.mapper.transcoder.decode
+        upto = None
+        if known_at is not None:
+            head = app.ledger_recorder.chain_head(known_at=known_at)
+            upto = head.position if head else 0
         rows = []
-        for row in app.ledger_recorder.select_events_by(filters):
+        for row in app.ledger_recorder.select_events_by(filters, upto):
             state = decode(row.state)
             payload = state["payload"]
             rows.append(
@@ -41,6 +47,7 @@ def list_events(
                     "customer_id": payload.get("customer_id"),
                     "subscription_id": payload.get("subscription_id"),
                     "payload": payload,
+                    "chain_sha256": row.chain_sha256,
                 }
             )
         return rows

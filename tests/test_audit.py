@@ -3,6 +3,8 @@ refuse changes, the projection is held to a fresh fold."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 
@@ -17,6 +19,12 @@ FEED = [
     cancelled("e4", "s2", "c2", "2024-03-01T00:00:00Z"),
     voided("e5", "e3"),
 ]
+
+
+def json_of(db_url: str, *args: str):
+    result = CliRunner().invoke(main, ["--db", db_url, *args, "--format", "json"])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
 
 
 def verify(db_url: str) -> tuple[int, str]:
@@ -112,3 +120,12 @@ def test_a_tampered_projection_is_named_by_customer(ledger, raw_sql):
     code, output = verify(ledger)
     assert code == 1
     assert "the projection of customer c2 differs from a fresh fold" in output
+
+
+def test_events_known_at_lists_only_what_was_recorded_by_then(ledger):
+    events = json_of(ledger, "events")
+    first_transaction = events[2]["recorded_at"]  # e1..e3 were ingested together
+    assert [e["event_id"] for e in json_of(ledger, "events", "--known-at", first_transaction)] \
+        == ["e1", "e2", "e3"]
+    assert json_of(ledger, "events", "--known-at", "2000-01-01") == []
+    assert all(len(e["chain_sha256"]) == 64 for e in events)

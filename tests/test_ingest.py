@@ -160,7 +160,7 @@ class TestCommandLine:
         assert [e["event_id"] for e in __import__("json").loads(listed.stdout)] == ["e1", "e3"]
         as_csv = self.run(db_url, "events", "--format", "csv").stdout.splitlines()
         assert as_csv[0] == ("position,recorded_at,effective_at,type,event_id,customer_id,"
-                             "subscription_id,payload")
+                             "subscription_id,payload,chain_sha256")
         assert len(as_csv) == 5
 
     def test_an_unreachable_database_is_one_line_and_exit_one(self):
