@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from commands.audit import explain, history
 from commands.demo import demo
 from commands.events import events
 from commands.ingest import ingest
@@ -50,7 +51,8 @@ def main(ctx: click.Context, db: str) -> None:
     ctx.obj = db
 
 
-for command in (init, ingest, events, mrr, nrr, movements, replay, verify, demo):
+for command in (init, ingest, events, history, mrr, nrr, movements, explain, replay, verify,
+                demo):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from commands.metrics import known_at_option
+from commands.options import known_at_option
 from commands.output import emit_rows, format_option
 from ledger.kinds import EVENT_TYPES
 

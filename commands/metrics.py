@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 from fractions import Fraction
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from commands.options import date_option, known_at_option, parser, retention_options
 from commands.output import (
     caption,
     emit_csv,
@@ -18,44 +18,8 @@ from commands.output import (
     format_option,
 )
 from projections.movements import KINDS
-from projections.periods import (
-    Period,
-    PeriodError,
-    parse_date,
-    parse_known_at,
-    parse_month,
-    parse_period,
-    parse_segment,
-)
+from projections.periods import Period, parse_month
 from services.present import percent
-
-T = TypeVar("T")
-
-
-def _parser(parse: Callable[[str], T]) -> Callable[[click.Context, click.Parameter, Any], T | None]:
-    """A click callback: a malformed value is a usage error (exit 2), not a traceback."""
-
-    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> T | None:
-        if value is None:
-            return None
-        try:
-            return parse(value)
-        except PeriodError as exc:
-            raise click.BadParameter(str(exc)) from None
-
-    return callback
-
-
-def known_at_option(function: Any) -> Any:
-    return click.option(
-        "--known-at", callback=_parser(parse_known_at), metavar="INSTANT",
-        help="Answer as the ledger knew things then (RFC 3339, or a date = its end).",
-    )(function)
-
-
-def _date(name: str, help: str) -> Any:
-    return click.option(name, required=True, callback=_parser(parse_date), metavar="YYYY-MM-DD",
-                        help=help)
 
 
 def _scalar(fmt: str, report: dict[str, Any], title: str) -> None:
@@ -76,7 +40,7 @@ def _scalar(fmt: str, report: dict[str, Any], title: str) -> None:
 
 
 @click.command()
-@_date("--at", "The date: MRR at its end (UTC).")
+@date_option("--at", "The date: MRR at its end (UTC).")
 @known_at_option
 @format_option
 @click.pass_obj
@@ -89,14 +53,7 @@ def mrr(db: str, at: date, known_at: str | None, fmt: str) -> None:
 
 
 @click.command()
-@_date("--start", "Start of the period (its end, UTC).")
-@_date("--end", "End of the period (its end, UTC).")
-@click.option("--cohort", callback=_parser(parse_period), metavar="PERIOD",
-              help="Only customers first paying in 2023, 2023-Q2 or 2023-07.")
-@click.option("--segment", multiple=True, metavar="KEY=VALUE",
-              callback=_parser(lambda pairs: parse_segment(tuple(pairs))),
-              help="Only customers with this attribute at the start; repeatable.")
-@known_at_option
+@retention_options
 @format_option
 @click.pass_obj
 def nrr(db: str, start: date, end: date, cohort: Period | None, segment: dict[str, str],
@@ -119,9 +76,9 @@ def _exact(report: dict[str, Any], name: str) -> Fraction | None:
 
 
 @click.command()
-@click.option("--start", required=True, callback=_parser(parse_month), metavar="YYYY-MM",
+@click.option("--start", required=True, callback=parser(parse_month), metavar="YYYY-MM",
               help="First month.")
-@click.option("--end", required=True, callback=_parser(parse_month), metavar="YYYY-MM",
+@click.option("--end", required=True, callback=parser(parse_month), metavar="YYYY-MM",
               help="Last month (inclusive).")
 @known_at_option
 @format_option

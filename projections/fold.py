@@ -76,13 +76,18 @@ def fold_customer(facts: Iterable[Fact]) -> CustomerHistory:
     return history
 
 
-def fold(facts: Iterable[Fact], known_at: str | None = None) -> dict[str, CustomerHistory]:
-    """Every customer's history, from all facts of a ledger (the naive, complete replay)."""
-    by_customer: dict[str, list[Fact]] = defaultdict(list)
+def by_customer(facts: Iterable[Fact], known_at: str | None = None) -> dict[str, list[Fact]]:
+    """The visible facts of a ledger, per customer, customers in order."""
+    grouped: dict[str, list[Fact]] = defaultdict(list)
     for fact in visible(facts, known_at):
         if fact.customer_id is not None:
-            by_customer[fact.customer_id].append(fact)
-    return {customer: fold_customer(fs) for customer, fs in sorted(by_customer.items())}
+            grouped[fact.customer_id].append(fact)
+    return dict(sorted(grouped.items()))
+
+
+def fold(facts: Iterable[Fact], known_at: str | None = None) -> dict[str, CustomerHistory]:
+    """Every customer's history, from all facts of a ledger (the naive, complete replay)."""
+    return {customer: fold_customer(fs) for customer, fs in by_customer(facts, known_at).items()}
 
 
 def _put(steps: list, at: str, value: object) -> None:
@@ -119,4 +124,14 @@ def attributes_before(history: CustomerHistory, bound: str) -> dict[str, str]:
         if at >= bound:
             break
         value = attributes
+    return value
+
+
+def mrr_after(steps: Steps, at: str) -> Fraction:
+    """MRR once every event effective at or before `at` has applied."""
+    value = ZERO
+    for step_at, mrr in steps:
+        if step_at > at:
+            break
+        value = mrr
     return value

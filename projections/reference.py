@@ -6,7 +6,7 @@ replay use it, and the tests hold the fast engine (`projections.engine`) to it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import date
 from fractions import Fraction
 
@@ -24,26 +24,35 @@ def mrr_at(histories: Histories, bound: str) -> tuple[Fraction, int]:
     return sum(values, Fraction(0)), sum(1 for v in values if v > 0)
 
 
-def nrr(
+def cohort(
     histories: Histories,
     start: str,
     end: str,
-    cohort: Period | None = None,
+    vintage: Period | None = None,
     segment: Mapping[str, str] | None = None,
-) -> Retention:
-    pairs = []
-    for history in histories.values():
+) -> Iterator[tuple[str, Fraction, Fraction]]:
+    """(customer, MRR at start > 0, MRR at end) of each customer in the NRR cohort."""
+    for customer, history in histories.items():
         m0 = mrr_before(history.steps, start)
         if m0 <= 0:
             continue
-        if cohort and not (cohort.start <= (history.first_paid or "") < cohort.end):
+        if vintage and not (vintage.start <= (history.first_paid or "") < vintage.end):
             continue
         if segment:
             attributes = attributes_before(history, start)
             if any(attributes.get(k) != v for k, v in segment.items()):
                 continue
-        pairs.append((m0, mrr_before(history.steps, end)))
-    return retention(pairs)
+        yield customer, m0, mrr_before(history.steps, end)
+
+
+def nrr(
+    histories: Histories,
+    start: str,
+    end: str,
+    vintage: Period | None = None,
+    segment: Mapping[str, str] | None = None,
+) -> Retention:
+    return retention((m0, m1) for _, m0, m1 in cohort(histories, start, end, vintage, segment))
 
 
 def movements(histories: Histories, first: date, last: date) -> list[Movement]:

@@ -94,6 +94,13 @@ def nrr_report(
         "end": end.isoformat(),
         "cohort": cohort.label if cohort else None,
         "segment": dict(segment or {}),
+        **retention_fields(r),
+        "manifest": reflects,
+    }
+
+
+def retention_fields(r: Retention) -> dict[str, Any]:
+    return {
         "customers": r.customers,
         **money("starting_mrr", r.starting_mrr),
         **money("ending_mrr", r.ending_mrr),
@@ -102,7 +109,6 @@ def nrr_report(
         **money("churn", r.churn),
         **ratio("nrr", r.nrr),
         **ratio("grr", r.grr),
-        "manifest": reflects,
     }
 
 

@@ -4,6 +4,10 @@ refuse changes, the projection is held to a fresh fold."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -11,6 +15,8 @@ from click.testing import CliRunner
 from cli import main
 from services.ingest import ingest_feed
 from tests.feeds import cancelled, changed, jsonl, started, voided
+
+ROOT = Path(__file__).resolve().parent.parent
 
 FEED = [
     started("e1", "s1", "c1", "2024-01-01T00:00:00Z"),
@@ -129,3 +135,58 @@ def test_events_known_at_lists_only_what_was_recorded_by_then(ledger):
         == ["e1", "e2", "e3"]
     assert json_of(ledger, "events", "--known-at", "2000-01-01") == []
     assert all(len(e["chain_sha256"]) == 64 for e in events)
+
+
+# -- history and explain -------------------------------------------------------------------
+
+def test_history_lists_a_customers_events_in_effective_order_with_voids_marked(ledger):
+    events = json_of(ledger, "history", "--customer", "c1")["events"]
+    assert [(e["event_id"], e["voided_by"], e["mrr_after"]) for e in events] == [
+        ("e1", None, "100.00"),
+        ("e3", "e5", None),  # the quantity change to 2, voided: MRR never moved
+        ("e5", None, None),  # the void itself, at its recording instant
+    ]
+    assert events[1]["voided_at"] == events[2]["recorded_at"]
+    assert events[2]["voids"] == "e3"
+
+
+def test_history_known_at_shows_the_customer_before_the_void(ledger):
+    e3_recorded = json_of(ledger, "events")[2]["recorded_at"]
+    events = json_of(ledger, "history", "--customer", "c1", "--known-at", e3_recorded)["events"]
+    assert [(e["event_id"], e["voided_by"], e["mrr_after"]) for e in events] == [
+        ("e1", None, "100.00"), ("e3", None, "200.00")]
+
+
+def test_history_of_an_unknown_customer_is_one_line_and_exit_one(ledger):
+    result = CliRunner().invoke(main, ["--db", ledger, "history", "--customer", "nobody"])
+    assert result.exit_code == 1
+    assert result.stderr == "revledger: the ledger holds no events of customer 'nobody'\n"
+
+
+FIGURES = ("customers", "starting_mrr_exact", "ending_mrr_exact", "expansion_exact",
+           "contraction_exact", "churn_exact", "nrr_exact", "grr_exact")
+
+
+@pytest.mark.parametrize("options", [
+    [], ["--cohort", "2023"], ["--segment", "tier=smb"], ["--known-at", "2000-01-01"],
+])
+def test_explain_nrr_adds_up_to_nrr_exactly(sqlite_url, options):
+    feed = subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"),
+                           "--customers", "300"], capture_output=True, check=True).stdout
+    ingest_feed(sqlite_url, feed.splitlines())
+    args = ["--start", "2024-01-31", "--end", "2024-12-31", *options]
+    figures = json_of(sqlite_url, "nrr", *args)
+    explained = json_of(sqlite_url, "explain", "nrr", *args)
+    assert {k: explained["totals"][k] for k in FIGURES} == {k: figures[k] for k in FIGURES}
+    rows = explained["customers"]
+    assert len(rows) == figures["customers"]
+    m = [(Fraction(r["starting_mrr_exact"]), Fraction(r["ending_mrr_exact"]), r["category"])
+         for r in rows]
+    total = {"churn": sum((m0 for m0, _, c in m if c == "churn"), Fraction(0)),
+             "expansion": sum((m1 - m0 for m0, m1, c in m if c == "expansion"), Fraction(0)),
+             "contraction": sum((m0 - m1 for m0, m1, c in m if c == "contraction"), Fraction(0)),
+             "starting_mrr": sum((m0 for m0, _, _ in m), Fraction(0)),
+             "ending_mrr": sum((m1 for _, m1, _ in m), Fraction(0))}
+    assert {k: str(v) for k, v in total.items()} == {k: figures[f"{k}_exact"] for k in total}
+    assert all(r["event_ids"] for r in rows if r["category"] != "flat")
+    assert explained["manifest"] == figures["manifest"]
