@@ -286,6 +286,15 @@ class LedgerQueries:
         ):
             yield customer, position, bytes(state)
 
+    def iter_states(self, upto: int) -> Iterator[tuple[int, bytes]]:
+        """(position, state) of every stored event up to `upto`, in order."""
+        for position, state in self._stream(
+            f"SELECT {self.position}, state FROM {self.events_table_name} "
+            f"WHERE {self.position} <= ? ORDER BY {self.position}",
+            [upto],
+        ):
+            yield position, bytes(state)
+
     def iter_chain(self) -> Iterator[tuple]:
         """Every stored event beside its chain link, by position; a side is all None
         where the other has no partner (a deleted row, say)."""
@@ -432,6 +441,7 @@ class LedgerRecorder(Protocol):
     ) -> Link | None: ...
     def select_customer_events(self, customers: Sequence[str], upto: int) -> list[tuple]: ...
     def iter_customer_events(self, upto: int) -> Iterator[tuple[str, int, bytes]]: ...
+    def iter_states(self, upto: int) -> Iterator[tuple[int, bytes]]: ...
     def iter_chain(self) -> Iterator[tuple]: ...
 
 

@@ -142,11 +142,11 @@ def _by_customer(rows: Iterable[tuple[str, int, bytes]]) -> Iterator[tuple[str, 
         yield customer, [f for _, position, state in group if (f := decode_fact(position, state))]
 
 
-def read_facts(app: LedgerApplication) -> Iterator[Fact]:
-    """Every canonical fact of the ledger in recorded order, a page at a time."""
-    position = 0
-    while page := app.ledger_recorder.select_notifications(start=position + 1, limit=PAGE):
-        for notification in page:
-            if fact := decode_fact(notification.id, notification.state):
-                yield fact
-        position = page[-1].id
+def read_facts(app: LedgerApplication, upto: int | None = None) -> Iterator[Fact]:
+    """Every canonical fact of the ledger (up to a position) in recorded order, streamed."""
+    recorder = app.ledger_recorder
+    if upto is None:
+        upto = recorder.max_notification_id() or 0
+    for position, state in recorder.iter_states(upto):
+        if fact := decode_fact(position, state):
+            yield fact

@@ -64,9 +64,7 @@ def explain_nrr_report(
     `known_at`, or all of them)."""
     with open_ledger(url) as app:
         head = app.ledger_recorder.chain_head(known_at=known_at)
-        facts = by_customer(
-            (f for f in read_facts(app) if head and f.position <= head.position), known_at
-        )
+        facts = by_customer(read_facts(app, head.position if head else 0), known_at)
     histories = {customer: fold_customer(fs) for customer, fs in facts.items()}
     rows = explain_nrr(histories, facts, end_of(start), end_of(end), vintage, segment)
     totals = retention((r.starting_mrr, r.ending_mrr) for r in rows)

@@ -35,8 +35,8 @@ class Engine(Protocol):
 class _Replay:
     """The reference computation over a replay of what was known at an instant."""
 
-    def __init__(self, app: LedgerApplication, known_at: str) -> None:
-        self.histories = fold(read_facts(app), known_at)
+    def __init__(self, app: LedgerApplication, known_at: str, head: Link | None) -> None:
+        self.histories = fold(read_facts(app, head.position if head else 0), known_at)
 
     def total(self, bound: str) -> tuple[Fraction, int]:
         return reference.mrr_at(self.histories, bound)
@@ -55,8 +55,8 @@ def engine(url: str, known_at: str | None) -> Iterator[tuple[Engine, dict[str, A
     with open_ledger(url) as app:
         recorder = app.ledger_recorder
         if known_at:
-            yield _Replay(app, known_at), manifest(recorder.chain_head(known_at=known_at),
-                                                   known_at)
+            head = recorder.chain_head(known_at=known_at)
+            yield _Replay(app, known_at, head), manifest(head, known_at)
         else:
             index, position = current_index(app)
             yield index, manifest(recorder.chain_head(upto=position))
