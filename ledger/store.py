@@ -456,15 +456,19 @@ class LedgerApplication(Application):
             env["CREATE_TABLE"] = "no"
         self.url = url
         self.kind = "postgresql" if env["PERSISTENCE_MODULE"].endswith("postgres") else "sqlite"
-        with self.schema_lock():
+        with self.schema_lock() as conn:
+            if conn is not None and _schema_complete(conn):
+                # No DDL at all: roles without CREATE (ingest, analyst) can open the ledger.
+                env["CREATE_TABLE"] = "no"
             super().__init__(env=env)
 
     @contextmanager
-    def schema_lock(self) -> Iterator[None]:
+    def schema_lock(self) -> Iterator[Any]:
         """Serialise table creation between processes: on PostgreSQL, concurrent
-        `CREATE ... IF NOT EXISTS` can fail (SQLite's own lock already serialises it)."""
+        `CREATE ... IF NOT EXISTS` can fail (SQLite's own lock already serialises it).
+        Yields the PostgreSQL connection holding the lock (None for SQLite)."""
         if self.kind != "postgresql":
-            yield
+            yield None
             return
         import psycopg
 
@@ -479,7 +483,7 @@ class LedgerApplication(Application):
         except psycopg.Error as exc:
             raise OperationalError(str(exc)) from exc
         with conn:
-            yield
+            yield conn
 
     @property
     def ledger_recorder(self) -> LedgerRecorder:
@@ -504,6 +508,16 @@ class LedgerApplication(Application):
         """A tracking recorder on the same database, for projections."""
         with self.schema_lock():
             return self.factory.tracking_recorder(cls)  # type: ignore[arg-type]
+
+
+def _schema_complete(conn: Any) -> bool:
+    """Whether a PostgreSQL ledger's tables all exist (the view's last table is created
+    last): then opening it needs no CREATE privilege."""
+    row = conn.execute(
+        "SELECT to_regclass('event_chain') IS NOT NULL "
+        "AND to_regclass('engine_snapshot') IS NOT NULL"
+    ).fetchone()
+    return bool(row[0])
 
     def close(self) -> None:
         self.factory.close()

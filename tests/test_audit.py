@@ -190,3 +190,51 @@ def test_explain_nrr_adds_up_to_nrr_exactly(sqlite_url, options):
     assert {k: str(v) for k, v in total.items()} == {k: figures[f"{k}_exact"] for k in total}
     assert all(r["event_ids"] for r in rows if r["category"] != "flat")
     assert explained["manifest"] == figures["manifest"]
+
+
+def test_the_documented_roles_ingest_and_query_and_no_more(pg_url):
+    """docs/operations.md's role block, run as written (with per-test role names)."""
+    import re
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    docs = (ROOT / "docs" / "operations.md").read_text()
+    block = re.search(r"<!-- roles:.*?-->\n```sql\n(.*?)```", docs, re.S).group(1)
+    suffix = uuid.uuid4().hex[:8]
+    ingest_role, analyst_role = f"revledger_ingest_{suffix}", f"revledger_analyst_{suffix}"
+    block = block.replace("revledger_ingest", ingest_role).replace(
+        "revledger_analyst", analyst_role)
+    ingest_feed(pg_url, jsonl(*FEED[:2]).splitlines())  # the owner creates the schema
+    parts = urlsplit(pg_url)
+
+    def as_role(role: str) -> str:
+        return urlunsplit(parts._replace(netloc=f"{role}:change-me@{parts.hostname}:"
+                                                f"{parts.port}"))
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(block)
+    try:
+        result = CliRunner().invoke(main, ["--db", as_role(ingest_role), "ingest", "-"],
+                                    input=jsonl(*FEED[2:]))
+        assert result.exit_code == 0, result.stderr
+        assert json_of(as_role(analyst_role), "nrr", "--start", "2024-01-31",
+                       "--end", "2024-03-31")["customers"] == 2
+        code, output = verify(as_role(analyst_role))
+        assert code == 0, output
+        refused = CliRunner().invoke(main, ["--db", as_role(analyst_role), "ingest", "-"],
+                                     input=jsonl(started("e9", "s9", "c9",
+                                                         "2024-04-01T00:00:00Z")))
+        assert refused.exit_code == 1
+        assert "permission denied" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+        with psycopg.connect(as_role(ingest_role)) as conn, pytest.raises(
+            psycopg.Error, match="never updated or deleted"
+        ):
+            conn.execute("UPDATE revledger_events SET topic = topic")
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            for role in (ingest_role, analyst_role):
+                conn.execute(f"DROP OWNED BY {role}")
+                conn.execute(f"DROP ROLE {role}")
