@@ -13,10 +13,11 @@ import click
 from commands.audit import explain, history
 from commands.demo import demo
 from commands.events import events
-from commands.ingest import ingest
+from commands.ingest import import_, ingest
 from commands.init import init
 from commands.metrics import movements, mrr, nrr
 from commands.replay import replay
+from commands.serve import serve
 from commands.verify import verify
 from ledger.store import DEFAULT_DB
 from services.errors import LedgerError
@@ -51,8 +52,8 @@ def main(ctx: click.Context, db: str) -> None:
     ctx.obj = db
 
 
-for command in (init, ingest, events, history, mrr, nrr, movements, explain, replay, verify,
-                demo):
+for command in (init, ingest, import_, events, history, mrr, nrr, movements, explain, replay,
+                verify, serve, demo):
     main.add_command(command)
 
 if __name__ == "__main__":

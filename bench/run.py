@@ -176,6 +176,12 @@ def bench(customers: int, pg: str | None) -> None:
     ours = orjson.loads(out.stdout)["nrr"]
     print(f"nrr CLI (process start included): median {statistics.median(cli_times):.2f} s "
           f"-> NRR {ours}")
+    seconds, rss, _ = revledger(db, "nrr", *NRR_ARGS, "--known-at", "2100-01-01",
+                                "--format", "json")
+    print(f"nrr --known-at (a replay of every event): {seconds:.2f} s "
+          f"({events / seconds:,.0f} events/s), peak {rss} MiB")
+    seconds, rss, _ = revledger(db, "verify")
+    print(f"verify SQLite (chain + fresh fold): {seconds:.2f} s, peak {rss} MiB")
     try:
         duck_seconds, duck = duckdb_nrr(feed)
     except ImportError:

@@ -44,6 +44,34 @@ def ingest(db: str, feed: BinaryIO, rejects: BinaryIO | None) -> None:
     # Imported here, not at the top: `revledger --help` and other commands start faster.
     from services.ingest import ingest_feed
 
+    _run(ingest_feed, db, feed, rejects)
+
+
+@click.group("import")
+def import_() -> None:
+    """Import events from another system's format."""
+
+
+@import_.command("stripe")
+@click.argument("file", type=click.File("rb"))
+@click.option(
+    "--rejects", type=click.File("wb"), default=None,
+    help="Write rejected Stripe events here, verbatim.",
+)
+@click.pass_obj
+def import_stripe(db: str, file: BinaryIO, rejects: BinaryIO | None) -> None:
+    """Record Stripe Event objects from FILE (a JSON array or JSON Lines, e.g. a backfill
+    from the Events API; - for stdin) through the same mapping as the webhook.
+
+    Events of types that carry no revenue are counted as ignored. Exit status 1 if any
+    event was rejected.
+    """
+    from services.ingest import import_stripe as run_import
+
+    _run(run_import, db, file, rejects)
+
+
+def _run(service, db: str, feed: BinaryIO, rejects: BinaryIO | None) -> None:  # type: ignore[no-untyped-def]
     lines = _Counting(feed)
 
     def on_reject(reject: Rejected) -> None:
@@ -53,10 +81,11 @@ def ingest(db: str, feed: BinaryIO, rejects: BinaryIO | None) -> None:
 
     with ExitStack() as stack:
         on_batch = _progress(stack, feed, lines)
-        result = ingest_feed(db, lines, on_reject=on_reject, on_batch=on_batch)
+        result = service(db, lines, on_reject=on_reject, on_batch=on_batch)
     s = result.summary
+    ignored = f", ignored {result.ignored}" if result.ignored else ""
     err(
-        f"accepted {s.accepted}, duplicates {s.duplicates}, rejected {s.rejected} "
+        f"accepted {s.accepted}, duplicates {s.duplicates}, rejected {s.rejected}{ignored} "
         f"in {result.seconds:.2f} s ({result.events_per_second:,.0f} events/s); "
         f"projection updated in {result.projection_seconds:.2f} s"
     )

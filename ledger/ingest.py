@@ -9,7 +9,7 @@ Outcomes are data (`Rejected`, `IngestSummary`), reported once their batch has c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -50,6 +50,16 @@ class IngestSummary:
         self.lines += other.lines
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one record: accepted, duplicate, conflict or rejected."""
+
+    line: int
+    event_id: str
+    status: str
+    reason: str | None = None
+
+
 @dataclass
 class _Head:
     """What a decision needs of a stream: its id, version and customer."""
@@ -75,7 +85,18 @@ class _Batch:
     )
     voided: dict[str, str] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
-    duplicates: int = 0
+    duplicates: list[Checked] = field(default_factory=list)
+    accepted: list[Checked] = field(default_factory=list)
+
+
+def _outcomes(batch: _Batch, rejected: list[Rejected]) -> Iterator[Outcome]:
+    for c in batch.accepted:
+        yield Outcome(c.line, c.event_id, "accepted")
+    for c in batch.duplicates:
+        yield Outcome(c.line, c.event_id, "duplicate")
+    for r in rejected:
+        status = "conflict" if r.reason.startswith("conflict:") else "rejected"
+        yield Outcome(r.line, r.event_id, status, r.reason)
 
 
 def _stream_key(type_: str, customer_id: str | None, subscription_id: str | None) -> str:
@@ -120,17 +141,23 @@ class Ingestor:
         lines: Iterable[tuple[int, bytes]],
         on_reject: Callable[[Rejected], None] = lambda r: None,
         on_batch: Callable[[IngestSummary], None] = lambda s: None,
+        on_outcome: Callable[[Outcome], None] | None = None,
     ) -> IngestSummary:
-        """Record numbered raw lines; blank lines are skipped, bad ones reported."""
+        """Record numbered raw lines; blank lines are skipped, bad ones reported.
+        `on_outcome`, if given, hears of every record once its batch has committed."""
         total = IngestSummary()
         for read, results in checked_batches(lines, self.batch_size, parallel=self.parallel):
-            summary = self.ingest_batch(read, results, on_reject)
+            summary = self.ingest_batch(read, results, on_reject, on_outcome)
             total.add(summary)
             on_batch(summary)
         return total
 
     def ingest_batch(
-        self, read: int, results: list[Checked | Rejected], on_reject: Callable[[Rejected], None]
+        self,
+        read: int,
+        results: list[Checked | Rejected],
+        on_reject: Callable[[Rejected], None],
+        on_outcome: Callable[[Outcome], None] | None = None,
     ) -> IngestSummary:
         candidates = [r for r in results if isinstance(r, Checked)]
         rejected = [r for r in results if isinstance(r, Rejected)]
@@ -138,9 +165,12 @@ class Ingestor:
         rejected.extend(batch.rejected)
         for reject in sorted(rejected, key=lambda r: r.line):
             on_reject(reject)
+        if on_outcome is not None:
+            for outcome in sorted(_outcomes(batch, rejected), key=lambda o: o.line):
+                on_outcome(outcome)
         return IngestSummary(
             accepted=len(batch.keys),
-            duplicates=batch.duplicates,
+            duplicates=len(batch.duplicates),
             rejected=len(rejected),
             lines=read,
         )
@@ -190,7 +220,7 @@ class Ingestor:
         if previous is not None:
             if previous != c.sha:
                 raise ValueError("conflict: event_id already recorded with different content")
-            batch.duplicates += 1
+            batch.duplicates.append(c)
             return
         customer_id, subscription_id = c.customer_id, c.subscription_id
         if c.voids is not None:
@@ -219,6 +249,7 @@ class Ingestor:
             c.event_id, c.sha, c.type, customer_id, subscription_id, c.voids
         )
         batch.recorded[c.event_id] = (c.sha, c.type, key, customer_id, subscription_id)
+        batch.accepted.append(c)
         if c.voids is not None:
             batch.voided[c.voids] = c.event_id
 

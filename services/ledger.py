@@ -22,16 +22,16 @@ def open_ledger(url: str) -> Iterator[LedgerApplication]:
     except UnsupportedDatabase as exc:
         raise LedgerError(str(exc)) from None
     except (PersistenceError, OSError) as exc:
-        raise LedgerError(f"cannot open {redact(url)}: {_first_line(exc)}") from None
+        raise LedgerError(f"cannot open {redact(url)}: {first_line(exc)}") from None
     try:
         yield app
     except PersistenceError as exc:
-        raise LedgerError(f"database {redact(url)}: {_first_line(exc)}") from None
+        raise LedgerError(f"database {redact(url)}: {first_line(exc)}") from None
     finally:
         app.close()
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
 

@@ -1,0 +1,141 @@
+"""The HTTP API (Starlette): canonical events and Stripe webhooks in, ledger health out.
+
+Endpoints call the same services as the CLI; this module only speaks HTTP.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.signature import SignatureError, verify
+from ledger.events import InvalidEvent
+from ledger.ingest import Outcome
+from ledger.stripe import canonical_event
+from services.errors import LedgerError
+from services.ingest import LedgerWriter
+
+MAX_BODY = 8 << 20  # a request is a handful of events, not a backfill
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json",
+                    headers=headers)
+
+
+def create_app(url: str, token: str | None, stripe_secret: str | None) -> Starlette:
+    """`token` None means no authentication (`serve --no-auth`)."""
+    writer = LedgerWriter(url)
+
+    def unavailable(exc: LedgerError) -> Response:
+        return json_response(503, {"error": str(exc)}, {"Retry-After": "5"})
+
+    async def health(request: Request) -> Response:
+        try:
+            head = await _threaded(writer.head)
+        except LedgerError as exc:
+            return unavailable(exc)
+        return json_response(200, {"status": "ok", "store": writer.kind(), "ledger_head": head})
+
+    async def events(request: Request) -> Response:
+        if token is not None and not _authorised(request, token):
+            return json_response(401, {"error": "a valid Authorization: Bearer token is "
+                                                "required"}, {"WWW-Authenticate": "Bearer"})
+        body = await _body(request)
+        if body is None:
+            return json_response(413, {"error": f"body larger than {MAX_BODY} bytes"})
+        try:  # one JSON object (however laid out), or JSON Lines
+            lines = [body] if isinstance(orjson.loads(body), dict) else body.splitlines()
+        except orjson.JSONDecodeError:
+            lines = body.splitlines()
+        try:
+            outcomes = await _threaded(writer.record, lines)
+        except LedgerError as exc:
+            return unavailable(exc)
+        return _answer(outcomes)
+
+    async def stripe(request: Request) -> Response:
+        if stripe_secret is None:
+            return json_response(503, {"error": "Stripe webhooks are not configured "
+                                                "(REVLEDGER_STRIPE_WEBHOOK_SECRET)"})
+        body = await _body(request)
+        if body is None:
+            return json_response(413, {"error": f"body larger than {MAX_BODY} bytes"})
+        try:
+            verify(request.headers.get("stripe-signature"), body, stripe_secret)
+        except SignatureError as exc:
+            return json_response(400, {"error": f"signature: {exc}"})
+        try:
+            event = orjson.loads(body)
+            canonical = canonical_event(event) if isinstance(event, dict) else None
+        except orjson.JSONDecodeError:
+            return json_response(400, {"error": "invalid JSON"})
+        except InvalidEvent as exc:  # an object the mapping cannot read
+            return json_response(400, {"error": f"{exc.event_id}: {exc.reason}"})
+        if canonical is None:
+            return json_response(200, {"results": [], "ignored": True})
+        try:
+            outcomes = await _threaded(writer.record, [orjson.dumps(canonical)])
+        except LedgerError as exc:
+            return unavailable(exc)
+        return _answer(outcomes)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        writer.close()
+
+    return Starlette(routes=[
+        Route("/v1/health", health, methods=["GET"]),
+        Route("/v1/events", events, methods=["POST"]),
+        Route("/v1/webhooks/stripe", stripe, methods=["POST"]),
+    ], lifespan=lifespan)
+
+
+def _answer(outcomes: list[Outcome]) -> Response:
+    """200 when every event is recorded (accepted or duplicate); else the worst: 400 for an
+    invalid event, 409 for a conflict. Each event's outcome is in the body either way."""
+    results = [{"line": o.line, "event_id": o.event_id, "status": o.status,
+                **({"error": o.reason} if o.reason else {})} for o in outcomes]
+    statuses = {o.status for o in outcomes}
+    if "rejected" in statuses:
+        first = next(o for o in outcomes if o.status == "rejected")
+        return json_response(400, {"error": f"line {first.line}: {first.event_id}: "
+                                            f"{first.reason}", "results": results})
+    if "conflict" in statuses:
+        return json_response(409, {"error": "event_id already recorded with different "
+                                            "content", "results": results})
+    if not outcomes:
+        return json_response(400, {"error": "no events in the body", "results": []})
+    return json_response(200, {"results": results})
+
+
+def _authorised(request: Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                              token.encode())
+
+
+async def _body(request: Request) -> bytes | None:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _threaded(function: Any, *args: Any) -> Any:
+    """Blocking ledger work off the event loop (Starlette's thread pool)."""
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(function, *args)

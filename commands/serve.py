@@ -1,0 +1,35 @@
+"""`revledger serve`: the HTTP API for billing systems (canonical events, Stripe webhooks)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port.")
+@click.option("--no-auth", is_flag=True,
+              help="Accept POST /v1/events without a token (never on a shared network).")
+@click.pass_obj
+def serve(db: str, host: str, port: int, no_auth: bool) -> None:
+    """Serve the ledger over HTTP: POST /v1/events (Bearer REVLEDGER_API_TOKEN),
+    POST /v1/webhooks/stripe (signed with REVLEDGER_STRIPE_WEBHOOK_SECRET), GET /v1/health.
+    """
+    token = os.environ.get("REVLEDGER_API_TOKEN") or None
+    if token is None and not no_auth:
+        raise click.UsageError("set REVLEDGER_API_TOKEN, or pass --no-auth to accept events "
+                               "without one")
+    import uvicorn
+
+    from api.app import create_app
+
+    secret = os.environ.get("REVLEDGER_STRIPE_WEBHOOK_SECRET") or None
+    if secret is None:
+        click.echo("revledger: REVLEDGER_STRIPE_WEBHOOK_SECRET is not set: Stripe webhooks "
+                   "will be refused (503)", err=True)
+    click.echo(f"revledger: serving on http://{host}:{port}", err=True)
+    uvicorn.run(create_app(db, None if no_auth else token, secret), host=host, port=port,
+                log_level="warning")
