@@ -105,8 +105,6 @@ def env_for_url(url: str) -> dict[str, str]:
             "POSTGRES_PASSWORD": unquote(parts.password or ""),
             "POSTGRES_CONNECT_TIMEOUT": "10",
             "POSTGRES_POOL_SIZE": "2",
-            # A long-lived process (serve) gets a working connection after a restart.
-            "POSTGRES_PRE_PING": "y",
             # eventsourcing's default (5 s) would end a rebuild's write transaction while
             # its reader waits for the server to sort the whole ledger.
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "120",

@@ -50,16 +50,12 @@ class MRRProjection:
         Far behind (more new events than the view holds, and several pages of them), a
         rebuild is cheaper than refolding the touched customers page after page.
         """
-        behind = self.head() - self.position
-        if behind > max(REBUILD_AFTER, self.position):
+        position, head = self.position, self.head()
+        if head - position > max(REBUILD_AFTER, position):
             self.rebuild(on_progress)
-            return behind
+            return head - position
         applied = 0
-        while True:
-            start = self.position
-            page = self.events.select_notifications(start=start + 1, limit=PAGE)
-            if not page:
-                return applied
+        while page := self.events.select_notifications(start=position + 1, limit=PAGE):
             upto = page[-1].id
             customers = self._customers_touched(decode_fact(n.id, n.state) for n in page)
             try:
@@ -68,9 +64,12 @@ class MRRProjection:
                     Tracking(self.app.name, upto),
                 )
             except IntegrityError:
-                continue  # another process moved the view on: carry on from there
+                position = self.position  # another process moved the view on: go on from there
+                continue
             applied += len(page)
-            on_progress(applied, applied + max(0, self.head() - upto))
+            position = upto
+            on_progress(applied, applied + max(0, head - upto))
+        return applied
 
     def rebuild(self, on_progress: Progress = lambda done, total: None) -> tuple[int, int]:
         """Replace the view by a fold of every event up to the current head; returns

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from eventsourcing.persistence import PersistenceError
@@ -85,29 +85,68 @@ def _record(
     return IngestResult(summary, recorded - started, time.perf_counter() - recorded)
 
 
+@dataclass
+class _Request:
+    lines: list[bytes]
+    outcomes: list[Outcome] | None = None
+    error: LedgerError | None = None
+
+
 class LedgerWriter:
     """A ledger kept open to record many small requests (the HTTP server).
 
-    One request records at a time in a process (the store serialises writers anyway) and
-    is answered after its events and the projection's catch-up have committed. A lost
-    database connection closes the ledger; the next request opens it again.
+    Requests that arrive while another is being written are recorded together, in one
+    batch (group commit): every request is answered after its events and the projection's
+    catch-up have committed, and concurrent clients share transactions instead of queueing
+    for one each. A lost database connection closes the ledger; the next request opens it
+    again.
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._lock = threading.Lock()
+        self._writing = threading.Lock()
+        self._queueing = threading.Lock()
+        self._queue: list[_Request] = []
         self._open: tuple[LedgerApplication, Ingestor, MRRProjection] | None = None
 
     def record(self, lines: list[bytes]) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        with self._lock, self._ledger() as (_, ingestor, projection):
-            ingestor.ingest(numbered_lines(lines), on_outcome=outcomes.append)
-            if any(o.status == "accepted" for o in outcomes):
-                projection.catch_up()
-        return outcomes
+        """Each line's outcome, numbered from 1 within this request."""
+        request = _Request(lines)
+        with self._queueing:
+            self._queue.append(request)
+        with self._writing:
+            if request.outcomes is None and request.error is None:
+                with self._queueing:
+                    group, self._queue = self._queue, []
+                self._write(group)
+        if request.error is not None:
+            raise request.error
+        assert request.outcomes is not None
+        return request.outcomes
+
+    def _write(self, group: list[_Request]) -> None:
+        numbered, owner = [], {}
+        for request in group:
+            request.outcomes = []
+            for local, line in enumerate(request.lines, start=1):
+                numbered.append((len(numbered) + 1, line))
+                owner[len(numbered)] = (request, local)
+
+        def route(outcome: Outcome) -> None:
+            request, local = owner[outcome.line]
+            request.outcomes.append(replace(outcome, line=local))  # type: ignore[union-attr]
+
+        try:
+            with self._ledger() as (_, ingestor, projection):
+                summary = ingestor.ingest(numbered, on_outcome=route)
+                if summary.accepted:
+                    projection.catch_up()
+        except LedgerError as exc:
+            for request in group:
+                request.outcomes, request.error = None, exc
 
     def head(self) -> dict[str, Any] | None:
-        with self._ledger() as (app, _, _):
+        with self._writing, self._ledger() as (app, _, _):
             link = app.ledger_recorder.chain_head()
         return {"position": link.position, "chain_sha256": link.chain_sha256} if link else None
 
