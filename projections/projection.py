@@ -141,6 +141,15 @@ def _by_customer(rows: Iterable[tuple[str, int, bytes]]) -> Iterator[tuple[str, 
         yield customer, [f for _, position, state in group if (f := decode_fact(position, state))]
 
 
+def replay(
+    app: LedgerApplication, upto: int, known_at: str | None = None
+) -> Iterator[tuple[str, CustomerHistory]]:
+    """Every customer's history from the events up to position `upto` (and recorded by
+    `known_at`), streamed customer by customer: memory grows with customers, not events."""
+    for customer, facts in _by_customer(app.ledger_recorder.iter_customer_events(upto)):
+        yield customer, fold_customer(visible(facts, known_at))
+
+
 def read_facts(app: LedgerApplication, upto: int | None = None) -> Iterator[Fact]:
     """Every canonical fact of the ledger (up to a position) in recorded order, streamed."""
     recorder = app.ledger_recorder

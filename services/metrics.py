@@ -15,11 +15,10 @@ from typing import Any, Protocol
 from ledger.chain import Link
 from ledger.store import LedgerApplication
 from projections import reference
-from projections.fold import fold
 from projections.movements import KINDS, Movement
 from projections.nrr import Retention
 from projections.periods import Period, end_of
-from projections.projection import read_facts
+from projections.projection import replay
 from services.ledger import open_ledger
 from services.present import money, ratio
 from services.projections import current_index
@@ -36,7 +35,7 @@ class _Replay:
     """The reference computation over a replay of what was known at an instant."""
 
     def __init__(self, app: LedgerApplication, known_at: str, head: Link | None) -> None:
-        self.histories = fold(read_facts(app, head.position if head else 0), known_at)
+        self.histories = dict(replay(app, head.position if head else 0, known_at))
 
     def total(self, bound: str) -> tuple[Fraction, int]:
         return reference.mrr_at(self.histories, bound)
