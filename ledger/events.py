@@ -192,4 +192,29 @@ def decode_line(line: bytes | str) -> dict[str, Any]:
         raise InvalidEvent("-", f"invalid JSON ({exc.args[0].split(':')[0]})") from None
     if not isinstance(value, dict):
         raise InvalidEvent("-", "not a JSON object")
+    if (where := _inexact_number(value)) is not None:
+        raw_id = value.get("event_id")
+        raise InvalidEvent(raw_id[:200] if isinstance(raw_id, str) and raw_id else "-",
+                           f"{where}: a number this large cannot be kept exactly; send it "
+                           "as a string")
     return value
+
+
+_EXACT = 2**53  # beyond this a JSON number decodes to an inexact float
+
+
+def _inexact_number(value: Any, path: str = "") -> str | None:
+    """The path of the first number that could not be stored exactly as given (orjson
+    turns integers beyond 64 bits into floats)."""
+    if isinstance(value, float):
+        return path or "value" if abs(value) >= _EXACT else None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        if (found := _inexact_number(item, f"{path}.{key}" if path else str(key))) is not None:
+            return found
+    return None

@@ -20,7 +20,10 @@ def parse_instant(text: str) -> datetime:
     if not _RFC3339.match(text):
         raise ValueError(f"not an RFC 3339 timestamp with offset: {text!r}")
     moment = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
+        raise ValueError(f"out of range in UTC: {text!r}") from None
 
 
 def format_instant(moment: datetime) -> str:
