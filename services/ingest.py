@@ -9,15 +9,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from eventsourcing.persistence import PersistenceError
-
 from ledger.feed import Rejected, numbered_lines
 from ledger.ingest import Ingestor, IngestSummary, Outcome
 from ledger.store import LedgerApplication, redact
 from ledger.stripe import canonical_lines, read_events
 from projections.projection import MRRProjection
 from services.errors import LedgerError
-from services.ledger import first_line, open_ledger
+from services.ledger import DATABASE_ERRORS, first_line, open_ledger
 from services.projections import current_index
 
 
@@ -165,7 +163,7 @@ class LedgerWriter:
                 app = LedgerApplication(self.url)
                 self._open = (app, Ingestor(app, parallel=False), MRRProjection(app))
             yield self._open
-        except (PersistenceError, OSError) as exc:
+        except DATABASE_ERRORS as exc:
             self.close()
             raise LedgerError(
                 f"database {redact(self.url)} unavailable: {first_line(exc)}"

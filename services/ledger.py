@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -9,6 +10,10 @@ from eventsourcing.persistence import PersistenceError
 
 from ledger.store import LedgerApplication, UnsupportedDatabase, redact
 from services.errors import LedgerError
+
+# What a store can raise: eventsourcing's errors, and sqlite3's own where eventsourcing lets
+# them through (opening a connection on a read-only file system, say).
+DATABASE_ERRORS = (PersistenceError, sqlite3.Error, OSError)
 
 
 @contextmanager
@@ -21,11 +26,11 @@ def open_ledger(url: str) -> Iterator[LedgerApplication]:
         app = LedgerApplication(url)
     except UnsupportedDatabase as exc:
         raise LedgerError(str(exc)) from None
-    except (PersistenceError, OSError) as exc:
+    except DATABASE_ERRORS as exc:
         raise LedgerError(f"cannot open {redact(url)}: {first_line(exc)}") from None
     try:
         yield app
-    except PersistenceError as exc:
+    except DATABASE_ERRORS as exc:
         raise LedgerError(f"database {redact(url)}: {first_line(exc)}") from None
     finally:
         app.close()
