@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from services.events import list_events
 from services.ingest import ingest_feed
+from services.verify import verify_ledger
 from tests.feeds import started
 
 BASE = started("e", "s", "c", "2024-01-01T00:00:00Z")
@@ -66,6 +67,7 @@ def check(url: str, lines: list[bytes]) -> None:
         payload = orjson.loads(line)
         assert stored[payload["event_id"]] == payload  # exactly as given
     assert result.summary.accepted == len(stored)
+    assert verify_ledger(url).ok
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
