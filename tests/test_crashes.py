@@ -17,6 +17,8 @@ import orjson
 import pytest
 
 from bench.generate import generate
+from ledger.store import LedgerApplication
+from projections.projection import MRRProjection
 from services.events import list_events
 from tests.feeds import jsonl
 from tests.stripe_events import DAY, T0, event, price, subscription
@@ -147,3 +149,25 @@ def test_kill_9_during_replay_then_queries_and_replay_equal_a_clean_rebuild(db_u
     assert revledger(db_url, "replay").returncode == 0
     assert figures(db_url) == clean
     assert revledger(db_url, "verify").returncode == 0
+
+
+def test_kill_9_during_catch_up_then_queries_equal_a_clean_ledger(db_url, clean_url, tmp_path):
+    """A small ingest onto a large ledger updates the projection page by page (not a
+    rebuild); killing it there leaves a view the next query finishes correctly."""
+    events = list(generate(customers=2500, seed=12))
+    base, delta = tmp_path / "base.jsonl", tmp_path / "delta.jsonl"
+    base.write_bytes(jsonl(*events[: len(events) * 4 // 5]))
+    delta.write_bytes(jsonl(*events[len(events) * 4 // 5:]))
+    for url in (db_url, clean_url):
+        assert revledger(url, "ingest", str(base)).returncode == 0
+    assert revledger(clean_url, "ingest", str(delta)).returncode == 0
+    everything = events_recorded(clean_url)
+    process = subprocess.Popen([sys.executable, "-m", "cli", "--db", db_url, "ingest",
+                                str(delta)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    # Killed as soon as its last batch has committed: inside the projection's catch-up.
+    assert kill_when(process, db_url, everything)
+    with LedgerApplication(db_url) as app:
+        projection = MRRProjection(app)
+        assert projection.position < projection.head()  # the view was left behind
+    assert ledger_of(db_url) == ledger_of(clean_url)
