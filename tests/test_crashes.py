@@ -96,7 +96,27 @@ def crash_and_rerun(db_url: str, args: list[str], total: int, seed: int) -> int:
         kills += kill_when(process, db_url, threshold)
     final = revledger(db_url, *args)
     assert final.returncode == 0, final.stderr.decode()
+    assert no_process_left(db_url)
     return kills
+
+
+def no_process_left(db_url: str) -> bool:
+    """No process (a killed command's worker, say) still works on this ledger."""
+    deadline = time.monotonic() + 10
+    while True:
+        left = [pid for pid in os.listdir("/proc") if pid.isdigit()
+                and db_url.encode() in _cmdline(pid)]
+        if not left or time.monotonic() > deadline:
+            return not left
+        time.sleep(0.05)  # SIGKILL reaches an orphan asynchronously
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 @pytest.fixture
