@@ -199,8 +199,11 @@ class Ingestor:
     def _decide(self, candidates: list[Checked]) -> _Batch:
         event_ids = {c.event_id for c in candidates}
         targets = {c.voids for c in candidates if c.voids is not None}
-        known = {k.event_id: k for k in self.recorder.select_keys("event_id", event_ids | targets)}
-        voided = {k.voids: k.event_id for k in self.recorder.select_keys("voids", targets)}
+        # One statement: what is recorded and what is voided, as of the same moment.
+        rows = self.recorder.select_keys_where({"event_id": event_ids | targets,
+                                                "voids": targets})
+        known = {k.event_id: k for k in rows if k.event_id in event_ids or k.event_id in targets}
+        voided = {k.voids: k.event_id for k in rows if k.voids in targets}
         batch = _Batch(heads=self._heads(candidates, known), timestamp=self._now())
         batch.voided.update(voided)
         for candidate in candidates:

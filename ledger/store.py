@@ -193,11 +193,21 @@ class LedgerQueries:
         )
 
     def select_keys(self, column: str, values: Iterable[str]) -> list[KeyRow]:
-        values = list(values)
-        if not values:
+        return self.select_keys_where({column: values})
+
+    def select_keys_where(self, tests: dict[str, Iterable[str]]) -> list[KeyRow]:
+        """Index rows whose column is among the given values, for any of the columns: one
+        statement, so one consistent snapshot even while other writers commit."""
+        clauses, params = [], []
+        for column, values in tests.items():
+            if values := list(values):
+                clause, more = self._in(column, values)
+                clauses.append(clause)
+                params.extend(more)
+        if not clauses:
             return []
-        test, params = self._in(column, values)
-        statement = f"SELECT {', '.join(KEY_COLUMNS)} FROM event_keys WHERE {test}"
+        statement = (f"SELECT {', '.join(KEY_COLUMNS)} FROM event_keys "
+                     f"WHERE {' OR '.join(clauses)}")
         return [key_row(row) for row in self._rows(statement, params)]
 
     def select_heads(self, ids: Sequence[UUID]) -> list[tuple[UUID, int, str]]:
@@ -431,6 +441,7 @@ class LedgerRecorder(Protocol):
     def select_notifications(self, start: int | None, limit: int) -> Sequence[Any]: ...
     def max_notification_id(self) -> int | None: ...
     def select_keys(self, column: str, values: Iterable[str]) -> list[KeyRow]: ...
+    def select_keys_where(self, tests: dict[str, Iterable[str]]) -> list[KeyRow]: ...
     def select_heads(self, ids: Sequence[UUID]) -> list[tuple[UUID, int, str]]: ...
     def select_events_by(
         self, filters: dict[str, str], upto: int | None = None
