@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from multiprocessing import get_all_start_methods, get_context
 from typing import NamedTuple
 
-from ledger.batches import batched
 from ledger.events import (
     EventVoided,
     InvalidEvent,
@@ -30,6 +29,7 @@ from ledger.events import (
 )
 
 LOOKAHEAD = 3  # batches checked ahead of the writer: bounds memory, keeps both busy
+BATCH_BYTES = 16 << 20  # a batch also ends here: a feed of huge lines stays in bounded memory
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def checked_batches(
 ) -> Iterator[tuple[int, list[Checked | Rejected]]]:
     """(lines read, their results) a batch at a time. A feed of more than one batch is
     checked in a worker process when the machine has a second core (`parallel=None`)."""
-    batches = batched(lines, size)
+    batches = _batches(lines, size)
     first = next(batches, None)
     if first is None:
         return
@@ -120,6 +120,20 @@ def checked_batches(
             yield read, future.result()
     finally:
         pool.shutdown(cancel_futures=True)
+
+
+def _batches(lines: Iterable[tuple[int, bytes]], size: int) -> Iterator[list[tuple[int, bytes]]]:
+    """Consecutive batches of at most `size` lines and (one line beyond) BATCH_BYTES."""
+    batch: list[tuple[int, bytes]] = []
+    weight = 0
+    for line in lines:
+        batch.append(line)
+        weight += len(line[1])
+        if len(batch) >= size or weight >= BATCH_BYTES:
+            yield batch
+            batch, weight = [], 0
+    if batch:
+        yield batch
 
 
 def _die_with(parent: int) -> None:

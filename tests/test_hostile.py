@@ -93,3 +93,4 @@ def test_fuzzed_lines_are_rejected_in_one_line_or_stored_exactly(data):
 def test_hostile_lines_on_both_stores(db_url, line):
     check(db_url, [line, orjson.dumps({**BASE, "event_id": "good", "subscription_id": "g"})])
     assert "good" in {e["event_id"] for e in list_events(db_url)}
+
