@@ -529,12 +529,3 @@ def _schema_complete(conn: Any) -> bool:
         "AND to_regclass('engine_snapshot') IS NOT NULL"
     ).fetchone()
     return bool(row[0])
-
-    def close(self) -> None:
-        self.factory.close()
-
-    def __enter__(self) -> LedgerApplication:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
