@@ -1,10 +1,12 @@
 """Ingest: validate a stream of canonical records and append them, a batch at a time.
 
-Each batch is decided against what the store already holds (one index look-up per batch)
-and appended in one transaction together with its index rows. If another writer got
-there first, the transaction fails on a key and the batch is decided again from fresh
-state, so concurrent ingests of overlapping feeds store every event exactly once.
-Outcomes are data (`Rejected`, `IngestSummary`), reported once their batch has committed.
+Lines are checked by `ledger.feed` (in a second process for a long feed). Each batch is
+decided against what the store already holds (one index look-up per batch) and appended
+in one transaction with its index rows and chain links. If another writer got there
+first, the transaction fails on a key (or on the chain's order) and the batch is decided
+again from fresh state, so concurrent ingests of overlapping feeds store every event
+exactly once. Outcomes are data (`Rejected`, `Outcome`, `IngestSummary`), reported once
+their batch has committed.
 """
 
 from __future__ import annotations
