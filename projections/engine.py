@@ -202,6 +202,7 @@ class MRRIndex:
             expansion=self._fraction((m1[grew] - m0[grew]).sum()),
             contraction=self._fraction((m0[shrank] - m1[shrank]).sum()),
             churn=self._fraction(m0[m1 == 0].sum()),
+            churned=int((m1 == 0).sum()),
         )
 
     def movements(self, first: date, last: date) -> list[Movement]:

@@ -17,6 +17,7 @@ class Retention:
     expansion: Fraction
     contraction: Fraction
     churn: Fraction
+    churned: int = 0  # customers with no MRR at the end
 
     @property
     def nrr(self) -> Fraction | None:
@@ -30,7 +31,7 @@ class Retention:
 
 def retention(pairs: Iterable[tuple[Fraction, Fraction]]) -> Retention:
     """From each cohort customer's (MRR at start > 0, MRR at end)."""
-    customers = 0
+    customers = churned = 0
     starting = ending = expansion = contraction = churn = ZERO
     for m0, m1 in pairs:
         customers += 1
@@ -38,8 +39,9 @@ def retention(pairs: Iterable[tuple[Fraction, Fraction]]) -> Retention:
         ending += m1
         if m1 == 0:
             churn += m0
+            churned += 1
         elif m1 > m0:
             expansion += m1 - m0
         elif m1 < m0:
             contraction += m0 - m1
-    return Retention(customers, starting, ending, expansion, contraction, churn)
+    return Retention(customers, starting, ending, expansion, contraction, churn, churned)

@@ -90,6 +90,27 @@ def parse_period(text: str) -> Period:
     return Period(text.upper(), _start_of(first), _start_of(last))
 
 
+GRAINS = ("month", "quarter", "year")
+
+
+def period_of(day: date, grain: str) -> Period:
+    """The month, quarter or year containing `day`."""
+    if grain == "month":
+        return parse_period(f"{day.year:04d}-{day.month:02d}")
+    if grain == "quarter":
+        return parse_period(f"{day.year:04d}-Q{(day.month - 1) // 3 + 1}")
+    return parse_period(f"{day.year:04d}")
+
+
+def periods(first: date, last: date, grain: str) -> list[Period]:
+    """The periods of a grain from the one containing `first` to the one containing `last`."""
+    out = [period_of(first, grain)]
+    end = period_of(last, grain)
+    while out[-1] != end:
+        out.append(period_of(date.fromisoformat(out[-1].end[:10]), grain))
+    return out
+
+
 def parse_known_at(text: str) -> str:
     """An RFC 3339 instant with offset (or a date, meaning its end) as fixed-width text."""
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):

@@ -1,0 +1,63 @@
+"""`revledger cohorts`: vintage triangles for analysts."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import click
+
+from commands.options import known_at_option, parser
+from commands.output import caption, emit_csv, emit_json, emit_table, format_option
+from projections.periods import GRAINS, parse_month, parse_segment
+from services.present import percent
+
+
+@click.command()
+@click.option("--start", required=True, callback=parser(parse_month), metavar="YYYY-MM",
+              help="The first cohort: the period containing this month.")
+@click.option("--end", required=True, callback=parser(parse_month), metavar="YYYY-MM",
+              help="The last period (cohort and age).")
+@click.option("--grain", type=click.Choice(GRAINS), default="month", show_default=True,
+              help="Cohort and age period.")
+@click.option("--metric", type=click.Choice(["nrr", "grr", "logos"]), default="nrr",
+              show_default=True, help="Net, gross (capped per customer) or logo retention.")
+@click.option("--segment", multiple=True, metavar="KEY=VALUE",
+              callback=parser(lambda pairs: parse_segment(tuple(pairs))),
+              help="Only customers with this attribute at the end of their cohort period.")
+@known_at_option
+@format_option
+@click.pass_obj
+def cohorts(db: str, start: date, end: date, grain: str, metric: str,
+            segment: dict[str, str], known_at: str | None, fmt: str) -> None:
+    """The vintage triangle: rows are cohorts by first paid period, columns are ages in
+    periods, cells the cohort's retention from the end of its period to that age."""
+    if end < start:
+        raise click.BadParameter("the end month is before the start month", param_hint="--end")
+    from fractions import Fraction
+
+    from services.analysis import cohorts_report
+
+    report = cohorts_report(db, start, end, grain, metric, segment, known_at)
+    if fmt == "json":
+        emit_json(report)
+        return
+    width = max((len(c["ages"]) for c in report["cohorts"]), default=0)
+    ages = [f"age {k}" for k in range(width)]
+    if fmt == "csv":
+        rows = [{"cohort": c["cohort"], "customers": c["customers"],
+                 "starting_mrr": c["starting_mrr"],
+                 "starting_mrr_exact": c["starting_mrr_exact"],
+                 **{f"age_{k}": v for k, v in enumerate(c["ages"])},
+                 **{f"age_{k}_exact": v for k, v in enumerate(c["ages_exact"])}}
+                for c in report["cohorts"]]
+        emit_csv(["cohort", "customers", "starting_mrr", "starting_mrr_exact",
+                  *(f"age_{k}" for k in range(width)),
+                  *(f"age_{k}_exact" for k in range(width))], rows)
+        return
+    rows = [{"cohort": c["cohort"], "customers": c["customers"],
+             "starting_mrr": c["starting_mrr"],
+             **{f"age {k}": percent(None if v is None else Fraction(v))
+                for k, v in enumerate(c["ages_exact"])}}
+            for c in report["cohorts"]]
+    emit_table(["cohort", "customers", "starting_mrr", *ages], rows,
+               title=f"{metric.upper()} by {grain} cohort", caption=caption(report["manifest"]))
