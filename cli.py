@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from commands.analysis import cohorts
+from commands.analysis import cohorts, report
 from commands.audit import explain, history
 from commands.demo import demo
 from commands.events import events
@@ -53,8 +53,8 @@ def main(ctx: click.Context, db: str) -> None:
     ctx.obj = db
 
 
-for command in (init, ingest, import_, events, history, mrr, nrr, movements, cohorts, explain,
-                replay, verify, serve, demo):
+for command in (init, ingest, import_, events, history, mrr, nrr, movements, cohorts, report,
+                explain, replay, verify, serve, demo):
     main.add_command(command)
 
 if __name__ == "__main__":

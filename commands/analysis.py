@@ -1,4 +1,4 @@
-"""`revledger cohorts`: vintage triangles for analysts."""
+"""`revledger cohorts` and `revledger report`: what analysts show people."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import click
 
 from commands.options import known_at_option, parser
 from commands.output import caption, emit_csv, emit_json, emit_table, format_option
-from projections.periods import GRAINS, parse_month, parse_segment
+from projections.periods import GRAINS, parse_date, parse_month, parse_segment
 from services.present import percent
 
 
@@ -61,3 +61,47 @@ def cohorts(db: str, start: date, end: date, grain: str, metric: str,
             for c in report["cohorts"]]
     emit_table(["cohort", "customers", "starting_mrr", *ages], rows,
                title=f"{metric.upper()} by {grain} cohort", caption=caption(report["manifest"]))
+
+
+@click.command()
+@click.option("--start", required=True, callback=parser(parse_date), metavar="YYYY-MM-DD",
+              help="Start of the period (its end, UTC).")
+@click.option("--end", required=True, callback=parser(parse_date), metavar="YYYY-MM-DD",
+              help="End of the period (its end, UTC).")
+@known_at_option
+@format_option
+@click.pass_obj
+def report(db: str, start: date, end: date, known_at: str | None, fmt: str) -> None:
+    """A one-screen summary for people: MRR at both ends, NRR and GRR with the band the
+    NRR falls in, the monthly movements of the months after START's up to END's, logo
+    churn, and warnings (such as expansion masking churn)."""
+    if end < start:
+        raise click.BadParameter("the end is before the start", param_hint="--end")
+    from fractions import Fraction
+
+    from services.analysis import summary_report
+
+    r = summary_report(db, start, end, known_at)
+    if fmt == "json":
+        emit_json(r)
+        return
+    ratio = {k: percent(None if r[f"{k}_exact"] is None else Fraction(r[f"{k}_exact"]))
+             for k in ("nrr", "grr", "logo_churn")}
+    rows = [
+        {"figure": f"MRR at {r['start']}", "value": f"{r['mrr_at_start']} "
+                                                     f"({r['customers_at_start']} customers)"},
+        {"figure": f"MRR at {r['end']}", "value": f"{r['mrr_at_end']} "
+                                                 f"({r['customers_at_end']} customers)"},
+        {"figure": "NRR", "value": f"{ratio['nrr']}  {r['nrr_band'] or ''}"},
+        {"figure": "GRR", "value": ratio["grr"]},
+        {"figure": "logo churn", "value": f"{ratio['logo_churn']} ({r['churned_customers']} of "
+                                          f"{r['customers']} customers)"},
+        *({"figure": kind, "value": r["movements"][kind]}
+          for kind in ("new", "expansion", "reactivation", "contraction", "churn")),
+        *({"figure": "WARNING", "value": w} for w in r["warnings"]),
+    ]
+    if fmt == "csv":
+        emit_csv(["figure", "value"], rows)
+        return
+    emit_table(["figure", "value"], rows, title=f"Revenue retention {start} -> {end}",
+               caption=caption(r["manifest"]))

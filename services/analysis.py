@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
+from fractions import Fraction
 from typing import Any
 
 from projections.cohorts import triangle
-from projections.periods import periods
-from services.metrics import engine
+from projections.movements import KINDS
+from projections.periods import end_of, next_month, periods
+from services.metrics import engine, retention_fields
 from services.present import decimal_text, exact_text, money
 
 
@@ -37,5 +39,54 @@ def cohorts_report(
             }
             for row in rows
         ],
+        "manifest": reflects,
+    }
+
+
+# NRR bands (Bessemer Cloud Index / KeyBanc SaaS survey, 2024); a boundary belongs to the
+# band above it, except 130%, which is "excellent".
+BANDS = ((Fraction(12, 10), "excellent (120-130%)"), (Fraction(11, 10), "good (110-120%)"),
+         (Fraction(1), "acceptable (100-110%)"))
+
+
+def band(nrr: Fraction | None) -> str | None:
+    if nrr is None:
+        return None
+    if nrr > Fraction(13, 10):
+        return "best-in-class (> 130%)"
+    return next((name for bound, name in BANDS if nrr >= bound), "leaky bucket (< 100%)")
+
+
+def summary_report(url: str, start: date, end: date,
+                   known_at: str | None = None) -> dict[str, Any]:
+    """MRR at both ends, NRR and GRR with their band, the monthly movements of the months
+    after `start`'s up to `end`'s, logo churn, and warnings a reader must not miss."""
+    with engine(url, known_at) as (e, reflects):
+        m0, c0 = e.total(end_of(start))
+        m1, c1 = e.total(end_of(end))
+        r = e.nrr(end_of(start), end_of(end), None, None)
+        first = next_month(start.replace(day=1))
+        moves = e.movements(first, end.replace(day=1)) if first <= end else []
+    totals = {kind: sum((getattr(m, kind) for m in moves), Fraction(0)) for kind in KINDS}
+    warnings = []
+    if r.grr is not None and r.nrr is not None and r.grr < Fraction(9, 10) and r.nrr >= 1:
+        warnings.append(f"expansion masks churn: GRR {decimal_text(r.grr * 100, 1)}% is below "
+                        f"90% while NRR is {decimal_text(r.nrr * 100, 1)}%")
+    if r.customers and r.churned * 10 > r.customers:
+        warnings.append(f"logo churn above 10%: {r.churned} of {r.customers} customers left")
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        **money("mrr_at_start", m0), "customers_at_start": c0,
+        **money("mrr_at_end", m1), "customers_at_end": c1,
+        **retention_fields(r),  # of the customers paying at the start (the NRR cohort)
+        "churned_customers": r.churned,
+        "logo_churn": None if not r.customers else decimal_text(
+            Fraction(r.churned, r.customers), 6),
+        "logo_churn_exact": None if not r.customers else exact_text(
+            Fraction(r.churned, r.customers)),
+        "nrr_band": band(r.nrr),
+        "movements": {k: v for kind in KINDS for k, v in money(kind, totals[kind]).items()},
+        "warnings": warnings,
         "manifest": reflects,
     }

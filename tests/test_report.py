@@ -1,0 +1,58 @@
+"""`revledger report`: the worked example's figures, the NRR bands and the warnings."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from services.analysis import band
+from services.ingest import ingest_feed
+from tests.feeds import cancelled, changed, jsonl, started
+from tests.test_cohorts import FEED
+
+
+def report(db_url: str, *args: str) -> dict:
+    result = CliRunner().invoke(main, ["--db", db_url, "report", *args, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_the_worked_example(db_url):
+    ingest_feed(db_url, jsonl(*FEED).splitlines())
+    r = report(db_url, "--start", "2024-01-31", "--end", "2024-03-31")
+    assert (r["mrr_at_start"], r["customers_at_start"], r["mrr_at_end"],
+            r["customers_at_end"]) == ("300.00", 2, "300.00", 2)
+    assert (r["starting_mrr"], r["ending_mrr"]) == ("300.00", "200.00")  # a and b
+    assert (r["nrr_exact"], r["grr_exact"], r["logo_churn_exact"]) == ("2/3", "2/3", "1/2")
+    assert r["nrr_band"] == "leaky bucket (< 100%)"
+    assert {k: r["movements"][k] for k in ("new", "expansion", "churn", "contraction")} == {
+        "new": "50.00", "expansion": "100.00", "churn": "150.00", "contraction": "0.00"}
+    assert r["warnings"] == ["logo churn above 10%: 1 of 2 customers left"]
+
+
+def test_expansion_masking_churn_is_called_out(db_url):
+    ingest_feed(db_url, jsonl(
+        started("x1", "sx", "x", "2024-01-01T00:00:00Z", amount="100.00"),
+        started("y1", "sy", "y", "2024-01-01T00:00:00Z", amount="100.00"),
+        cancelled("x2", "sx", "x", "2024-06-01T00:00:00Z"),
+        changed("y2", "sy", "y", "2024-06-01T00:00:00Z", amount="250.00"),
+    ).splitlines())
+    r = report(db_url, "--start", "2024-01-31", "--end", "2024-12-31")
+    assert (r["nrr_exact"], r["grr_exact"], r["nrr_band"]) == ("5/4", "1/2",
+                                                               "excellent (120-130%)")
+    assert r["warnings"][0] == ("expansion masks churn: GRR 50.0% is below 90% while NRR "
+                                "is 125.0%")
+
+
+@pytest.mark.parametrize(("nrr", "expected"), [
+    (Fraction(131, 100), "best-in-class (> 130%)"), (Fraction(13, 10), "excellent (120-130%)"),
+    (Fraction(12, 10), "excellent (120-130%)"), (Fraction(119, 100), "good (110-120%)"),
+    (Fraction(1), "acceptable (100-110%)"), (Fraction(99, 100), "leaky bucket (< 100%)"),
+    (None, None),
+])
+def test_nrr_bands(nrr, expected):
+    assert band(nrr) == expected
