@@ -12,6 +12,7 @@ import click
 
 from commands.analysis import cohorts, report
 from commands.audit import explain, history
+from commands.charts import chart
 from commands.demo import demo
 from commands.events import events
 from commands.ingest import import_, ingest
@@ -54,7 +55,7 @@ def main(ctx: click.Context, db: str) -> None:
 
 
 for command in (init, ingest, import_, events, history, mrr, nrr, movements, cohorts, report,
-                explain, replay, verify, serve, demo):
+                chart, explain, replay, verify, serve, demo):
     main.add_command(command)
 
 if __name__ == "__main__":

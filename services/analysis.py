@@ -9,7 +9,7 @@ from typing import Any
 
 from projections.cohorts import triangle
 from projections.movements import KINDS
-from projections.periods import end_of, next_month, periods
+from projections.periods import end_of, month_end, months, next_month, periods, previous_month
 from services.metrics import engine, retention_fields
 from services.present import decimal_text, exact_text, money
 
@@ -90,3 +90,29 @@ def summary_report(url: str, start: date, end: date,
         "warnings": warnings,
         "manifest": reflects,
     }
+
+
+def chart_series(url: str, kind: str, first: date, last: date,
+                 known_at: str | None = None) -> dict[str, Any]:
+    """The monthly series a chart draws, exact: MRR at each month end; the movements of
+    each month; or trailing-12-month NRR and GRR at each month end."""
+    span = months(first.replace(day=1), last.replace(day=1))
+    with engine(url, known_at) as (e, reflects):
+        if kind == "mrr":
+            points = [{"month": m.strftime("%Y-%m"), "mrr": e.total(month_end(m))[0]}
+                      for m in span]
+        elif kind == "movements":
+            points = [{"month": mv.month, **{k: getattr(mv, k) for k in KINDS}}
+                      for mv in e.movements(span[0], span[-1])]
+        else:
+            points = []
+            for m in span:
+                r = e.nrr(month_end(_months_back(m, 12)), month_end(m), None, None)
+                points.append({"month": m.strftime("%Y-%m"), "nrr": r.nrr, "grr": r.grr})
+    return {"kind": kind, "points": points, "manifest": reflects}
+
+
+def _months_back(first: date, count: int) -> date:
+    for _ in range(count):
+        first = previous_month(first)
+    return first
