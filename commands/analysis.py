@@ -96,7 +96,9 @@ def report(db: str, start: date, end: date, known_at: str | None, fmt: str) -> N
         {"figure": "GRR", "value": ratio["grr"]},
         {"figure": "logo churn", "value": f"{ratio['logo_churn']} ({r['churned_customers']} of "
                                           f"{r['customers']} customers)"},
-        *({"figure": kind, "value": r["movements"][kind]}
+        {"figure": "expansion from quantity", "value": r["expansion_from_quantity"]},
+        {"figure": "expansion from price or plan", "value": r["expansion_from_price_or_plan"]},
+        *({"figure": f"movements: {kind}", "value": r["movements"][kind]}
           for kind in ("new", "expansion", "reactivation", "contraction", "churn")),
         *({"figure": "WARNING", "value": w} for w in r["warnings"]),
     ]

@@ -81,7 +81,7 @@ class MRRProjection:
         def histories() -> Iterator[tuple[str, CustomerHistory]]:
             nonlocal customers
             done = 0
-            for customer, facts in _by_customer(self.events.iter_customer_events(head)):
+            for customer, facts in by_customer_stream(self.events.iter_customer_events(head)):
                 customers += 1
                 done += len(facts)
                 if customers % 1000 == 0:
@@ -94,9 +94,10 @@ class MRRProjection:
     def first_difference(self) -> tuple[int, str | None]:
         """(customers, the first customer whose view rows differ from a fresh fold of the
         events up to the view's position, or None)."""
+        rows = self.events.iter_customer_events(self.position)
         fresh = history_rows(
             (customer, fold_customer(visible(facts)))
-            for customer, facts in _by_customer(self.events.iter_customer_events(self.position))
+            for customer, facts in by_customer_stream(rows)
         )
         customers, steps, attributes = self.view.load()
         for table_fresh, table_stored in zip(fresh, (steps, attributes, customers), strict=True):
@@ -127,7 +128,7 @@ class MRRProjection:
         rows = self.events.select_customer_events(customers, upto)
         rows.sort(key=lambda row: (row[0], row[1]))
         folded = set()
-        for customer, facts in _by_customer(rows):
+        for customer, facts in by_customer_stream(rows):
             folded.add(customer)
             yield customer, fold_customer(visible(facts))
         for customer in customers:  # every event voided away: an empty history
@@ -135,7 +136,7 @@ class MRRProjection:
                 yield customer, CustomerHistory()
 
 
-def _by_customer(rows: Iterable[tuple[str, int, bytes]]) -> Iterator[tuple[str, list[Fact]]]:
+def by_customer_stream(rows: Iterable[tuple[str, int, bytes]]) -> Iterator[tuple[str, list[Fact]]]:
     """Each customer's facts from (customer, position, state) rows grouped by customer."""
     for customer, group in groupby(rows, key=itemgetter(0)):
         yield customer, [f for _, position, state in group if (f := decode_fact(position, state))]
@@ -146,7 +147,7 @@ def replay(
 ) -> Iterator[tuple[str, CustomerHistory]]:
     """Every customer's history from the events up to position `upto` (and recorded by
     `known_at`), streamed customer by customer: memory grows with customers, not events."""
-    for customer, facts in _by_customer(app.ledger_recorder.iter_customer_events(upto)):
+    for customer, facts in by_customer_stream(app.ledger_recorder.iter_customer_events(upto)):
         yield customer, fold_customer(visible(facts, known_at))
 
 

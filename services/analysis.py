@@ -8,8 +8,12 @@ from fractions import Fraction
 from typing import Any
 
 from projections.cohorts import triangle
+from projections.fold import visible
 from projections.movements import KINDS
 from projections.periods import end_of, month_end, months, next_month, periods, previous_month
+from projections.projection import by_customer_stream
+from projections.split import split_expansion
+from services.ledger import open_ledger
 from services.metrics import engine, retention_fields
 from services.present import decimal_text, exact_text, money
 
@@ -67,11 +71,19 @@ def summary_report(url: str, start: date, end: date,
         r = e.nrr(end_of(start), end_of(end), None, None)
         first = next_month(start.replace(day=1))
         moves = e.movements(first, end.replace(day=1)) if first <= end else []
+    with open_ledger(url) as app:  # the split needs subscriptions: a replay
+        upto = reflects["ledger_head"]["position"] if reflects["ledger_head"] else 0
+        customers = ((c, visible(facts, known_at)) for c, facts in
+                     by_customer_stream(app.ledger_recorder.iter_customer_events(upto)))
+        from_quantity, from_price = split_expansion(customers, end_of(start), end_of(end))
     totals = {kind: sum((getattr(m, kind) for m in moves), Fraction(0)) for kind in KINDS}
     warnings = []
     if r.grr is not None and r.nrr is not None and r.grr < Fraction(9, 10) and r.nrr >= 1:
         warnings.append(f"expansion masks churn: GRR {decimal_text(r.grr * 100, 1)}% is below "
                         f"90% while NRR is {decimal_text(r.nrr * 100, 1)}%")
+    if r.grr is not None and r.grr < Fraction(9, 10) and from_price > from_quantity:
+        warnings.append("most expansion came from price or plan changes, not from more "
+                        "units, while GRR is below 90%: price rises may hide churn")
     if r.customers and r.churned * 10 > r.customers:
         warnings.append(f"logo churn above 10%: {r.churned} of {r.customers} customers left")
     return {
@@ -86,6 +98,8 @@ def summary_report(url: str, start: date, end: date,
         "logo_churn_exact": None if not r.customers else exact_text(
             Fraction(r.churned, r.customers)),
         "nrr_band": band(r.nrr),
+        **money("expansion_from_quantity", from_quantity),
+        **money("expansion_from_price_or_plan", from_price),
         "movements": {k: v for kind in KINDS for k, v in money(kind, totals[kind]).items()},
         "warnings": warnings,
         "manifest": reflects,

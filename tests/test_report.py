@@ -32,6 +32,8 @@ def test_the_worked_example(db_url):
     assert {k: r["movements"][k] for k in ("new", "expansion", "churn", "contraction")} == {
         "new": "50.00", "expansion": "100.00", "churn": "150.00", "contraction": "0.00"}
     assert r["warnings"] == ["logo churn above 10%: 1 of 2 customers left"]
+    assert (r["expansion_from_quantity"], r["expansion_from_price_or_plan"]) == ("0.00",
+                                                                                "0.00")
 
 
 def test_expansion_masking_churn_is_called_out(db_url):
@@ -56,3 +58,19 @@ def test_expansion_masking_churn_is_called_out(db_url):
 ])
 def test_nrr_bands(nrr, expected):
     assert band(nrr) == expected
+
+
+def test_expansion_is_split_into_quantity_and_price_or_plan(db_url):
+    """p: 10 seats at 10 -> 12 seats at 12: quantity (12 - 10) x 10 = 20, price 12 x 2 = 24.
+    q: adds a second subscription of 30: price or plan 30. r: shrinks, not split."""
+    ingest_feed(db_url, jsonl(
+        started("p1", "sp", "p", "2024-01-01T00:00:00Z", amount="10.00", quantity=10),
+        started("q1", "sq", "q", "2024-01-01T00:00:00Z", amount="50.00"),
+        started("r1", "sr", "r", "2024-01-01T00:00:00Z", amount="80.00"),
+        changed("p2", "sp", "p", "2024-04-01T00:00:00Z", amount="12.00", quantity=12),
+        started("q2", "sq2", "q", "2024-05-01T00:00:00Z", amount="30.00"),
+        changed("r2", "sr", "r", "2024-05-01T00:00:00Z", amount="60.00"),
+    ).splitlines())
+    r = report(db_url, "--start", "2024-01-31", "--end", "2024-12-31")
+    assert (r["expansion_exact"], r["expansion_from_quantity_exact"],
+            r["expansion_from_price_or_plan_exact"]) == ("74", "20", "54")
