@@ -7,7 +7,7 @@ from datetime import date
 import click
 
 from commands.options import known_at_option, parser
-from commands.output import caption, emit_csv, emit_json, emit_table, format_option
+from commands.output import caption, emit_csv, emit_json, emit_table, format_option, working
 from projections.periods import GRAINS, parse_date, parse_month, parse_segment
 from services.present import percent
 
@@ -37,7 +37,8 @@ def cohorts(db: str, start: date, end: date, grain: str, metric: str,
 
     from services.analysis import cohorts_report
 
-    report = cohorts_report(db, start, end, grain, metric, segment, known_at)
+    with working("computing the triangle"):
+        report = cohorts_report(db, start, end, grain, metric, segment, known_at)
     if fmt == "json":
         emit_json(report)
         return
@@ -81,7 +82,8 @@ def report(db: str, start: date, end: date, known_at: str | None, fmt: str) -> N
 
     from services.analysis import summary_report
 
-    r = summary_report(db, start, end, known_at)
+    with working("computing the report"):
+        r = summary_report(db, start, end, known_at)
     if fmt == "json":
         emit_json(r)
         return

@@ -7,7 +7,7 @@ from datetime import date
 import click
 
 from commands.options import known_at_option, retention_options
-from commands.output import caption, emit_csv, emit_json, emit_table, format_option
+from commands.output import caption, emit_csv, emit_json, emit_table, format_option, working
 from projections.periods import Period
 
 HISTORY_COLUMNS = ("position", "effective_at", "recorded_at", "type", "event_id",
@@ -63,7 +63,8 @@ def explain_nrr(db: str, start: date, end: date, cohort: Period | None,
         raise click.BadParameter("the end is before the start", param_hint="--end")
     from services.audit import explain_nrr_report
 
-    report = explain_nrr_report(db, start, end, cohort, segment, known_at)
+    with working("replaying the events"):
+        report = explain_nrr_report(db, start, end, cohort, segment, known_at)
     rows = [{**row, "event_ids": " ".join(row["event_ids"])} for row in report["customers"]]
     if fmt == "json":
         emit_json(report)

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from commands.options import known_at_option, parser
+from commands.output import working
 from projections.periods import parse_month
 
 UP = (("new", "#2e7d32"), ("expansion", "#66bb6a"), ("reactivation", "#a5d6a7"))
@@ -41,7 +42,8 @@ def chart(db: str, kind: str, start: date, end: date, out: str, known_at: str | 
         raise click.BadParameter("the end month is before the start month", param_hint="--end")
     from services.analysis import chart_series
 
-    series = chart_series(db, kind, start, end, known_at)
+    with working(f"drawing {kind}"):
+        series = chart_series(db, kind, start, end, known_at)
     render(series, Path(out))
     click.echo(f"wrote {out}", err=True)
 

@@ -16,6 +16,7 @@ from commands.output import (
     emit_table,
     flat_manifest,
     format_option,
+    working,
 )
 from projections.movements import KINDS
 from projections.periods import Period, parse_month
@@ -49,7 +50,9 @@ def mrr(db: str, at: date, known_at: str | None, fmt: str) -> None:
     # Imported here, not at the top: `revledger --help` and other commands start faster.
     from services.metrics import mrr_report
 
-    _scalar(fmt, mrr_report(db, at, known_at), f"MRR at the end of {at}")
+    with working("replaying the events" if known_at else "reading the projection"):
+        report = mrr_report(db, at, known_at)
+    _scalar(fmt, report, f"MRR at the end of {at}")
 
 
 @click.command()
@@ -63,7 +66,8 @@ def nrr(db: str, start: date, end: date, cohort: Period | None, segment: dict[st
         raise click.BadParameter("the end is before the start", param_hint="--end")
     from services.metrics import nrr_report
 
-    report = nrr_report(db, start, end, cohort, segment, known_at)
+    with working("replaying the events" if known_at else "reading the projection"):
+        report = nrr_report(db, start, end, cohort, segment, known_at)
     if fmt == "table":
         report = {**report, "nrr": percent(_exact(report, "nrr")),
                   "grr": percent(_exact(report, "grr"))}
@@ -93,7 +97,8 @@ def movements(db: str, start: date, end: date, known_at: str | None, fmt: str) -
         raise click.BadParameter("the end month is before the start month", param_hint="--end")
     from services.metrics import movements_report
 
-    report = movements_report(db, start, end, known_at)
+    with working("replaying the events" if known_at else "reading the projection"):
+        report = movements_report(db, start, end, known_at)
     if fmt == "json":
         emit_json(report)
     elif fmt == "csv":

@@ -86,3 +86,19 @@ def emit_rows(fmt: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]) 
 
 def err(message: str) -> None:
     click.echo(message, err=True)
+
+
+def working(label: str) -> Any:
+    """A spinner with elapsed time on a terminal, while a long command replays or checks;
+    nothing when stderr is not a terminal."""
+    from contextlib import nullcontext
+
+    if not sys.stderr.isatty():
+        return nullcontext()
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(SpinnerColumn(), TextColumn(label), TimeElapsedColumn(),
+                        console=Console(stderr=True), transient=True)
+    progress.add_task(label, total=None)
+    return progress

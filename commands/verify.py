@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from commands.output import working
+
 
 @click.command()
 @click.pass_obj
@@ -15,7 +17,8 @@ def verify(db: str) -> None:
     bad position and event."""
     from services.verify import verify_ledger
 
-    result = verify_ledger(db)
+    with working("verifying the chain and the projection"):
+        result = verify_ledger(db)
     chain = result.chain
     if chain.problem is not None:
         click.echo(f"revledger: verify FAILED at position {chain.position} "
