@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.signature import SignatureError, verify
-from ledger.events import InvalidEvent
+from ledger.events import DELIVERY, InvalidEvent
 from ledger.ingest import Outcome
 from ledger.stripe import canonical_event
 from services.errors import LedgerError
@@ -82,6 +82,9 @@ def create_app(url: str, token: str | None, stripe_secret: str | None) -> Starle
             return json_response(400, {"error": f"{exc.event_id}: {exc.reason}"})
         if canonical is None:
             return json_response(200, {"results": [], "ignored": True})
+        # The raw body and its signature, kept so an auditor can check the HMAC later.
+        canonical[DELIVERY] = {"raw_body": body.decode(),
+                               "stripe_signature": request.headers["stripe-signature"]}
         try:
             outcomes = await _threaded(writer.record, [orjson.dumps(canonical)])
         except LedgerError as exc:

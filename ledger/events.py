@@ -156,8 +156,17 @@ class InvalidEvent(ValueError):
         self.reason = reason
 
 
+# Reserved extra field: how this copy of the event was delivered (e.g. the raw webhook body
+# and its signature). Kept for the audit trail, but not part of the event's identity: a
+# redelivery differs there and is still the same event.
+DELIVERY = "_delivery"
+
+
 def content_hash(payload: dict[str, Any]) -> str:
-    """Identity of a record's content: key order and white space do not matter."""
+    """Identity of a record's content: key order and white space do not matter, nor the
+    delivery evidence."""
+    if DELIVERY in payload:
+        payload = {k: v for k, v in payload.items() if k != DELIVERY}
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

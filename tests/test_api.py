@@ -20,7 +20,7 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from api.signature import sign
+from api.signature import sign, verify
 from services.events import list_events
 from services.metrics import mrr_report
 from tests.feeds import changed, jsonl, started
@@ -248,3 +248,14 @@ def test_revledger_serve_answers_on_its_port(sqlite_url):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_the_raw_body_and_signature_are_kept_and_still_verify(server):
+    created = event("evt_1", "customer.subscription.created", subscription(), T0)
+    body = orjson.dumps(created, option=orjson.OPT_INDENT_2)  # any layout: kept as sent
+    now = int(time.time())
+    header = sign(body, SECRET, now)
+    server.post("/v1/webhooks/stripe", content=body, headers={"Stripe-Signature": header})
+    kept = list_events(server.db_url)[0]["payload"]["_delivery"]
+    assert kept == {"raw_body": body.decode(), "stripe_signature": header}
+    verify(kept["stripe_signature"], kept["raw_body"].encode(), SECRET, now=now)  # no raise
