@@ -20,7 +20,7 @@ from uuid import UUID
 
 import orjson
 from eventsourcing.application import LRUCache
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, OperationalError
 
 from ledger.aggregates import (
     Customer,
@@ -179,14 +179,17 @@ class Ingestor:
 
     def _record(self, candidates: list[Checked]) -> _Batch:
         for _ in range(MAX_ATTEMPTS):
-            batch = self._decide(candidates)
-            if not batch.events:
-                return batch
-            try:
-                self.app.events.put(
-                    batch.events, keys=batch.keys, recorded_at=format_instant(batch.timestamp)
-                )
-            except IntegrityError:
+            with self.app.writing():
+                batch = self._decide(candidates)
+                if not batch.events:
+                    return batch
+                try:
+                    self.app.events.put(batch.events, keys=batch.keys,
+                                        recorded_at=format_instant(batch.timestamp))
+                    stored = True
+                except IntegrityError:
+                    stored = False
+            if not stored:
                 for key in batch.heads:  # another writer moved on: reload them
                     with suppress(KeyError):
                         self.cache.get(key, evict=True)
@@ -196,7 +199,7 @@ class Ingestor:
             for key, head in batch.heads.items():
                 self.cache.put(key, head)
             return batch
-        raise RuntimeError("gave up after repeated write conflicts with other writers")
+        raise OperationalError("gave up after repeated write conflicts with other writers")
 
     def _decide(self, candidates: list[Checked]) -> _Batch:
         event_ids = {c.event_id for c in candidates}

@@ -9,6 +9,7 @@ tables are only ever inserted.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -467,6 +468,7 @@ class LedgerApplication(Application):
             env["CREATE_TABLE"] = "no"
         self.url = url
         self.kind = "postgresql" if env["PERSISTENCE_MODULE"].endswith("postgres") else "sqlite"
+        self._turns: _Turns | None = None
         with self.schema_lock() as conn:
             if conn is not None and _schema_complete(conn):
                 # No DDL at all: roles without CREATE (ingest, analyst) can open the ledger.
@@ -481,20 +483,39 @@ class LedgerApplication(Application):
         if self.kind != "postgresql":
             yield None
             return
+        with self.connect() as conn:
+            conn.execute("SELECT pg_advisory_lock(7242416)")
+            yield conn
+
+    def connect(self) -> Any:
+        """A plain psycopg connection (autocommit) to this PostgreSQL ledger."""
         import psycopg
 
         env = env_for_url(self.url)
         try:
-            conn = psycopg.connect(
+            return psycopg.connect(
                 host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], user=env["POSTGRES_USER"],
                 password=env["POSTGRES_PASSWORD"], dbname=env["POSTGRES_DBNAME"],
                 connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]), autocommit=True,
             )
-            conn.execute("SELECT pg_advisory_lock(7242416)")
         except psycopg.Error as exc:
             raise OperationalError(str(exc)) from exc
-        with conn:
-            yield conn
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Writers take turns to decide a batch and append it, across processes: a batch is
+        then decided on the state it is appended to. (The store would refuse a stale batch
+        anyway; turns keep a large batch from losing to small ones again and again.)"""
+        if self._turns is None:
+            self._turns = _Turns(self)
+        with self._turns.held():
+            yield
+
+    def close(self) -> None:
+        if self._turns is not None:
+            self._turns.close()
+            self._turns = None
+        super().close()
 
     @property
     def ledger_recorder(self) -> LedgerRecorder:
@@ -529,3 +550,47 @@ def _schema_complete(conn: Any) -> bool:
         "AND to_regclass('engine_snapshot') IS NOT NULL"
     ).fetchone()
     return bool(row[0])
+
+
+class _Turns:
+    """The writers' turn: a PostgreSQL advisory lock, or an exclusive lock on a file
+    beside the SQLite database (none if that file cannot be created, e.g. on a read-only
+    file system, where nothing can be written anyway)."""
+
+    KEY = 7242418
+
+    def __init__(self, app: LedgerApplication) -> None:
+        self.conn = app.connect() if app.kind == "postgresql" else None
+        self.fd: int | None = None
+        if self.conn is None:
+            path = env_for_url(app.url)["SQLITE_DBNAME"] + "-writers.lock"
+            with suppress(OSError):
+                self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        if self.conn is not None:
+            try:
+                self.conn.execute("SELECT pg_advisory_lock(%s)", [self.KEY])
+            except Exception as exc:  # psycopg's errors, without importing psycopg here
+                raise OperationalError(str(exc).strip()) from exc
+            try:
+                yield
+            finally:
+                with suppress(Exception):
+                    self.conn.execute("SELECT pg_advisory_unlock(%s)", [self.KEY])
+        elif self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+        else:
+            yield
+
+    def close(self) -> None:
+        if self.conn is not None:
+            with suppress(Exception):
+                self.conn.close()
+        if self.fd is not None:
+            os.close(self.fd)
