@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
-from commands.output import err
+from commands.output import emit_outcome, err, format_option
 
 if TYPE_CHECKING:
     from ledger.feed import Rejected
@@ -34,8 +34,9 @@ class _Counting:
     "--rejects", type=click.File("wb"), default=None,
     help="Write rejected lines here, verbatim, for re-submission.",
 )
+@format_option
 @click.pass_obj
-def ingest(db: str, feed: BinaryIO, rejects: BinaryIO | None) -> None:
+def ingest(db: str, feed: BinaryIO, rejects: BinaryIO | None, fmt: str) -> None:
     """Record FEED (canonical JSON Lines; - for stdin) in the ledger.
 
     Good lines are stored even when others are rejected; each rejected line is reported
@@ -44,7 +45,7 @@ def ingest(db: str, feed: BinaryIO, rejects: BinaryIO | None) -> None:
     # Imported here, not at the top: `revledger --help` and other commands start faster.
     from services.ingest import ingest_feed
 
-    _run(ingest_feed, db, feed, rejects)
+    _run(ingest_feed, db, feed, rejects, fmt)
 
 
 @click.group("import")
@@ -58,8 +59,9 @@ def import_() -> None:
     "--rejects", type=click.File("wb"), default=None,
     help="Write rejected Stripe events here, verbatim.",
 )
+@format_option
 @click.pass_obj
-def import_stripe(db: str, file: BinaryIO, rejects: BinaryIO | None) -> None:
+def import_stripe(db: str, file: BinaryIO, rejects: BinaryIO | None, fmt: str) -> None:
     """Record Stripe Event objects from FILE (a JSON array or JSON Lines, e.g. a backfill
     from the Events API; - for stdin) through the same mapping as the webhook.
 
@@ -68,10 +70,10 @@ def import_stripe(db: str, file: BinaryIO, rejects: BinaryIO | None) -> None:
     """
     from services.ingest import import_stripe as run_import
 
-    _run(run_import, db, file, rejects)
+    _run(run_import, db, file, rejects, fmt)
 
 
-def _run(service, db: str, feed: BinaryIO, rejects: BinaryIO | None) -> None:  # type: ignore[no-untyped-def]
+def _run(service, db: str, feed: BinaryIO, rejects: BinaryIO | None, fmt: str) -> None:  # type: ignore[no-untyped-def]
     lines = _Counting(feed)
 
     def on_reject(reject: Rejected) -> None:
@@ -84,10 +86,15 @@ def _run(service, db: str, feed: BinaryIO, rejects: BinaryIO | None) -> None:  #
         result = service(db, lines, on_reject=on_reject, on_batch=on_batch)
     s = result.summary
     ignored = f", ignored {result.ignored}" if result.ignored else ""
-    err(
+    emit_outcome(
+        fmt,
         f"accepted {s.accepted}, duplicates {s.duplicates}, rejected {s.rejected}{ignored} "
         f"in {result.seconds:.2f} s ({result.events_per_second:,.0f} events/s); "
-        f"projection updated in {result.projection_seconds:.2f} s"
+        f"projection updated in {result.projection_seconds:.2f} s",
+        {"accepted": s.accepted, "duplicates": s.duplicates, "rejected": s.rejected,
+         "ignored": result.ignored, "lines": s.lines, "seconds": round(result.seconds, 3),
+         "projection_seconds": round(result.projection_seconds, 3)},
+        to_stderr=True,
     )
     if s.rejected:
         sys.exit(1)

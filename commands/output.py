@@ -102,3 +102,14 @@ def working(label: str) -> Any:
                         console=Console(stderr=True), transient=True)
     progress.add_task(label, total=None)
     return progress
+
+
+def emit_outcome(fmt: str, line: str, fields: dict[str, Any], *, to_stderr: bool = False) -> None:
+    """A command's outcome: one line for people (on stderr for commands whose stdout is
+    data), or the same facts as a JSON object or a one-row CSV for tools."""
+    if fmt == "json":
+        emit_json(fields)
+    elif fmt == "csv":
+        emit_csv(list(fields), [fields])
+    else:
+        click.echo(line, err=to_stderr)

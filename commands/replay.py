@@ -6,12 +6,13 @@ import sys
 
 import click
 
-from commands.output import err
+from commands.output import emit_outcome, format_option
 
 
 @click.command()
+@format_option
 @click.pass_obj
-def replay(db: str) -> None:
+def replay(db: str, fmt: str) -> None:
     """Rebuild the MRR projection from the events, from zero, in one transaction."""
     from rich.progress import Progress
 
@@ -22,5 +23,7 @@ def replay(db: str) -> None:
         result = rebuild_projections(
             db, on_progress=lambda done, total: progress.update(task, completed=done, total=total)
         )
-    err(f"replayed {result.events} events of {result.customers} customers in "
-        f"{result.seconds:.2f} s ({result.events_per_second:,.0f} events/s)")
+    emit_outcome(fmt, f"replayed {result.events} events of {result.customers} customers in "
+                      f"{result.seconds:.2f} s ({result.events_per_second:,.0f} events/s)",
+                 {"events": result.events, "customers": result.customers,
+                  "seconds": round(result.seconds, 3)}, to_stderr=True)

@@ -6,12 +6,13 @@ import sys
 
 import click
 
-from commands.output import working
+from commands.output import emit_outcome, format_option, working
 
 
 @click.command()
+@format_option
 @click.pass_obj
-def verify(db: str) -> None:
+def verify(db: str, fmt: str) -> None:
     """Recompute the hash chain over every stored event and check that the projection
     equals a fresh fold of the events. Exit 0 if both hold; else exit 1 naming the first
     bad position and event."""
@@ -19,18 +20,30 @@ def verify(db: str) -> None:
 
     with working("verifying the chain and the projection"):
         result = verify_ledger(db)
-    chain = result.chain
+    chain, head = result.chain, result.chain.head
+    fields = {
+        "ok": result.ok,
+        "events": chain.events,
+        "head_position": head.position if head else None,
+        "head_chain_sha256": head.chain_sha256 if head else None,
+        "customers": result.customers,
+        "bad_position": chain.position,
+        "bad_event_id": chain.event_id,
+        "problem": chain.problem or (
+            f"the projection of customer {result.differing_customer} differs from a fresh "
+            "fold of its events (run `revledger replay`)"
+            if result.differing_customer is not None else None),
+    }
     if chain.problem is not None:
-        click.echo(f"revledger: verify FAILED at position {chain.position} "
-                   f"(event {chain.event_id or '-'}): {chain.problem}; "
-                   f"{chain.events} events before it verified", err=True)
+        line = (f"revledger: verify FAILED at position {chain.position} "
+                f"(event {chain.event_id or '-'}): {chain.problem}; "
+                f"{chain.events} events before it verified")
+    elif result.differing_customer is not None:
+        line = f"revledger: verify FAILED: {fields['problem']}"
+    else:
+        where = f"head {head.position} {head.chain_sha256}" if head else "empty ledger"
+        line = (f"verified: {chain.events} events chained ({where}); projection of "
+                f"{result.customers} customers equals a fresh fold")
+    emit_outcome(fmt, line, fields, to_stderr=not result.ok)
+    if not result.ok:
         sys.exit(1)
-    if result.differing_customer is not None:
-        click.echo(f"revledger: verify FAILED: the projection of customer "
-                   f"{result.differing_customer} differs from a fresh fold of its events "
-                   "(run `revledger replay`)", err=True)
-        sys.exit(1)
-    head = chain.head
-    where = f"head {head.position} {head.chain_sha256}" if head else "empty ledger"
-    click.echo(f"verified: {chain.events} events chained ({where}); projection of "
-               f"{result.customers} customers equals a fresh fold")
