@@ -30,6 +30,9 @@ from ledger.events import (
 
 LOOKAHEAD = 3  # batches checked ahead of the writer: bounds memory, keeps both busy
 BATCH_BYTES = 16 << 20  # a batch also ends here: a feed of huge lines stays in bounded memory
+# Beyond this a line is refused: it bounds what one stored event costs every later reader
+# (a projection page holds thousands of events). A Stripe event with its raw body fits.
+MAX_LINE = 128 << 10
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,9 @@ class Checked(NamedTuple):
 
 
 def check_line(number: int, raw: bytes) -> Checked | Rejected:
+    if len(raw) > MAX_LINE:
+        return Rejected(number, "-", f"line longer than {MAX_LINE >> 10} KiB ({len(raw)} "
+                        "bytes): a canonical event is a few hundred bytes", raw)
     try:
         payload = decode_line(raw)
         event = parse_event(payload)

@@ -94,3 +94,11 @@ def test_hostile_lines_on_both_stores(db_url, line):
     check(db_url, [line, orjson.dumps({**BASE, "event_id": "good", "subscription_id": "g"})])
     assert "good" in {e["event_id"] for e in list_events(db_url)}
 
+
+
+def test_a_line_over_128_kib_is_refused_in_one_line(sqlite_url):
+    rejected = []
+    line = orjson.dumps({**BASE, "note": "x" * (128 << 10)})
+    ingest_feed(sqlite_url, [line], on_reject=lambda r: rejected.append(str(r)))
+    assert rejected == [f"line 1: -: line longer than 128 KiB ({len(line)} bytes): a "
+                        "canonical event is a few hundred bytes"]
