@@ -142,6 +142,11 @@ class LedgerWriter:
         except LedgerError as exc:
             for request in group:
                 request.outcomes, request.error = None, exc
+        except Exception as exc:  # answer every request of the group, not only this one
+            for request in group:
+                request.outcomes = None
+                request.error = LedgerError(f"could not record: {first_line(exc)}")
+            raise
 
     def head(self) -> dict[str, Any] | None:
         with self._writing, self._ledger() as (app, _, _):
