@@ -21,8 +21,9 @@ from commands.metrics import movements, mrr, nrr
 from commands.replay import replay
 from commands.serve import serve
 from commands.verify import verify
-from ledger.store import DEFAULT_DB
 from services.errors import LedgerError
+
+DEFAULT_DB = "sqlite:///revledger.db"  # in the working directory
 
 
 class _Group(click.Group):

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -139,6 +140,4 @@ async def _body(request: Request) -> bytes | None:
 
 async def _threaded(function: Any, *args: Any) -> Any:
     """Blocking ledger work off the event loop (Starlette's thread pool)."""
-    from starlette.concurrency import run_in_threadpool
-
     return await run_in_threadpool(function, *args)

@@ -6,9 +6,9 @@ from datetime import date
 
 import click
 
-from commands.options import known_at_option, parser
+from commands.options import date_option, known_at_option, parser
 from commands.output import caption, emit_csv, emit_json, emit_table, format_option, working
-from projections.periods import GRAINS, parse_date, parse_month, parse_segment
+from projections.periods import GRAINS, parse_month, parse_segment
 from services.present import percent
 
 
@@ -33,8 +33,6 @@ def cohorts(db: str, start: date, end: date, grain: str, metric: str,
     periods, cells the cohort's retention from the end of its period to that age."""
     if end < start:
         raise click.BadParameter("the end month is before the start month", param_hint="--end")
-    from fractions import Fraction
-
     from services.analysis import cohorts_report
 
     with working("computing the triangle"):
@@ -57,18 +55,15 @@ def cohorts(db: str, start: date, end: date, grain: str, metric: str,
         return
     rows = [{"cohort": c["cohort"], "customers": c["customers"],
              "starting_mrr": c["starting_mrr"],
-             **{f"age {k}": percent(None if v is None else Fraction(v))
-                for k, v in enumerate(c["ages_exact"])}}
+             **{f"age {k}": percent(v) for k, v in enumerate(c["ages_exact"])}}
             for c in report["cohorts"]]
     emit_table(["cohort", "customers", "starting_mrr", *ages], rows,
                title=f"{metric.upper()} by {grain} cohort", caption=caption(report["manifest"]))
 
 
 @click.command()
-@click.option("--start", required=True, callback=parser(parse_date), metavar="YYYY-MM-DD",
-              help="Start of the period (its end, UTC).")
-@click.option("--end", required=True, callback=parser(parse_date), metavar="YYYY-MM-DD",
-              help="End of the period (its end, UTC).")
+@date_option("--start", "Start of the period (its end, UTC).")
+@date_option("--end", "End of the period (its end, UTC).")
 @known_at_option
 @format_option
 @click.pass_obj
@@ -78,8 +73,6 @@ def report(db: str, start: date, end: date, known_at: str | None, fmt: str) -> N
     churn, and warnings (such as expansion masking churn)."""
     if end < start:
         raise click.BadParameter("the end is before the start", param_hint="--end")
-    from fractions import Fraction
-
     from services.analysis import summary_report
 
     with working("computing the report"):
@@ -87,8 +80,7 @@ def report(db: str, start: date, end: date, known_at: str | None, fmt: str) -> N
     if fmt == "json":
         emit_json(r)
         return
-    ratio = {k: percent(None if r[f"{k}_exact"] is None else Fraction(r[f"{k}_exact"]))
-             for k in ("nrr", "grr", "logo_churn")}
+    ratio = {k: percent(r[f"{k}_exact"]) for k in ("nrr", "grr", "logo_churn")}
     rows = [
         {"figure": f"MRR at {r['start']}", "value": f"{r['mrr_at_start']} "
                                                      f"({r['customers_at_start']} customers)"},

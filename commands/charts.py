@@ -18,10 +18,8 @@ from projections.periods import parse_month
 
 UP = (("new", "#2e7d32"), ("expansion", "#66bb6a"), ("reactivation", "#a5d6a7"))
 DOWN = (("contraction", "#ef9a9a"), ("churn", "#c62828"))
-# NRR bands (Bessemer Cloud Index / KeyBanc 2024), shaded behind the lines.
-BANDS = ((0.0, 1.0, "#fdecea", "leaky bucket < 100%"), (1.0, 1.1, "#fff8e1", "acceptable"),
-         (1.1, 1.2, "#f1f8e9", "good"), (1.2, 1.3, "#e8f5e9", "excellent"),
-         (1.3, 10.0, "#e0f2f1", "best-in-class > 130%"))
+# The NRR bands (services.analysis.BANDS, highest first) are shaded behind the lines.
+BAND_COLOURS = ("#e0f2f1", "#e8f5e9", "#f1f8e9", "#fff8e1", "#fdecea")
 
 
 @click.command()
@@ -83,7 +81,11 @@ def render(series: dict[str, Any], out: Path) -> None:
     else:
         values = [float(v) for p in points for v in (p["nrr"], p["grr"]) if v is not None]
         low, high = min([*values, 0.9]) - 0.05, max([*values, 1.35]) + 0.05
-        for lo, hi, colour, label in BANDS:
+        from services.analysis import BANDS
+
+        uppers = (10.0, *(float(bound) for bound, _ in BANDS))
+        for (bound, label), hi, colour in zip(BANDS, uppers, BAND_COLOURS, strict=False):
+            lo = float(bound)
             if hi > low and lo < high:
                 axes.axhspan(max(lo, low), min(hi, high), color=colour, zorder=0)
                 axes.text(0.995, min(hi, high) - 0.005, label, transform=axes.get_yaxis_transform(),

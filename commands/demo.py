@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import click
 
 from commands.output import err
@@ -35,8 +33,8 @@ def demo(ctx: click.Context) -> None:
                f"({report.mrr_start['customers']} customers)")
     click.echo(f"MRR at the end of {report.mrr_end['date']}: {report.mrr_end['mrr']} USD "
                f"({report.mrr_end['customers']} customers)")
-    click.echo(f"NRR {r['start']} -> {r['end']}: {percent(Fraction(r['nrr_exact']))} "
-               f"(exact {r['nrr_exact']}), GRR {percent(Fraction(r['grr_exact']))}, "
+    click.echo(f"NRR {r['start']} -> {r['end']}: {percent(r['nrr_exact'])} "
+               f"(exact {r['nrr_exact']}), GRR {percent(r['grr_exact'])}, "
                f"over {r['customers']} customers")
     click.echo(f"  starting {r['starting_mrr']}  expansion +{r['expansion']}  "
                f"contraction -{r['contraction']}  churn -{r['churn']}  ending {r['ending_mrr']}")

@@ -28,12 +28,15 @@ class _Counting:
             yield line
 
 
+rejects_option = click.option(
+    "--rejects", type=click.File("wb"), default=None,
+    help="Write rejected records here, verbatim, for re-submission.",
+)
+
+
 @click.command()
 @click.argument("feed", type=click.File("rb"))
-@click.option(
-    "--rejects", type=click.File("wb"), default=None,
-    help="Write rejected lines here, verbatim, for re-submission.",
-)
+@rejects_option
 @format_option
 @click.pass_obj
 def ingest(db: str, feed: BinaryIO, rejects: BinaryIO | None, fmt: str) -> None:
@@ -55,10 +58,7 @@ def import_() -> None:
 
 @import_.command("stripe")
 @click.argument("file", type=click.File("rb"))
-@click.option(
-    "--rejects", type=click.File("wb"), default=None,
-    help="Write rejected Stripe events here, verbatim.",
-)
+@rejects_option
 @format_option
 @click.pass_obj
 def import_stripe(db: str, file: BinaryIO, rejects: BinaryIO | None, fmt: str) -> None:

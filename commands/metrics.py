@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from fractions import Fraction
 from typing import Any
 
 import click
@@ -69,14 +68,9 @@ def nrr(db: str, start: date, end: date, cohort: Period | None, segment: dict[st
     with working("replaying the events" if known_at else "reading the projection"):
         report = nrr_report(db, start, end, cohort, segment, known_at)
     if fmt == "table":
-        report = {**report, "nrr": percent(_exact(report, "nrr")),
-                  "grr": percent(_exact(report, "grr"))}
+        report = {**report, "nrr": percent(report["nrr_exact"]),
+                  "grr": percent(report["grr_exact"])}
     _scalar(fmt, report, f"Retention {start} -> {end}")
-
-
-def _exact(report: dict[str, Any], name: str) -> Fraction | None:
-    value = report[f"{name}_exact"]
-    return None if value is None else Fraction(value)
 
 
 @click.command()

@@ -16,9 +16,11 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
+from itertools import chain
 from multiprocessing import get_all_start_methods, get_context
 from typing import NamedTuple
 
+from ledger.batches import batched
 from ledger.events import (
     EventVoided,
     InvalidEvent,
@@ -94,7 +96,7 @@ def checked_batches(
 ) -> Iterator[tuple[int, list[Checked | Rejected]]]:
     """(lines read, their results) a batch at a time. A feed of more than one batch is
     checked in a worker process when the machine has a second core (`parallel=None`)."""
-    batches = _batches(lines, size)
+    batches = batched(lines, size, weight=lambda line: len(line[1]), limit=BATCH_BYTES)
     first = next(batches, None)
     if first is None:
         return
@@ -102,9 +104,7 @@ def checked_batches(
     if parallel is None:
         parallel = (os.cpu_count() or 1) > 1 and "fork" in get_all_start_methods()
     if second is None or not parallel:
-        for batch in (first, second) if second else (first,):
-            yield len(batch), check_batch(batch)
-        for batch in batches:
+        for batch in chain([first], [second] if second else [], batches):
             yield len(batch), check_batch(batch)
         return
     # Forked, not spawned: a spawned worker re-imports the caller's main module, which a
@@ -126,20 +126,6 @@ def checked_batches(
             yield read, future.result()
     finally:
         pool.shutdown(cancel_futures=True)
-
-
-def _batches(lines: Iterable[tuple[int, bytes]], size: int) -> Iterator[list[tuple[int, bytes]]]:
-    """Consecutive batches of at most `size` lines and (one line beyond) BATCH_BYTES."""
-    batch: list[tuple[int, bytes]] = []
-    weight = 0
-    for line in lines:
-        batch.append(line)
-        weight += len(line[1])
-        if len(batch) >= size or weight >= BATCH_BYTES:
-            yield batch
-            batch, weight = [], 0
-    if batch:
-        yield batch
 
 
 def _die_with(parent: int) -> None:

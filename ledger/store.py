@@ -36,8 +36,6 @@ from eventsourcing.sqlite import (
 from ledger.aggregates import LEDGER_ID, Ledger
 from ledger.chain import Link, extend, recorded_at
 
-DEFAULT_DB = "sqlite:///revledger.db"
-
 KEY_COLUMNS = (
     "event_id",
     "content_sha256",
@@ -192,9 +190,6 @@ class LedgerQueries:
             f"{self.events_table_name} e JOIN event_keys k ON k.originator_id = e.originator_id "
             "AND k.originator_version = e.originator_version"
         )
-
-    def select_keys(self, column: str, values: Iterable[str]) -> list[KeyRow]:
-        return self.select_keys_where({column: values})
 
     def select_keys_where(self, tests: dict[str, Iterable[str]]) -> list[KeyRow]:
         """Index rows whose column is among the given values, for any of the columns: one
@@ -441,7 +436,6 @@ class LedgerRecorder(Protocol):
 
     def select_notifications(self, start: int | None, limit: int) -> Sequence[Any]: ...
     def max_notification_id(self) -> int | None: ...
-    def select_keys(self, column: str, values: Iterable[str]) -> list[KeyRow]: ...
     def select_keys_where(self, tests: dict[str, Iterable[str]]) -> list[KeyRow]: ...
     def select_heads(self, ids: Sequence[UUID]) -> list[tuple[UUID, int, str]]: ...
     def select_events_by(
@@ -570,14 +564,16 @@ class _Turns:
     @contextmanager
     def held(self) -> Iterator[None]:
         if self.conn is not None:
+            import psycopg
+
             try:
                 self.conn.execute("SELECT pg_advisory_lock(%s)", [self.KEY])
-            except Exception as exc:  # psycopg's errors, without importing psycopg here
+            except psycopg.Error as exc:
                 raise OperationalError(str(exc).strip()) from exc
             try:
                 yield
             finally:
-                with suppress(Exception):
+                with suppress(psycopg.Error):
                     self.conn.execute("SELECT pg_advisory_unlock(%s)", [self.KEY])
         elif self.fd is not None:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
@@ -590,7 +586,6 @@ class _Turns:
 
     def close(self) -> None:
         if self.conn is not None:
-            with suppress(Exception):
-                self.conn.close()
+            self.conn.close()
         if self.fd is not None:
             os.close(self.fd)

@@ -123,7 +123,7 @@ def _terms(sub: dict[str, Any], at: str) -> dict[str, Any]:
     )
     return {
         "plan": "+".join(p["id"] for p in prices),
-        "amount": _decimal_text(amount, currency),
+        "amount": _decimal_text(amount),
         "currency": currency,
         "interval": interval,
         "interval_count": interval_count,
@@ -182,7 +182,7 @@ def _minor_per_major(currency: str) -> int:
     return 1000 if currency in _THREE_DECIMAL else 100
 
 
-def _decimal_text(amount: Decimal, currency: str) -> str:
+def _decimal_text(amount: Decimal) -> str:
     """At most 2 places, as the canonical feed requires: fractions of a cent (a percentage
     discount) are rounded half-even, as an invoice would be."""
     return str(amount.quantize(_CENT, rounding=ROUND_HALF_EVEN))

@@ -117,9 +117,8 @@ class MRRProjection:
                 customers.add(fact.customer_id)
             elif fact.voids is not None:
                 targets.append(fact.voids)
-        customers.update(
-            k.customer_id for k in self.events.select_keys("event_id", targets) if k.customer_id
-        )
+        voided = self.events.select_keys_where({"event_id": targets})
+        customers.update(k.customer_id for k in voided if k.customer_id)
         return customers
 
     def _histories(

@@ -14,7 +14,7 @@ from projections.periods import end_of, month_end, months, next_month, periods, 
 from projections.projection import by_customer_stream
 from projections.split import split_expansion
 from services.ledger import open_ledger
-from services.metrics import engine, retention_fields
+from services.metrics import engine, engine_for, retention_fields
 from services.present import decimal_text, exact_text, money
 
 
@@ -47,31 +47,32 @@ def cohorts_report(
     }
 
 
-# NRR bands (Bessemer Cloud Index / KeyBanc SaaS survey, 2024); a boundary belongs to the
-# band above it, except 130%, which is "excellent".
-BANDS = ((Fraction(12, 10), "excellent (120-130%)"), (Fraction(11, 10), "good (110-120%)"),
-         (Fraction(1), "acceptable (100-110%)"))
+# NRR bands (Bessemer Cloud Index / KeyBanc SaaS survey, 2024), highest first, by lower
+# bound; a boundary belongs to the band above it, except 130%, which is "excellent".
+BANDS = ((Fraction(13, 10), "best-in-class (> 130%)"), (Fraction(12, 10), "excellent (120-130%)"),
+         (Fraction(11, 10), "good (110-120%)"), (Fraction(1), "acceptable (100-110%)"),
+         (Fraction(0), "leaky bucket (< 100%)"))
 
 
 def band(nrr: Fraction | None) -> str | None:
     if nrr is None:
         return None
-    if nrr > Fraction(13, 10):
-        return "best-in-class (> 130%)"
-    return next((name for bound, name in BANDS if nrr >= bound), "leaky bucket (< 100%)")
+    return next(name for bound, name in BANDS
+                if nrr > bound or (nrr == bound and bound != BANDS[0][0]))
 
 
 def summary_report(url: str, start: date, end: date,
                    known_at: str | None = None) -> dict[str, Any]:
     """MRR at both ends, NRR and GRR with their band, the monthly movements of the months
     after `start`'s up to `end`'s, logo churn, and warnings a reader must not miss."""
-    with engine(url, known_at) as (e, reflects):
+    with open_ledger(url) as app:
+        e, reflects = engine_for(app, known_at)
         m0, c0 = e.total(end_of(start))
         m1, c1 = e.total(end_of(end))
         r = e.nrr(end_of(start), end_of(end), None, None)
         first = next_month(start.replace(day=1))
         moves = e.movements(first, end.replace(day=1)) if first <= end else []
-    with open_ledger(url) as app:  # the split needs subscriptions: a replay
+        # The split needs subscriptions, which the projection does not keep: a replay.
         upto = reflects["ledger_head"]["position"] if reflects["ledger_head"] else 0
         customers = ((c, visible(facts, known_at)) for c, facts in
                      by_customer_stream(app.ledger_recorder.iter_customer_events(upto)))

@@ -53,18 +53,19 @@ def import_stripe(
 ) -> IngestResult:
     """Record Stripe Event objects (a JSON array or JSON Lines) through the mapping."""
     ignored: list[int] = []
-    unmapped: list[Rejected] = []
+    unmapped = 0
 
     def lines() -> Iterator[tuple[int, bytes]]:
+        nonlocal unmapped
         for item in canonical_lines(read_events(data), ignored):
             if isinstance(item, Rejected):
-                unmapped.append(item)
+                unmapped += 1
                 on_reject(item)
             else:
                 yield item
 
     result = _record(url, lines(), on_reject, on_batch)
-    result.summary.rejected += len(unmapped)
+    result.summary.rejected += unmapped
     return IngestResult(result.summary, result.seconds, result.projection_seconds, len(ignored))
 
 

@@ -52,13 +52,16 @@ class _Replay:
 def engine(url: str, known_at: str | None) -> Iterator[tuple[Engine, dict[str, Any]]]:
     """The engine to answer from, and the manifest of what it reflects."""
     with open_ledger(url) as app:
-        recorder = app.ledger_recorder
-        if known_at:
-            head = recorder.chain_head(known_at=known_at)
-            yield _Replay(app, known_at, head), manifest(head, known_at)
-        else:
-            index, position = current_index(app)
-            yield index, manifest(recorder.chain_head(upto=position))
+        yield engine_for(app, known_at)
+
+
+def engine_for(app: LedgerApplication, known_at: str | None) -> tuple[Engine, dict[str, Any]]:
+    recorder = app.ledger_recorder
+    if known_at:
+        head = recorder.chain_head(known_at=known_at)
+        return _Replay(app, known_at, head), manifest(head, known_at)
+    index, position = current_index(app)
+    return index, manifest(recorder.chain_head(upto=position))
 
 
 def manifest(head: Link | None, known_at: str | None = None) -> dict[str, Any]:

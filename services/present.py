@@ -31,6 +31,6 @@ def ratio(name: str, value: Fraction | None) -> dict[str, Any]:
     return {name: decimal_text(value, 6), f"{name}_exact": exact_text(value)}
 
 
-def percent(value: Fraction | None) -> str:
-    """For tables: 1.234567 -> '123.46%'."""
-    return "n/a" if value is None else decimal_text(value * 100, 2) + "%"
+def percent(value: Fraction | str | None) -> str:
+    """For tables: 1.234567 (or its exact text, "p/q") -> '123.46%'."""
+    return "n/a" if value is None else decimal_text(Fraction(value) * 100, 2) + "%"
