@@ -51,6 +51,9 @@ class _Event(BaseModel):
             raise ValueError(f"must be an RFC 3339 timestamp with offset ({exc})") from None
 
 
+TERM_FIELDS = ("plan", "amount", "currency", "interval", "interval_count", "quantity")
+
+
 class SubscriptionTerms(BaseModel):
     """The priced terms; every field optional so `changed` can name any subset."""
 
@@ -60,6 +63,13 @@ class SubscriptionTerms(BaseModel):
     interval: Interval | None = None
     interval_count: Count | None = None
     quantity: Count | None = None
+
+    @field_validator(*TERM_FIELDS, mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:  # `changed` keeps a term by leaving it out, not by a null
+            raise ValueError("must not be null (leave the field out to keep the term)")
+        return value
 
     @field_validator("amount")
     @classmethod

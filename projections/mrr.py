@@ -6,11 +6,11 @@ Amounts are integer cents; MRR is an exact `Fraction` of cents. Nothing here rou
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 # F, the intervals per month, as twelfths: MRR = amount x quantity x F / interval_count.
 TWELFTHS = {"month": 12, "year": 1, "week": 52, "day": 365}
-TERMS = ("amount", "currency", "interval", "interval_count", "quantity")
 ZERO = Fraction(0)
 
 
@@ -31,8 +31,10 @@ class SubscriptionState(NamedTuple):
         )
 
 
+@lru_cache(maxsize=1 << 16)
 def amount_to_cents(amount: str) -> int:
-    """`"99.5"` -> 9950, for a validated amount (digits, at most 2 decimal places)."""
+    """`"99.5"` -> 9950, for a validated amount (digits, at most 2 decimal places).
+    Cached: a ledger repeats its plans' prices on most events."""
     whole, _, cents = amount.partition(".")
     return int(whole) * 100 + int(cents.ljust(2, "0"))
 
@@ -59,7 +61,14 @@ def apply(state: SubscriptionState, type: str, payload: dict[str, Any]) -> Subsc
         )
     if type == "subscription.cancelled":
         return state._replace(active=False)
-    changes = {term: payload[term] for term in TERMS if term in payload}
-    if "amount" in changes:
-        changes["amount"] = amount_to_cents(changes["amount"])
-    return state._replace(**changes)
+    get = payload.get  # a null names nothing, like an absent field (ingest refuses it)
+    amount, quantity = get("amount"), get("quantity")
+    interval, count, currency = get("interval"), get("interval_count"), get("currency")
+    return SubscriptionState(  # built whole: several times faster than `_replace`
+        state.active,
+        state.amount if amount is None else amount_to_cents(amount),
+        state.quantity if quantity is None else quantity,
+        state.interval if interval is None else interval,
+        state.interval_count if count is None else count,
+        state.currency if currency is None else currency,
+    )

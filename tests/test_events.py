@@ -63,6 +63,15 @@ def test_a_change_must_name_a_term():
     assert parse_event({**change, "quantity": 3}).quantity == 3
 
 
+@pytest.mark.parametrize("term", ["plan", "amount", "currency", "interval", "interval_count",
+                                  "quantity"])
+def test_a_change_keeps_a_term_by_leaving_it_out_not_by_a_null(term):
+    change = {"event_id": "e2", "type": "subscription.changed", "customer_id": "c1",
+              "subscription_id": "s1", "effective_at": "2024-01-01T00:00:00Z", "plan": "p"}
+    assert reason({**change, term: None}) == (
+        f"{term}: must not be null (leave the field out to keep the term)")
+
+
 def test_a_void_needs_no_effective_time_but_must_name_its_target():
     assert parse_event({"event_id": "v1", "type": "event.voided", "voids": "e1"}).voids == "e1"
     assert reason({"event_id": "v1", "type": "event.voided"}) == "voids: Field required"

@@ -90,6 +90,15 @@ def test_changes_set_only_the_fields_they_name_and_cancel_clears_active():
         20000, 30000, 36000, 0]
 
 
+def test_a_null_term_in_a_stored_change_names_nothing():
+    """Ingest refuses nulls now; a ledger that stored one still folds (as if left out)."""
+    feed = Feed()
+    feed.start("2024-01-01", "100.00", quantity=2)
+    feed.add("subscription.changed", "2024-02-01", quantity=None, amount=None,
+             interval_count=None, plan="q")
+    assert mrr(feed, "2024-02-29") == 20000
+
+
 def test_a_change_to_a_cancelled_subscription_keeps_it_inactive():
     feed = Feed()
     feed.start("2024-01-01")
