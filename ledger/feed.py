@@ -8,16 +8,11 @@ in feed order either way.
 
 from __future__ import annotations
 
-import ctypes
-import os
-import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import suppress
+from concurrent.futures import Future
 from dataclasses import dataclass
 from itertools import chain
-from multiprocessing import get_all_start_methods, get_context
 from typing import NamedTuple
 
 from ledger.batches import batched
@@ -29,6 +24,7 @@ from ledger.events import (
     decode_line,
     parse_event,
 )
+from ledger.workers import forked_pool, second_core
 
 LOOKAHEAD = 3  # batches checked ahead of the writer: bounds memory, keeps both busy
 BATCH_BYTES = 16 << 20  # a batch also ends here: a feed of huge lines stays in bounded memory
@@ -102,16 +98,12 @@ def checked_batches(
         return
     second = next(batches, None)
     if parallel is None:
-        parallel = (os.cpu_count() or 1) > 1 and "fork" in get_all_start_methods()
+        parallel = second_core()
     if second is None or not parallel:
         for batch in chain([first], [second] if second else [], batches):
             yield len(batch), check_batch(batch)
         return
-    # Forked, not spawned: a spawned worker re-imports the caller's main module, which a
-    # script without a `__main__` guard does not survive. The child only validates lines
-    # and leaves through os._exit, so the parent's connections are never touched there.
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("fork"),
-                               initializer=_die_with, initargs=(os.getpid(),))
+    pool = forked_pool()
     try:
         pending: deque[tuple[int, Future[list[Checked | Rejected]]]] = deque()
         pending.append((len(second), pool.submit(check_batch, second)))
@@ -126,16 +118,6 @@ def checked_batches(
             yield read, future.result()
     finally:
         pool.shutdown(cancel_futures=True)
-
-
-def _die_with(parent: int) -> None:
-    """Make the worker die with its parent. A forked worker holds both ends of its task
-    queue, so it would otherwise wait forever after an ingest killed with SIGKILL."""
-    with suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
-    if os.getppid() != parent:  # the parent died before that took effect
-        os._exit(0)
 
 
 def numbered_lines(stream: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:

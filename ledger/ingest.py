@@ -32,6 +32,7 @@ from ledger.aggregates import (
 )
 from ledger.feed import Checked, Rejected, checked_batches
 from ledger.instants import format_instant, parse_instant
+from ledger.memory import collector_paused
 from ledger.store import KeyRow, LedgerApplication
 
 BATCH_SIZE = 5000
@@ -148,10 +149,12 @@ class Ingestor:
         """Record numbered raw lines; blank lines are skipped, bad ones reported.
         `on_outcome`, if given, hears of every record once its batch has committed."""
         total = IngestSummary()
-        for read, results in checked_batches(lines, self.batch_size, parallel=self.parallel):
-            summary = self.ingest_batch(read, results, on_reject, on_outcome)
-            total.add(summary)
-            on_batch(summary)
+        with collector_paused():
+            batches = checked_batches(lines, self.batch_size, parallel=self.parallel)
+            for read, results in batches:
+                summary = self.ingest_batch(read, results, on_reject, on_outcome)
+                total.add(summary)
+                on_batch(summary)
         return total
 
     def ingest_batch(

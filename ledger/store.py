@@ -283,14 +283,35 @@ class LedgerQueries:
     def count_keys(self) -> int:
         return self._rows("SELECT COUNT(*) FROM event_keys", [])[0][0]
 
-    def iter_customer_events(self, upto: int) -> Iterator[tuple[str, int, bytes]]:
-        """(customer_id, position, state) of every event up to `upto`, by customer."""
-        for customer, position, state in self._stream(
+    def iter_customer_events(
+        self, upto: int, first: str | None = None, after: str | None = None
+    ) -> Iterator[tuple[str, int, bytes]]:
+        """(customer_id, position, state) of every event up to `upto`, by customer; only
+        of customers from `first` on and before `after`, if given (byte order)."""
+        tests, params = [f"e.{self.position} <= ?"], [upto]
+        if first is not None:
+            tests.append(f"k.customer_id {self.collate} >= ?")
+            params.append(first)
+        if after is not None:
+            tests.append(f"k.customer_id {self.collate} < ?")
+            params.append(after)
+        return self._stream(  # states as stored: bytes (or text, which orjson reads too)
             f"SELECT k.customer_id, e.{self.position}, e.state FROM {self._join()} "
-            f"WHERE e.{self.position} <= ? ORDER BY k.customer_id {self.collate}",
-            [upto],
+            f"WHERE {' AND '.join(tests)} ORDER BY k.customer_id {self.collate}",
+            params,
+        )
+
+    def customer_bounds(self, every: int) -> list[str]:
+        """Customer ids cutting the customers' events into runs of about `every` events,
+        in byte order: where to split a replay between processes. Each is found by
+        skipping `every` entries of the customer index from the last."""
+        bounds: list[str] = []
+        while row := self._rows(
+            "SELECT customer_id FROM event_keys WHERE customer_id > ? "
+            "ORDER BY customer_id LIMIT 1 OFFSET ?", [bounds[-1] if bounds else "", every - 1]
         ):
-            yield customer, position, bytes(state)
+            bounds.append(row[0][0])
+        return bounds
 
     def iter_states(self, upto: int) -> Iterator[tuple[int, bytes]]:
         """(position, state) of every stored event up to `upto`, in order."""
@@ -446,7 +467,10 @@ class LedgerRecorder(Protocol):
         self, *, known_at: str | None = None, upto: int | None = None
     ) -> Link | None: ...
     def select_customer_events(self, customers: Sequence[str], upto: int) -> list[tuple]: ...
-    def iter_customer_events(self, upto: int) -> Iterator[tuple[str, int, bytes]]: ...
+    def iter_customer_events(
+        self, upto: int, first: str | None = None, after: str | None = None
+    ) -> Iterator[tuple[str, int, bytes]]: ...
+    def customer_bounds(self, every: int) -> list[str]: ...
     def iter_states(self, upto: int) -> Iterator[tuple[int, bytes]]: ...
     def iter_chain(self) -> Iterator[tuple]: ...
 

@@ -12,6 +12,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
+from operator import itemgetter
 
 from projections.facts import Fact
 from projections.mrr import PRICED, TWELFTHS, ZERO, SubscriptionState, apply
@@ -32,11 +34,23 @@ class CustomerHistory:
     def first_paid(self) -> str | None:
         return next((at for at, mrr in self.steps if mrr > 0), None)
 
+    def __reduce__(self) -> tuple:
+        """Pickled (from a replay's worker) with each MRR as two integers: a Fraction
+        pickles as text, parsed back by a regular expression."""
+        steps = [(at, mrr.numerator, mrr.denominator) for at, mrr in self.steps]
+        return _unpickled_history, (steps, self.attributes)
+
+
+def _unpickled_history(steps: list[tuple[str, int, int]], attributes: list) -> CustomerHistory:
+    return CustomerHistory([(at, _fraction(n, d)) for at, n, d in steps], attributes)
+
 
 def visible(facts: Iterable[Fact], known_at: str | None = None) -> list[Fact]:
     """The facts that count: recorded by `known_at` (if given) and not voided by then."""
-    seen = [f for f in facts if known_at is None or f.recorded_at <= known_at]
-    voided = {f.voids for f in seen if f.type == "event.voided"}
+    seen = list(facts) if known_at is None else [f for f in facts if f.recorded_at <= known_at]
+    voided = {f.payload["voids"] for f in seen if f.type == "event.voided"}
+    if not voided:  # the usual case
+        return seen
     return [f for f in seen if f.type != "event.voided" and f.event_id not in voided]
 
 
@@ -46,9 +60,9 @@ def fold_customer(facts: Iterable[Fact]) -> CustomerHistory:
     MRRs are kept as integer numerators over one denominator for the customer
     (12 x the lcm of its interval counts), so the loop adds integers, not fractions.
     """
-    ordered = sorted(facts, key=lambda f: (f.effective_at, f.position))
-    scale = 12 * math.lcm(1, *{f.payload.get("interval_count", 1) for f in ordered
-                               if f.type in PRICED})
+    ordered = sorted(facts, key=_EFFECTIVE_ORDER)
+    counts = {f.payload.get("interval_count") or 1 for f in ordered if f.type in PRICED}
+    scale = 12 * math.lcm(*counts) if counts else 12
     history = CustomerHistory()
     subscriptions: dict[str, tuple[SubscriptionState, int]] = {}
     attributes: dict[str, str] = {}
@@ -72,8 +86,14 @@ def fold_customer(facts: Iterable[Fact]) -> CustomerHistory:
         if after != before:
             total += after - before
             _put(steps, at, total)
-    history.steps = [(at, Fraction(value, scale)) for at, value in _without_repeats(steps)]
+    history.steps = [(at, _fraction(value, scale)) for at, value in _without_repeats(steps)]
     return history
+
+
+_EFFECTIVE_ORDER = itemgetter(4, 0)  # (effective_at, position): ties in recorded order
+# The same MRRs recur across customers (a ledger has few plans): cached, a step costs a
+# look-up instead of a gcd and a new Fraction.
+_fraction = lru_cache(maxsize=1 << 16)(Fraction)
 
 
 def by_customer(facts: Iterable[Fact], known_at: str | None = None) -> dict[str, list[Fact]]:

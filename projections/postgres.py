@@ -20,7 +20,7 @@ class PostgresMRRView(MRRView, PostgresTrackingRecorder):
         # Binary ("C") collation: the same order as SQLite and Python, whatever the locale.
         self.sql_create_statements.extend(
             SQL(s.replace("customer_id TEXT", 'customer_id TEXT COLLATE "C"')
-                .replace("BLOB", "BYTEA")) for s in DDL
+                .replace("BLOB", "BYTEA").replace(" WITHOUT ROWID", "")) for s in DDL
         )
 
     def _stream(self, c: Any, statement: str) -> Iterator[tuple]:

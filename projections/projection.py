@@ -3,26 +3,24 @@
 Catch-up pulls pages of notifications after the view's tracking position (SQLite has no
 push subscription), refolds every customer a page touches from all of that customer's
 events up to the page's end, and writes rows and tracking in one transaction. The
-rebuild folds customer by customer in one transaction, so memory grows with the largest
-customer, not with the ledger.
+rebuild writes a replay of every event (`projections.replay`) in one transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from itertools import groupby, zip_longest
-from operator import itemgetter
+from collections.abc import Iterator
+from itertools import zip_longest
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from ledger.store import LedgerApplication
 from projections.facts import Fact, decode_fact
 from projections.fold import CustomerHistory, fold_customer, visible
-from projections.view import SQLiteMRRView, history_rows
+from projections.replay import Progress, by_customer_stream, replay
+from projections.view import SQLiteMRRView, customer_rows, table_rows
 
 PAGE = 5000
 REBUILD_AFTER = 4 * PAGE
-Progress = Callable[[int, int], None]  # (events done, events in all)
 
 
 class MRRProjection:
@@ -73,32 +71,15 @@ class MRRProjection:
 
     def rebuild(self, on_progress: Progress = lambda done, total: None) -> tuple[int, int]:
         """Replace the view by a fold of every event up to the current head; returns
-        (head position, customers). Events stream in customer order, so only one
-        customer's events are in memory at a time."""
+        (head position, customers)."""
         head = self.head()
-        customers = 0
-
-        def histories() -> Iterator[tuple[str, CustomerHistory]]:
-            nonlocal customers
-            done = 0
-            for customer, facts in by_customer_stream(self.events.iter_customer_events(head)):
-                customers += 1
-                done += len(facts)
-                if customers % 1000 == 0:
-                    on_progress(done, head)
-                yield customer, fold_customer(visible(facts))
-
-        self.view.rebuild(histories(), Tracking(self.app.name, head))
-        return head, customers
+        rows = replay(self.app, head, None, on_progress, shape=customer_rows)
+        return head, self.view.rebuild(rows, Tracking(self.app.name, head))
 
     def first_difference(self) -> tuple[int, str | None]:
         """(customers, the first customer whose view rows differ from a fresh fold of the
         events up to the view's position, or None)."""
-        rows = self.events.iter_customer_events(self.position)
-        fresh = history_rows(
-            (customer, fold_customer(visible(facts)))
-            for customer, facts in by_customer_stream(rows)
-        )
+        fresh = table_rows(replay(self.app, self.position, shape=customer_rows))
         customers, steps, attributes = self.view.load()
         for table_fresh, table_stored in zip(fresh, (steps, attributes, customers), strict=True):
             a, b = sorted(table_fresh), sorted(tuple(row) for row in table_stored)
@@ -133,21 +114,6 @@ class MRRProjection:
         for customer in customers:  # every event voided away: an empty history
             if customer not in folded:
                 yield customer, CustomerHistory()
-
-
-def by_customer_stream(rows: Iterable[tuple[str, int, bytes]]) -> Iterator[tuple[str, list[Fact]]]:
-    """Each customer's facts from (customer, position, state) rows grouped by customer."""
-    for customer, group in groupby(rows, key=itemgetter(0)):
-        yield customer, [f for _, position, state in group if (f := decode_fact(position, state))]
-
-
-def replay(
-    app: LedgerApplication, upto: int, known_at: str | None = None
-) -> Iterator[tuple[str, CustomerHistory]]:
-    """Every customer's history from the events up to position `upto` (and recorded by
-    `known_at`), streamed customer by customer: memory grows with customers, not events."""
-    for customer, facts in by_customer_stream(app.ledger_recorder.iter_customer_events(upto)):
-        yield customer, fold_customer(visible(facts, known_at))
 
 
 def read_facts(app: LedgerApplication, upto: int | None = None) -> Iterator[Fact]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from eventsourcing.persistence import Tracking
@@ -31,30 +31,47 @@ _READS = (
 )
 T = TypeVar("T")
 
+# On SQLite the tables are WITHOUT ROWID (PostgreSQL's DDL drops that): rows live in their
+# primary key's B-tree, one B-tree to write per row instead of two.
 DDL = [
     "CREATE TABLE IF NOT EXISTS mrr_steps (customer_id TEXT NOT NULL, "
-    "effective_at TEXT NOT NULL, mrr TEXT NOT NULL, PRIMARY KEY (customer_id, effective_at))",
+    "effective_at TEXT NOT NULL, mrr TEXT NOT NULL, PRIMARY KEY (customer_id, effective_at))"
+    " WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS attribute_steps (customer_id TEXT NOT NULL, "
     "effective_at TEXT NOT NULL, attributes TEXT NOT NULL, "
-    "PRIMARY KEY (customer_id, effective_at))",
-    "CREATE TABLE IF NOT EXISTS customers (customer_id TEXT PRIMARY KEY, first_paid_at TEXT)",
+    "PRIMARY KEY (customer_id, effective_at)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS customers (customer_id TEXT PRIMARY KEY, first_paid_at TEXT)"
+    " WITHOUT ROWID",
     # The query engine's columns, as of a tracking position: a cache of the rows above.
     "CREATE TABLE IF NOT EXISTS engine_snapshot (name TEXT PRIMARY KEY, "
     "position BIGINT NOT NULL, data BLOB NOT NULL)",
 ]
 
 
-def history_rows(
-    histories: Iterable[tuple[str, CustomerHistory]],
-) -> tuple[list[tuple], list[tuple], list[tuple]]:
+class CustomerRows(NamedTuple):
+    """One customer's rows in the three tables."""
+
+    steps: list[tuple[str, str, str]]
+    attributes: list[tuple[str, str, str]]
+    customer: tuple[str, str | None]
+
+
+def customer_rows(customer: str, history: CustomerHistory) -> CustomerRows:
+    return CustomerRows(
+        [(customer, at, str(mrr)) for at, mrr in history.steps],
+        [(customer, at, orjson.dumps(attrs, option=orjson.OPT_SORT_KEYS).decode())
+         for at, attrs in history.attributes],
+        (customer, history.first_paid),
+    )
+
+
+def table_rows(rows: Iterable[CustomerRows]) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """The rows of several customers, table by table (in `VIEW_TABLES` order)."""
     steps, attributes, customers = [], [], []
-    for customer, history in histories:
-        steps.extend((customer, at, str(mrr)) for at, mrr in history.steps)
-        attributes.extend(
-            (customer, at, orjson.dumps(attrs, option=orjson.OPT_SORT_KEYS).decode())
-            for at, attrs in history.attributes
-        )
-        customers.append((customer, history.first_paid))
+    for r in rows:
+        steps.extend(r.steps)
+        attributes.extend(r.attributes)
+        customers.append(r.customer)
     return steps, attributes, customers
 
 
@@ -71,12 +88,11 @@ class MRRView:
     def _cursor(self) -> Any:
         return self.datastore.transaction(commit=True)
 
-    def _insert(self, c: Any, histories: Iterable[tuple[str, CustomerHistory]]) -> None:
-        steps, attributes, customers = history_rows(histories)
-        for table, rows in zip(VIEW_TABLES, (steps, attributes, customers), strict=True):
-            if rows:
-                marks = ", ".join("?" * len(rows[0]))
-                c.executemany(self._sql(f"INSERT INTO {table} VALUES ({marks})"), rows)
+    def _insert(self, c: Any, rows: Iterable[CustomerRows]) -> None:
+        for table, table_rows_ in zip(VIEW_TABLES, table_rows(rows), strict=True):
+            if table_rows_:
+                marks = ", ".join("?" * len(table_rows_[0]))
+                c.executemany(self._sql(f"INSERT INTO {table} VALUES ({marks})"), table_rows_)
 
     def replace_customers(
         self, histories: dict[str, CustomerHistory], tracking: Tracking
@@ -86,14 +102,13 @@ class MRRView:
             for table in VIEW_TABLES:
                 c.executemany(self._sql(f"DELETE FROM {table} WHERE customer_id = ?"),
                               [(customer,) for customer in sorted(histories)])
-            self._insert(c, sorted(histories.items()))
+            self._insert(c, (customer_rows(*item) for item in sorted(histories.items())))
             self._insert_tracking(c, tracking)
 
-    def rebuild(
-        self, histories: Iterator[tuple[str, CustomerHistory]], tracking: Tracking
-    ) -> None:
-        """Replace the whole view (and its tracking) in one transaction."""
-        chunks = batched(histories, 2000)
+    def rebuild(self, rows: Iterator[CustomerRows], tracking: Tracking) -> int:
+        """Replace the whole view (and its tracking) in one transaction; returns how many
+        customers it now holds."""
+        chunks = batched(rows, 2000)
         # The first chunk is read before the write transaction opens: reading may start
         # with a long sort, and a transaction idle meanwhile could be timed out.
         first = next(chunks, [])
@@ -102,10 +117,13 @@ class MRRView:
                 c.execute(f"DELETE FROM {table}")
             c.execute(self._sql(f"DELETE FROM {self._tracking_table} WHERE application_name = ?"),
                       (tracking.application_name,))
+            customers = 0
             for chunk in chain([first], chunks):
                 self._insert(c, chunk)
+                customers += len(chunk)
             if tracking.notification_id:
                 self._insert_tracking(c, tracking)
+        return customers
 
     def read(self, build: Callable[[Iterator, Iterator, Iterator], T]) -> T:
         """`build(customers, steps, attributes)` over row iterators of one transaction,

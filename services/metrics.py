@@ -18,7 +18,7 @@ from projections import reference
 from projections.movements import KINDS, Movement
 from projections.nrr import Retention
 from projections.periods import Period, end_of
-from projections.projection import replay
+from projections.replay import replay
 from services.ledger import open_ledger
 from services.present import money, ratio
 from services.projections import current_index

@@ -1,0 +1,53 @@
+"""A second process for bulk work (checking a feed, folding a replay), forked from this one.
+
+Forked, not spawned: a spawned worker re-imports the caller's main module, which a script
+without a `__main__` guard does not survive. A worker leaves through `os._exit`, so the
+connections it inherited are never touched there; it opens its own if it needs any.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import suppress
+from multiprocessing import get_all_start_methods, get_context
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+
+def second_core() -> bool:
+    """Whether a worker process would run beside this one rather than take turns with it."""
+    return (os.cpu_count() or 1) > 1 and "fork" in get_all_start_methods()
+
+
+def forked_pool() -> ProcessPoolExecutor:
+    """One worker process, which dies with this one."""
+    return ProcessPoolExecutor(max_workers=1, mp_context=get_context("fork"),
+                               initializer=_die_with, initargs=(os.getpid(),))
+
+
+def forked_process(target: Callable[..., None], *args: Any) -> BaseProcess:
+    """`target(*args)` started in a forked process, which dies with this one."""
+    process = get_context("fork").Process(
+        target=_run_dying_with, args=(os.getpid(), target, *args), daemon=True
+    )
+    process.start()
+    return process
+
+
+def _run_dying_with(parent: int, target: Callable[..., None], *args: Any) -> None:
+    _die_with(parent)
+    target(*args)
+
+
+def _die_with(parent: int) -> None:
+    """Make the worker die with its parent. A forked worker holds both ends of its task
+    queue, so it would otherwise wait forever after its parent was killed with SIGKILL."""
+    with suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    if os.getppid() != parent:  # the parent died before that took effect
+        os._exit(0)
