@@ -8,16 +8,18 @@ rebuild writes a replay of every event (`projections.replay`) in one transaction
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import zip_longest
+from operator import itemgetter
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
+from ledger.batches import batched
 from ledger.store import LedgerApplication
 from projections.facts import Fact, decode_fact
 from projections.fold import CustomerHistory, fold_customer, visible
 from projections.replay import Progress, by_customer_stream, replay
-from projections.view import SQLiteMRRView, customer_rows, table_rows
+from projections.view import CustomerRows, SQLiteMRRView, ViewRows, customer_rows, table_rows
 
 PAGE = 5000
 REBUILD_AFTER = 4 * PAGE
@@ -75,6 +77,49 @@ class MRRProjection:
         head = self.head()
         rows = replay(self.app, head, None, on_progress, shape=customer_rows)
         return head, self.view.rebuild(rows, Tracking(self.app.name, head))
+
+    def rows_known_at(self, position: int, known_at: str) -> ViewRows:
+        """The view's rows as the ledger knew them at `position`, the last event recorded
+        by `known_at`, in the order `view.load` gives them.
+
+        A customer no event after `position` touches has the same rows then as now: those
+        come from the current view. Only the others are refolded from their events up to
+        `position`, so the cost grows with what changed since, not with the ledger. When
+        most customers changed, a replay of everything up to `position` is used instead.
+        """
+        self.catch_up()
+        touched, scanned = self._touched_after(position)
+        if len(touched) * 2 > self.view.customer_count():
+            steps, attributes, customers = table_rows(
+                replay(self.app, position, known_at, shape=customer_rows))
+            return customers, steps, attributes
+        customers, steps, attributes = self.view.load()
+        touched |= self._touched_after(scanned)[0]  # recorded while the view was read
+        new_steps, new_attributes, new_customers = table_rows(
+            self._refolded(sorted(touched), position, known_at))
+
+        def merged(old: list, new: list, key: Callable) -> list[tuple]:
+            return sorted([row for row in old if row[0] not in touched] + new, key=key)
+
+        by_time = itemgetter(0, 1)
+        return (merged(customers, new_customers, itemgetter(0)),
+                merged(steps, new_steps, by_time), merged(attributes, new_attributes, by_time))
+
+    def _touched_after(self, position: int) -> tuple[set[str], int]:
+        """The customers whose rows an event recorded after `position` changed, and the
+        last position read."""
+        touched: set[str] = set()
+        while page := self.events.select_notifications(start=position + 1, limit=PAGE):
+            touched |= self._customers_touched(decode_fact(n.id, n.state) for n in page)
+            position = page[-1].id
+        return touched, position
+
+    def _refolded(self, customers: list[str], upto: int, known_at: str
+                  ) -> Iterator[CustomerRows]:
+        for chunk in batched(customers, 1000):
+            rows = self.events.select_customer_events(chunk, upto)
+            for customer, facts in by_customer_stream(rows):
+                yield customer_rows(customer, fold_customer(visible(facts, known_at)))
 
     def first_difference(self) -> tuple[int, str | None]:
         """(customers, the first customer whose view rows differ from a fresh fold of the

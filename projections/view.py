@@ -48,6 +48,9 @@ DDL = [
 ]
 
 
+ViewRows = tuple[list[tuple], list[tuple], list[tuple]]  # customers, steps, attributes
+
+
 class CustomerRows(NamedTuple):
     """One customer's rows in the three tables."""
 
@@ -131,8 +134,9 @@ class MRRView:
         with self.datastore.transaction(commit=False) as c:
             return build(*(self._stream(c, statement) for statement in _READS))
 
-    def load(self) -> tuple[list[tuple], list[tuple], list[tuple]]:
-        """The view's rows, whole (for comparisons; queries use `read`)."""
+    def load(self) -> ViewRows:
+        """The view's rows, whole (for comparisons and as-known-at views; queries use
+        `read`)."""
         return self.read(lambda *parts: tuple(list(part) for part in parts))  # type: ignore[return-value]
 
     def _stream(self, c: Any, statement: str) -> Iterator[tuple]:
@@ -141,6 +145,12 @@ class MRRView:
         raw.execute(statement)
         while rows := raw.fetchmany(10_000):
             yield from rows
+
+    def customer_count(self) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT COUNT(*) AS n FROM customers")
+            row = c.fetchone()
+        return row["n"] if isinstance(row, dict) else row[0]
 
     def save_snapshot(self, position: int, data: bytes) -> None:
         with self._cursor() as c:

@@ -1,7 +1,7 @@
 """MRR, NRR/GRR and movements, as the contract's JSON objects.
 
-Every query first brings the projection up to date, then answers from it; `known_at`
-replays the events the ledger had recorded by then through the pure fold instead.
+Every query first brings the projection up to date, then answers from it; with `known_at`,
+from the projection's rows as they were then (`MRRProjection.rows_known_at`).
 """
 
 from __future__ import annotations
@@ -9,57 +9,33 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
-from fractions import Fraction
-from typing import Any, Protocol
+from typing import Any
 
 from ledger.chain import Link
 from ledger.store import LedgerApplication
-from projections import reference
-from projections.movements import KINDS, Movement
+from projections.engine import MRRIndex
+from projections.movements import KINDS
 from projections.nrr import Retention
 from projections.periods import Period, end_of
-from projections.replay import replay
+from projections.projection import MRRProjection
 from services.ledger import open_ledger
 from services.present import money, ratio
 from services.projections import current_index
 
 
-class Engine(Protocol):
-    def total(self, bound: str) -> tuple[Fraction, int]: ...
-    def nrr(self, start: str, end: str, cohort: Period | None,
-            segment: Mapping[str, str] | None) -> Retention: ...
-    def movements(self, first: date, last: date) -> list[Movement]: ...
-
-
-class _Replay:
-    """The reference computation over a replay of what was known at an instant."""
-
-    def __init__(self, app: LedgerApplication, known_at: str, head: Link | None) -> None:
-        self.histories = dict(replay(app, head.position if head else 0, known_at))
-
-    def total(self, bound: str) -> tuple[Fraction, int]:
-        return reference.mrr_at(self.histories, bound)
-
-    def nrr(self, start: str, end: str, cohort: Period | None,
-            segment: Mapping[str, str] | None) -> Retention:
-        return reference.nrr(self.histories, start, end, cohort, segment)
-
-    def movements(self, first: date, last: date) -> list[Movement]:
-        return reference.movements(self.histories, first, last)
-
-
 @contextmanager
-def engine(url: str, known_at: str | None) -> Iterator[tuple[Engine, dict[str, Any]]]:
+def engine(url: str, known_at: str | None) -> Iterator[tuple[MRRIndex, dict[str, Any]]]:
     """The engine to answer from, and the manifest of what it reflects."""
     with open_ledger(url) as app:
         yield engine_for(app, known_at)
 
 
-def engine_for(app: LedgerApplication, known_at: str | None) -> tuple[Engine, dict[str, Any]]:
+def engine_for(app: LedgerApplication, known_at: str | None) -> tuple[MRRIndex, dict[str, Any]]:
     recorder = app.ledger_recorder
-    if known_at:
+    if known_at:  # the projection's rows as they were then, in the same query columns
         head = recorder.chain_head(known_at=known_at)
-        return _Replay(app, known_at, head), manifest(head, known_at)
+        rows = MRRProjection(app).rows_known_at(head.position if head else 0, known_at)
+        return MRRIndex.from_rows(*rows), manifest(head, known_at)
     index, position = current_index(app)
     return index, manifest(recorder.chain_head(upto=position))
 

@@ -18,8 +18,9 @@ from ledger.store import LedgerApplication
 from projections.fold import fold
 from projections.projection import MRRProjection, read_facts
 from projections.replay import replay
+from projections.view import customer_rows, table_rows
 from services.ingest import ingest_feed
-from tests.feeds import jsonl
+from tests.feeds import changed, jsonl, started, voided
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +99,57 @@ def test_postgresql_replays_in_one_process(pg_url):
     """Its customer index is in the database's collation: no byte-order ranges there."""
     with LedgerApplication(pg_url) as app:
         assert app.ledger_recorder.customer_bounds(7) == []
+
+
+def test_the_view_as_known_at_any_past_position_equals_a_replay_up_to_it(db_url):
+    """Rows from the current view for customers untouched since, refolded ones for the
+    others (or a whole replay when most changed): exactly the replay's rows."""
+    lines = jsonl(*generate(customers=60, seed=5)).splitlines()
+    for part in range(4):  # four ingests: four recording instants to look back at
+        ingest_feed(db_url, lines[part::4])
+    with LedgerApplication(db_url) as app:
+        projection = MRRProjection(app)
+        links = list(app.ledger_recorder.iter_chain())
+        # the last position of each transaction: the ledger's opening, then each ingest
+        boundaries = sorted({row[6]: row[5] for row in links}.items())
+        assert len(boundaries) == 5
+        _assert_known_at_equals_replay(app, projection, boundaries)
+
+
+def test_a_few_customers_changed_since_are_refolded_the_rest_read_from_the_view(
+        db_url, monkeypatch):
+    events = list(generate(customers=60, seed=8))
+    ingest_feed(db_url, jsonl(*events).splitlines())
+    with LedgerApplication(db_url) as app:
+        first_ingest = app.ledger_recorder.chain_head()
+    subscription = next(e for e in events if e["type"] == "subscription.started")
+    later = [  # a backdated change, a void of an early event, a brand-new customer
+        changed("late-1", subscription["subscription_id"], subscription["customer_id"],
+                "2022-01-01T00:00:00Z", quantity=7),
+        voided("late-2", events[3]["event_id"]),
+        started("late-3", "s-new", "c-new", "2023-05-01T00:00:00Z"),
+    ]
+    ingest_feed(db_url, jsonl(*later).splitlines())
+    with LedgerApplication(db_url) as app:
+        projection = MRRProjection(app)
+        known_at = first_ingest.recorded_at
+        assert 2 <= len(projection._touched_after(first_ingest.position)[0]) <= 3
+        monkeypatch.setattr("projections.projection.replay", _no_replay)  # the view path
+        rows = projection.rows_known_at(first_ingest.position, known_at)
+        monkeypatch.undo()
+        steps, attributes, customers = table_rows(
+            replay(app, first_ingest.position, known_at, shape=customer_rows))
+        assert rows == (customers, steps, attributes)
+        assert "c-new" not in {row[0] for row in rows[0]}
+
+
+def _no_replay(*args, **kwargs):
+    raise AssertionError("a whole replay where a few customers changed")
+
+
+def _assert_known_at_equals_replay(app, projection, boundaries):
+    for known_at, position in boundaries:
+        steps, attributes, customers = table_rows(
+            replay(app, position, known_at, shape=customer_rows))
+        assert projection.rows_known_at(position, known_at) == (customers, steps, attributes)
+
