@@ -19,7 +19,7 @@ from ledger.store import LedgerApplication
 from projections.facts import Fact, decode_fact
 from projections.fold import CustomerHistory, fold_customer, visible
 from projections.replay import Progress, by_customer_stream, replay
-from projections.view import CustomerRows, SQLiteMRRView, ViewRows, customer_rows, table_rows
+from projections.view import SQLiteMRRView, ViewRows, customer_rows, table_rows
 
 PAGE = 5000
 REBUILD_AFTER = 4 * PAGE
@@ -58,11 +58,10 @@ class MRRProjection:
         while page := self.events.select_notifications(start=position + 1, limit=PAGE):
             upto = page[-1].id
             customers = self._customers_touched(decode_fact(n.id, n.state) for n in page)
+            histories = {customer: CustomerHistory() for customer in customers}  # no rows
+            histories.update(self._histories(sorted(customers), upto))
             try:
-                self.view.replace_customers(
-                    dict(self._histories(sorted(customers), upto)),
-                    Tracking(self.app.name, upto),
-                )
+                self.view.replace_customers(histories, Tracking(self.app.name, upto))
             except IntegrityError:
                 position = self.position  # another process moved the view on: go on from there
                 continue
@@ -96,7 +95,7 @@ class MRRProjection:
         customers, steps, attributes = self.view.load()
         touched |= self._touched_after(scanned)[0]  # recorded while the view was read
         new_steps, new_attributes, new_customers = table_rows(
-            self._refolded(sorted(touched), position, known_at))
+            customer_rows(*item) for item in self._histories(sorted(touched), position, known_at))
 
         def merged(old: list, new: list, key: Callable) -> list[tuple]:
             return sorted([row for row in old if row[0] not in touched] + new, key=key)
@@ -113,13 +112,6 @@ class MRRProjection:
             touched |= self._customers_touched(decode_fact(n.id, n.state) for n in page)
             position = page[-1].id
         return touched, position
-
-    def _refolded(self, customers: list[str], upto: int, known_at: str
-                  ) -> Iterator[CustomerRows]:
-        for chunk in batched(customers, 1000):
-            rows = self.events.select_customer_events(chunk, upto)
-            for customer, facts in by_customer_stream(rows):
-                yield customer_rows(customer, fold_customer(visible(facts, known_at)))
 
     def first_difference(self) -> tuple[int, str | None]:
         """(customers, the first customer whose view rows differ from a fresh fold of the
@@ -147,19 +139,13 @@ class MRRProjection:
         customers.update(k.customer_id for k in voided if k.customer_id)
         return customers
 
-    def _histories(
-        self, customers: list[str], upto: int
-    ) -> Iterator[tuple[str, CustomerHistory]]:
-        rows = self.events.select_customer_events(customers, upto)
-        rows.sort(key=lambda row: (row[0], row[1]))
-        folded = set()
-        for customer, facts in by_customer_stream(rows):
-            folded.add(customer)
-            yield customer, fold_customer(visible(facts))
-        for customer in customers:  # every event voided away: an empty history
-            if customer not in folded:
-                yield customer, CustomerHistory()
-
+    def _histories(self, customers: list[str], upto: int, known_at: str | None = None
+                   ) -> Iterator[tuple[str, CustomerHistory]]:
+        """The histories of those of these customers that have events up to `upto`."""
+        for chunk in batched(customers, 1000):
+            rows = self.events.select_customer_events(chunk, upto)
+            for customer, facts in by_customer_stream(rows):
+                yield customer, fold_customer(visible(facts, known_at))
 
 def read_facts(app: LedgerApplication, upto: int | None = None) -> Iterator[Fact]:
     """Every canonical fact of the ledger (up to a position) in recorded order, streamed."""
