@@ -34,16 +34,6 @@ class CustomerHistory:
     def first_paid(self) -> str | None:
         return next((at for at, mrr in self.steps if mrr > 0), None)
 
-    def __reduce__(self) -> tuple:
-        """Pickled (from a replay's worker) with each MRR as two integers: a Fraction
-        pickles as text, parsed back by a regular expression."""
-        steps = [(at, mrr.numerator, mrr.denominator) for at, mrr in self.steps]
-        return _unpickled_history, (steps, self.attributes)
-
-
-def _unpickled_history(steps: list[tuple[str, int, int]], attributes: list) -> CustomerHistory:
-    return CustomerHistory([(at, _fraction(n, d)) for at, n, d in steps], attributes)
-
 
 def visible(facts: Iterable[Fact], known_at: str | None = None) -> list[Fact]:
     """The facts that count: recorded by `known_at` (if given) and not voided by then."""
@@ -55,45 +45,72 @@ def visible(facts: Iterable[Fact], known_at: str | None = None) -> list[Fact]:
 
 
 def fold_customer(facts: Iterable[Fact]) -> CustomerHistory:
-    """One customer's history from its visible facts (any order).
+    """One customer's history from its visible facts (any order)."""
+    ordered = sorted(facts, key=EFFECTIVE_ORDER)
+    timeline = Timeline(scale_of(ordered))
+    timeline.feed(ordered)
+    return timeline.history()
 
-    MRRs are kept as integer numerators over one denominator for the customer
-    (12 x the lcm of its interval counts), so the loop adds integers, not fractions.
+
+def scale_of(facts: Iterable[Fact]) -> int:
+    """A denominator for every MRR of these facts: 12 x the lcm of their interval counts."""
+    counts = {f.payload.get("interval_count") or 1 for f in facts if f.type in PRICED}
+    return 12 * math.lcm(*counts) if counts else 12
+
+
+class Timeline:
+    """The fold's running state for one customer, fed facts in effective order.
+
+    MRRs are kept as integer numerators over `scale`, so the loop adds integers, not
+    fractions. Fed more facts later on (all effective after those it holds), it goes on
+    as if fed them all at once: what `known_at` versions of a history build on.
     """
-    ordered = sorted(facts, key=_EFFECTIVE_ORDER)
-    counts = {f.payload.get("interval_count") or 1 for f in ordered if f.type in PRICED}
-    scale = 12 * math.lcm(*counts) if counts else 12
-    history = CustomerHistory()
-    subscriptions: dict[str, tuple[SubscriptionState, int]] = {}
-    attributes: dict[str, str] = {}
-    steps: list[tuple[str, int]] = []
-    total = 0
-    for fact in ordered:
-        at = fact.effective_at
-        assert at is not None, "only voids may lack an effective time"
-        if fact.subscription_id is None:
-            attributes = {**attributes, **fact.payload.get("attributes", {})}
-            _put(history.attributes, at, attributes)
-            continue
-        state, before = subscriptions.get(fact.subscription_id, _INACTIVE)
-        state = apply(state, fact.type, fact.payload)
-        after = (
-            state.amount * state.quantity * TWELFTHS[state.interval]
-            * (scale // (12 * state.interval_count))
-            if state.active else 0
-        )
-        subscriptions[fact.subscription_id] = (state, after)
-        if after != before:
-            total += after - before
-            _put(steps, at, total)
-    history.steps = [(at, _fraction(value, scale)) for at, value in _without_repeats(steps)]
-    return history
+
+    __slots__ = ("attribute_steps", "attributes", "scale", "steps", "subscriptions", "total")
+
+    def __init__(self, scale: int) -> None:
+        self.scale = scale
+        self.subscriptions: dict[str, tuple[SubscriptionState, int]] = {}
+        self.attributes: dict[str, str] = {}
+        self.attribute_steps: list[tuple[str, dict[str, str]]] = []
+        self.steps: list[tuple[str, int]] = []  # may repeat a value: see `mrr_steps`
+        self.total = 0
+
+    def feed(self, ordered: Iterable[Fact]) -> None:
+        subscriptions, scale, steps, total = self.subscriptions, self.scale, self.steps, self.total
+        for fact in ordered:
+            at = fact.effective_at
+            assert at is not None, "only voids may lack an effective time"
+            if fact.subscription_id is None:
+                self.attributes = {**self.attributes, **fact.payload.get("attributes", {})}
+                _put(self.attribute_steps, at, self.attributes)
+                continue
+            state, before = subscriptions.get(fact.subscription_id, _INACTIVE)
+            state = apply(state, fact.type, fact.payload)
+            after = (
+                state.amount * state.quantity * TWELFTHS[state.interval]
+                * (scale // (12 * state.interval_count))
+                if state.active else 0
+            )
+            subscriptions[fact.subscription_id] = (state, after)
+            if after != before:
+                total += after - before
+                _put(steps, at, total)
+        self.total = total
+
+    def mrr_steps(self) -> list[tuple[str, int]]:
+        """The change points, as numerators over `scale`."""
+        return _without_repeats(self.steps)
+
+    def history(self) -> CustomerHistory:
+        return CustomerHistory([(at, fraction(value, self.scale)) for at, value in
+                                self.mrr_steps()], self.attribute_steps)
 
 
-_EFFECTIVE_ORDER = itemgetter(4, 0)  # (effective_at, position): ties in recorded order
+EFFECTIVE_ORDER = itemgetter(4, 0)  # (effective_at, position): ties in recorded order
 # The same MRRs recur across customers (a ledger has few plans): cached, a step costs a
 # look-up instead of a gcd and a new Fraction.
-_fraction = lru_cache(maxsize=1 << 16)(Fraction)
+fraction = lru_cache(maxsize=1 << 16)(Fraction)
 
 
 def by_customer(facts: Iterable[Fact], known_at: str | None = None) -> dict[str, list[Fact]]:

@@ -14,6 +14,8 @@ from projections.view import DDL, MRRView
 
 class PostgresMRRView(MRRView, PostgresTrackingRecorder):
     placeholder = "%s"
+    _columns = ("SELECT column_name AS name FROM information_schema.columns "
+                "WHERE table_name = 'mrr_steps' AND table_schema = current_schema()")
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)

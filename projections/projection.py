@@ -1,25 +1,25 @@
 """Keeping the MRR view current: catch-up after new events, and a rebuild from zero.
 
 Catch-up pulls pages of notifications after the view's tracking position (SQLite has no
-push subscription), refolds every customer a page touches from all of that customer's
-events up to the page's end, and writes rows and tracking in one transaction. The
-rebuild writes a replay of every event (`projections.replay`) in one transaction.
+push subscription), refolds every version of every customer a page touches from all of
+that customer's events up to the page's end, and writes rows and tracking in one
+transaction. The rebuild writes a replay of every event (`projections.replay`) in one
+transaction. Both give the same rows: those of a customer depend only on its events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from itertools import zip_longest
-from operator import itemgetter
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from ledger.batches import batched
 from ledger.store import LedgerApplication
 from projections.facts import Fact, decode_fact
-from projections.fold import CustomerHistory, fold_customer, visible
 from projections.replay import Progress, by_customer_stream, replay
-from projections.view import SQLiteMRRView, ViewRows, customer_rows, table_rows
+from projections.versions import fold_versions
+from projections.view import CustomerRows, SQLiteMRRView, customer_rows, table_rows
 
 PAGE = 5000
 REBUILD_AFTER = 4 * PAGE
@@ -35,6 +35,7 @@ class MRRProjection:
             from projections.postgres import PostgresMRRView  # loads psycopg
 
             self.view = app.tracking_recorder(PostgresMRRView)
+        self.view.upgrade(app.name)
 
     @property
     def position(self) -> int:
@@ -57,11 +58,10 @@ class MRRProjection:
         applied = 0
         while page := self.events.select_notifications(start=position + 1, limit=PAGE):
             upto = page[-1].id
-            customers = self._customers_touched(decode_fact(n.id, n.state) for n in page)
-            histories = {customer: CustomerHistory() for customer in customers}  # no rows
-            histories.update(self._histories(sorted(customers), upto))
+            customers = sorted(self._customers_touched(decode_fact(n.id, n.state) for n in page))
+            rows = list(self._rows(customers, upto))
             try:
-                self.view.replace_customers(histories, Tracking(self.app.name, upto))
+                self.view.replace_customers(customers, rows, Tracking(self.app.name, upto))
             except IntegrityError:
                 position = self.position  # another process moved the view on: go on from there
                 continue
@@ -74,56 +74,21 @@ class MRRProjection:
         """Replace the view by a fold of every event up to the current head; returns
         (head position, customers)."""
         head = self.head()
-        rows = replay(self.app, head, None, on_progress, shape=customer_rows)
-        return head, self.view.rebuild(rows, Tracking(self.app.name, head))
-
-    def rows_known_at(self, position: int, known_at: str) -> ViewRows:
-        """The view's rows as the ledger knew them at `position`, the last event recorded
-        by `known_at`, in the order `view.load` gives them.
-
-        A customer no event after `position` touches has the same rows then as now: those
-        come from the current view. Only the others are refolded from their events up to
-        `position`, so the cost grows with what changed since, not with the ledger. When
-        most customers changed, a replay of everything up to `position` is used instead.
-        """
-        self.catch_up()
-        touched, scanned = self._touched_after(position)
-        if len(touched) * 2 > self.view.customer_count():
-            steps, attributes, customers = table_rows(
-                replay(self.app, position, known_at, shape=customer_rows))
-            return customers, steps, attributes
-        customers, steps, attributes = self.view.load()
-        touched |= self._touched_after(scanned)[0]  # recorded while the view was read
-        new_steps, new_attributes, new_customers = table_rows(
-            customer_rows(*item) for item in self._histories(sorted(touched), position, known_at))
-
-        def merged(old: list, new: list, key: Callable) -> list[tuple]:
-            return sorted([row for row in old if row[0] not in touched] + new, key=key)
-
-        by_time = itemgetter(0, 1)
-        return (merged(customers, new_customers, itemgetter(0)),
-                merged(steps, new_steps, by_time), merged(attributes, new_attributes, by_time))
-
-    def _touched_after(self, position: int) -> tuple[set[str], int]:
-        """The customers whose rows an event recorded after `position` changed, and the
-        last position read."""
-        touched: set[str] = set()
-        while page := self.events.select_notifications(start=position + 1, limit=PAGE):
-            touched |= self._customers_touched(decode_fact(n.id, n.state) for n in page)
-            position = page[-1].id
-        return touched, position
+        return head, self.view.rebuild(replay(self.app, head, on_progress),
+                                       Tracking(self.app.name, head))
 
     def first_difference(self) -> tuple[int, str | None]:
         """(customers, the first customer whose view rows differ from a fresh fold of the
         events up to the view's position, or None)."""
-        fresh = table_rows(replay(self.app, self.position, shape=customer_rows))
-        customers, steps, attributes = self.view.load()
-        for table_fresh, table_stored in zip(fresh, (steps, attributes, customers), strict=True):
+        fresh = table_rows(replay(self.app, self.position))
+        stored = self.view.stored()
+        customers = len({row[0] for row in stored[2]})
+        for table_fresh, table_stored in zip(fresh, stored, strict=True):
             a, b = sorted(table_fresh), sorted(tuple(row) for row in table_stored)
             if a != b:
                 x, y = next((x, y) for x, y in zip_longest(a, b) if x != y)
-                return len(customers), (x or y)[0]
-        return len(customers), None
+                return customers, (x or y)[0]
+        return customers, None
 
     def _customers_touched(self, facts: Iterator[Fact | None]) -> set[str]:
         customers: set[str] = set()
@@ -139,13 +104,13 @@ class MRRProjection:
         customers.update(k.customer_id for k in voided if k.customer_id)
         return customers
 
-    def _histories(self, customers: list[str], upto: int, known_at: str | None = None
-                   ) -> Iterator[tuple[str, CustomerHistory]]:
-        """The histories of those of these customers that have events up to `upto`."""
+    def _rows(self, customers: list[str], upto: int) -> Iterator[CustomerRows]:
+        """The rows of those of these customers that have events up to `upto`."""
         for chunk in batched(customers, 1000):
             rows = self.events.select_customer_events(chunk, upto)
             for customer, facts in by_customer_stream(rows):
-                yield customer, fold_customer(visible(facts, known_at))
+                yield customer_rows(customer, fold_versions(facts))
+
 
 def read_facts(app: LedgerApplication, upto: int | None = None) -> Iterator[Fact]:
     """Every canonical fact of the ledger (up to a position) in recorded order, streamed."""

@@ -18,20 +18,20 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from operator import itemgetter
 from queue import Empty
-from typing import Any, NamedTuple, TypeVar, overload
+from typing import NamedTuple
 
 from ledger.memory import collector_paused
 from ledger.store import LedgerApplication, LedgerRecorder
 from ledger.workers import forked_process, second_core
 from projections.facts import Fact, decode_fact
-from projections.fold import CustomerHistory, fold_customer, visible
+from projections.versions import fold_versions
+from projections.view import CustomerRows, customer_rows
 
 RUN = 5_000  # events per run: small enough to keep both processes busy to the end, large
 # enough that a run's set-up (a query, a result sent back) costs little beside it
 Progress = Callable[[int, int], None]  # (events done, events in all)
-T = TypeVar("T")
-Shape = Callable[[str, CustomerHistory], T]  # what a replay makes of each customer's history
-Folded = list[tuple[Any, int]]  # shaped histories, each with the events it was folded from
+Shaped = tuple[CustomerRows, int]  # a customer's rows, and how many events they come from
+Folded = list[Shaped]
 
 
 class Run(NamedTuple):
@@ -41,39 +41,16 @@ class Run(NamedTuple):
     after: str | None
 
 
-class _Job(NamedTuple):
-    upto: int
-    known_at: str | None
-    shape: Shape
-
-
-def _pair(customer: str, history: CustomerHistory) -> tuple[str, CustomerHistory]:
-    return customer, history
-
-
-@overload
-def replay(app: LedgerApplication, upto: int, known_at: str | None = None,
-           on_progress: Progress = ...) -> Iterator[tuple[str, CustomerHistory]]: ...
-@overload
-def replay(app: LedgerApplication, upto: int, known_at: str | None = None,
-           on_progress: Progress = ..., *, shape: Shape[T]) -> Iterator[T]: ...
 def replay(
-    app: LedgerApplication,
-    upto: int,
-    known_at: str | None = None,
-    on_progress: Progress = lambda done, total: None,
-    *,
-    shape: Shape = _pair,
-) -> Iterator:
-    """Every customer's history from the events up to position `upto` (and recorded by
-    `known_at`), customers in order, as `shape(customer, history)`: whichever process
-    folds a customer also shapes it (into the view's rows, say). Memory grows with
-    customers, not events."""
-    job = _Job(upto, known_at, shape)
+    app: LedgerApplication, upto: int, on_progress: Progress = lambda done, total: None
+) -> Iterator[CustomerRows]:
+    """Every customer's view rows (every version) from the events up to position `upto`,
+    customers in order; whichever process folds a customer also turns it into rows.
+    Memory grows with customers, not events."""
     with collector_paused():
         done = 0
-        for n, (shaped, events) in enumerate(_folded(app, job, _runs(app.ledger_recorder))):
-            yield shaped
+        for n, (rows, events) in enumerate(_folded(app, upto, _runs(app.ledger_recorder))):
+            yield rows
             done += events
             if n % 1000 == 999:
                 on_progress(done, upto)
@@ -90,22 +67,22 @@ def _runs(recorder: LedgerRecorder) -> list[Run]:
     return [Run(first, after) for first, after in pairwise(bounds)]
 
 
-def _fold(recorder: LedgerRecorder, job: _Job, run: Run) -> Iterator[tuple[Any, int]]:
-    rows = recorder.iter_customer_events(job.upto, run.first, run.after)
+def _fold(recorder: LedgerRecorder, upto: int, run: Run) -> Iterator[Shaped]:
+    rows = recorder.iter_customer_events(upto, run.first, run.after)
     for customer, facts in by_customer_stream(rows):
-        yield job.shape(customer, fold_customer(visible(facts, job.known_at))), len(facts)
+        yield customer_rows(customer, fold_versions(facts)), len(facts)
 
 
-def _folded(app: LedgerApplication, job: _Job, runs: list[Run]) -> Iterator[tuple[Any, int]]:
+def _folded(app: LedgerApplication, upto: int, runs: list[Run]) -> Iterator[Shaped]:
     if len(runs) < 3 or not second_core():
         for run in runs:
-            yield from _fold(app.ledger_recorder, job, run)
+            yield from _fold(app.ledger_recorder, upto, run)
         return
     claims = _Claims(len(runs))
     results: Queue = get_context("fork").Queue()
-    worker = forked_process(_worker, app.url, job, runs, claims, results)
+    worker = forked_process(_worker, app.url, upto, runs, claims, results)
     try:
-        yield from _shared(app.ledger_recorder, job, runs, claims, results, worker)
+        yield from _shared(app.ledger_recorder, upto, runs, claims, results, worker)
     finally:
         worker.kill()  # it only reads; stopped early (an error, a closed generator)
         worker.join()
@@ -146,8 +123,8 @@ class _Claims:
             return j
 
 
-def _shared(recorder: LedgerRecorder, job: _Job, runs: list[Run], claims: _Claims,
-            results: Queue, worker: BaseProcess) -> Iterator[tuple[Any, int]]:
+def _shared(recorder: LedgerRecorder, upto: int, runs: list[Run], claims: _Claims,
+            results: Queue, worker: BaseProcess) -> Iterator[Shaped]:
     """The runs in order, each folded here or by the worker, whichever took it."""
     taken: dict[int, Folded] = {}  # folded here ahead of their turn
     arrived: dict[int, Folded] = {}
@@ -155,7 +132,7 @@ def _shared(recorder: LedgerRecorder, job: _Job, runs: list[Run], claims: _Claim
         if i in taken:
             yield from taken.pop(i)
         elif i == 0 or claims.front_if_free(i):
-            yield from _fold(recorder, job, run)
+            yield from _fold(recorder, upto, run)
         else:
             while i not in arrived:
                 if not _receive(results, arrived, worker, wait=False):
@@ -163,7 +140,7 @@ def _shared(recorder: LedgerRecorder, job: _Job, runs: list[Run], claims: _Claim
                     if j is None:
                         _receive(results, arrived, worker, wait=True)
                     else:
-                        taken[j] = list(_fold(recorder, job, runs[j]))
+                        taken[j] = list(_fold(recorder, upto, runs[j]))
             yield from arrived.pop(i)
 
 
@@ -187,13 +164,13 @@ def _receive(results: Queue, arrived: dict[int, Folded], worker: BaseProcess,
         return True
 
 
-def _worker(url: str, job: _Job, runs: list[Run], claims: _Claims, results: Queue) -> None:
+def _worker(url: str, upto: int, runs: list[Run], claims: _Claims, results: Queue) -> None:
     """The worker's loop: fold runs from the front through a connection of its own."""
     try:
         app = LedgerApplication(url, create_tables=False)  # kept: it owns the connections
         with collector_paused():
             while (i := claims.next_for_worker()) is not None:
-                results.put((i, list(_fold(app.ledger_recorder, job, runs[i])), None))
+                results.put((i, list(_fold(app.ledger_recorder, upto, runs[i])), None))
     except Exception as error:  # handed over: this process's caller reports it
         try:
             pickle.dumps(error)

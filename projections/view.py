@@ -1,12 +1,14 @@
 """The materialised MRR projection, in the same database as the events.
 
 Tables: `mrr_steps` (each customer's MRR change points), `attribute_steps` (its
-attributes over time) and `customers` (first paid instant). They are written by an
-eventsourcing tracking recorder: the rows of a page of notifications and the tracking
-record of its last notification commit in one transaction, so each event is applied
-exactly once, and a crash leaves the view at the previous page. A page rewrites the whole
-history of every customer it touches, so backdated events and voids correct the past,
-not only the tail.
+attributes over time) and `customers` (first paid instant). They are bitemporal
+(`projections.versions`): each row holds for the positions `[known_from, known_until)`,
+so the current rows (`known_until` NULL) and the rows as known at any past position are
+read alike. They are written by an eventsourcing tracking recorder: the rows of a page
+of notifications and the tracking record of its last notification commit in one
+transaction, so each event is applied exactly once, and a crash leaves the view at the
+previous page. A page rewrites the whole history of every customer it touches, so
+backdated events and voids correct the past, not only the tail.
 """
 
 from __future__ import annotations
@@ -20,29 +22,35 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 
 from ledger.batches import batched
-from projections.fold import CustomerHistory
+from projections.versions import Versions
 
 VIEW_TABLES = ("mrr_steps", "attribute_steps", "customers")
-_READS = (
-    "SELECT customer_id, first_paid_at FROM customers ORDER BY customer_id",
-    "SELECT customer_id, effective_at, mrr FROM mrr_steps ORDER BY customer_id, effective_at",
-    "SELECT customer_id, effective_at, attributes FROM attribute_steps "
+_READS = (  # {held}: the rows' range holds the position asked for
+    "SELECT customer_id, first_paid_at FROM customers WHERE {held} ORDER BY customer_id",
+    "SELECT customer_id, effective_at, mrr FROM mrr_steps WHERE {held} "
+    "ORDER BY customer_id, effective_at",
+    "SELECT customer_id, effective_at, attributes FROM attribute_steps WHERE {held} "
     "ORDER BY customer_id, effective_at",
 )
+_KEYS = ("customer_id, effective_at, known_from",) * 2 + ("customer_id, known_from",)
+_CURRENT = "known_until IS NULL"
+_AT = "known_from <= {p} AND (known_until IS NULL OR known_until > {p})"
 T = TypeVar("T")
 
 # On SQLite the tables are WITHOUT ROWID (PostgreSQL's DDL drops that): rows live in their
 # primary key's B-tree, one B-tree to write per row instead of two.
 DDL = [
     "CREATE TABLE IF NOT EXISTS mrr_steps (customer_id TEXT NOT NULL, "
-    "effective_at TEXT NOT NULL, mrr TEXT NOT NULL, PRIMARY KEY (customer_id, effective_at))"
-    " WITHOUT ROWID",
+    "effective_at TEXT NOT NULL, known_from BIGINT NOT NULL, known_until BIGINT, "
+    "mrr TEXT NOT NULL, PRIMARY KEY (customer_id, effective_at, known_from)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS attribute_steps (customer_id TEXT NOT NULL, "
-    "effective_at TEXT NOT NULL, attributes TEXT NOT NULL, "
-    "PRIMARY KEY (customer_id, effective_at)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS customers (customer_id TEXT PRIMARY KEY, first_paid_at TEXT)"
+    "effective_at TEXT NOT NULL, known_from BIGINT NOT NULL, known_until BIGINT, "
+    "attributes TEXT NOT NULL, PRIMARY KEY (customer_id, effective_at, known_from))"
     " WITHOUT ROWID",
-    # The query engine's columns, as of a tracking position: a cache of the rows above.
+    "CREATE TABLE IF NOT EXISTS customers (customer_id TEXT NOT NULL, "
+    "known_from BIGINT NOT NULL, known_until BIGINT, first_paid_at TEXT, "
+    "PRIMARY KEY (customer_id, known_from)) WITHOUT ROWID",
+    # The query engine's columns, as of a tracking position: a cache of the current rows.
     "CREATE TABLE IF NOT EXISTS engine_snapshot (name TEXT PRIMARY KEY, "
     "position BIGINT NOT NULL, data BLOB NOT NULL)",
 ]
@@ -52,19 +60,19 @@ ViewRows = tuple[list[tuple], list[tuple], list[tuple]]  # customers, steps, att
 
 
 class CustomerRows(NamedTuple):
-    """One customer's rows in the three tables."""
+    """One customer's rows in the three tables, with their ranges."""
 
-    steps: list[tuple[str, str, str]]
-    attributes: list[tuple[str, str, str]]
-    customer: tuple[str, str | None]
+    steps: list[tuple[str, str, int, int | None, str]]
+    attributes: list[tuple[str, str, int, int | None, str]]
+    customers: list[tuple[str, int, int | None, str | None]]
 
 
-def customer_rows(customer: str, history: CustomerHistory) -> CustomerRows:
+def customer_rows(customer: str, versions: Versions) -> CustomerRows:
     return CustomerRows(
-        [(customer, at, str(mrr)) for at, mrr in history.steps],
-        [(customer, at, orjson.dumps(attrs, option=orjson.OPT_SORT_KEYS).decode())
-         for at, attrs in history.attributes],
-        (customer, history.first_paid),
+        [(customer, at, since, until, str(mrr)) for at, mrr, since, until in versions.steps],
+        [(customer, at, since, until, orjson.dumps(attrs, option=orjson.OPT_SORT_KEYS).decode())
+         for at, attrs, since, until in versions.attributes],
+        [(customer, since, until, paid) for _, paid, since, until in versions.first_paid],
     )
 
 
@@ -74,7 +82,7 @@ def table_rows(rows: Iterable[CustomerRows]) -> tuple[list[tuple], list[tuple], 
     for r in rows:
         steps.extend(r.steps)
         attributes.extend(r.attributes)
-        customers.append(r.customer)
+        customers.extend(r.customers)
     return steps, attributes, customers
 
 
@@ -97,15 +105,33 @@ class MRRView:
                 marks = ", ".join("?" * len(table_rows_[0]))
                 c.executemany(self._sql(f"INSERT INTO {table} VALUES ({marks})"), table_rows_)
 
+    _columns = "SELECT name FROM pragma_table_info('mrr_steps')"
+
+    def upgrade(self, application_name: str) -> None:
+        """Empty a view laid out before its rows had ranges, at position 0, in the new
+        layout: the next catch-up refolds it from the events."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(self._columns)
+            columns = {row["name"] if isinstance(row, dict) else row[0] for row in c.fetchall()}
+        if "known_from" in columns:
+            return
+        with self._cursor() as c:
+            for table in VIEW_TABLES:
+                c.execute(f"DROP TABLE {table}")
+            c.execute("DELETE FROM engine_snapshot")
+            c.execute(self._sql(f"DELETE FROM {self._tracking_table} "
+                                "WHERE application_name = ?"), (application_name,))
+        self.create_table()
+
     def replace_customers(
-        self, histories: dict[str, CustomerHistory], tracking: Tracking
+        self, customers: list[str], rows: list[CustomerRows], tracking: Tracking
     ) -> None:
         """Rewrite these customers' rows and record the tracking position, atomically."""
         with self._cursor() as c:
             for table in VIEW_TABLES:
                 c.executemany(self._sql(f"DELETE FROM {table} WHERE customer_id = ?"),
-                              [(customer,) for customer in sorted(histories)])
-            self._insert(c, (customer_rows(*item) for item in sorted(histories.items())))
+                              [(customer,) for customer in customers])
+            self._insert(c, rows)
             self._insert_tracking(c, tracking)
 
     def rebuild(self, rows: Iterator[CustomerRows], tracking: Tracking) -> int:
@@ -128,16 +154,26 @@ class MRRView:
                 self._insert_tracking(c, tracking)
         return customers
 
-    def read(self, build: Callable[[Iterator, Iterator, Iterator], T]) -> T:
+    def read(self, build: Callable[[Iterator, Iterator, Iterator], T],
+             position: int | None = None) -> T:
         """`build(customers, steps, attributes)` over row iterators of one transaction,
-        each by customer then time; they must be consumed in that order."""
+        each by customer then time; they must be consumed in that order. The current
+        rows, or those the view held at `position`."""
+        held = _CURRENT if position is None else _AT.format(p=int(position))
         with self.datastore.transaction(commit=False) as c:
-            return build(*(self._stream(c, statement) for statement in _READS))
+            return build(*(self._stream(c, statement.format(held=held))
+                           for statement in _READS))
 
-    def load(self) -> ViewRows:
-        """The view's rows, whole (for comparisons and as-known-at views; queries use
-        `read`)."""
-        return self.read(lambda *parts: tuple(list(part) for part in parts))  # type: ignore[return-value]
+    def load(self, position: int | None = None) -> ViewRows:
+        """The rows `read` gives, whole (for comparisons)."""
+        return self.read(lambda *parts: tuple(list(part) for part in parts), position)  # type: ignore[return-value]
+
+    def stored(self) -> ViewRows:
+        """Every row of each table with its range, in `VIEW_TABLES` order, by key."""
+        with self.datastore.transaction(commit=False) as c:
+            return tuple(  # type: ignore[return-value]
+                list(self._stream(c, f"SELECT * FROM {table} ORDER BY {key}"))
+                for table, key in zip(VIEW_TABLES, _KEYS, strict=True))
 
     def _stream(self, c: Any, statement: str) -> Iterator[tuple]:
         raw = c.sqlite_cursor.connection.cursor()  # plain tuples: faster than sqlite3.Row
@@ -145,12 +181,6 @@ class MRRView:
         raw.execute(statement)
         while rows := raw.fetchmany(10_000):
             yield from rows
-
-    def customer_count(self) -> int:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute("SELECT COUNT(*) AS n FROM customers")
-            row = c.fetchone()
-        return row["n"] if isinstance(row, dict) else row[0]
 
     def save_snapshot(self, position: int, data: bytes) -> None:
         with self._cursor() as c:

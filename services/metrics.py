@@ -1,7 +1,7 @@
 """MRR, NRR/GRR and movements, as the contract's JSON objects.
 
 Every query first brings the projection up to date, then answers from it; with `known_at`,
-from the projection's rows as they were then (`MRRProjection.rows_known_at`).
+from the projection's rows as the ledger held them then (the view is bitemporal).
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ def engine_for(app: LedgerApplication, known_at: str | None) -> tuple[MRRIndex, 
     recorder = app.ledger_recorder
     if known_at:  # the projection's rows as they were then, in the same query columns
         head = recorder.chain_head(known_at=known_at)
-        rows = MRRProjection(app).rows_known_at(head.position if head else 0, known_at)
-        return MRRIndex.from_rows(*rows), manifest(head, known_at)
+        projection = MRRProjection(app)
+        projection.catch_up()
+        index = projection.view.read(MRRIndex.from_rows, head.position if head else 0)
+        return index, manifest(head, known_at)
     index, position = current_index(app)
     return index, manifest(recorder.chain_head(upto=position))
 

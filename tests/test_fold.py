@@ -9,41 +9,11 @@ from fractions import Fraction
 import pytest
 
 from projections import reference
-from projections.facts import Fact
-from projections.fold import fold, fold_customer, mrr_before
+from projections.fold import fold, mrr_before
 from projections.mrr import amount_to_cents
 from projections.nrr import retention
 from projections.periods import end_of, parse_period
-
-T0 = "2024-01-01T00:00:00.000000Z"
-
-
-def at(day: str) -> str:
-    return f"{day}T00:00:00.000000Z"
-
-
-class Feed:
-    """Facts in recorded order: each gets the next position and a recording instant."""
-
-    def __init__(self) -> None:
-        self.facts: list[Fact] = []
-
-    def add(self, type: str, effective: str | None, customer: str | None = "c1",
-            sub: str | None = "s1", recorded: str = "2030-01-01", **payload) -> str:
-        position = len(self.facts) + 1
-        event_id = payload.pop("event_id", f"e{position}")
-        body = {"customer_id": customer, "subscription_id": sub, **payload}
-        self.facts.append(Fact(position, at(recorded), event_id, type,
-                               effective and at(effective), customer, sub, body))
-        return event_id
-
-    def start(self, effective: str, amount: str = "100.00", **kw) -> str:
-        kw.setdefault("interval", "month")
-        return self.add("subscription.started", effective, amount=amount, currency="USD",
-                        plan="p", **kw)
-
-    def history(self, customer: str = "c1", known_at: str | None = None):
-        return fold(self.facts, known_at).get(customer) or fold_customer([])
+from tests.feeds import Feed, at
 
 
 def mrr(feed: Feed, day: str, customer: str = "c1", known_at: str | None = None) -> Fraction:
