@@ -1,8 +1,9 @@
-"""Replaying the ledger into customer histories, on both cores.
+"""Replaying the ledger into the view's rows (every version of every customer), on both
+cores.
 
 Customers are cut into runs of about `RUN` events, in byte order of their ids. A forked
 worker folds runs from the second on, in order. This process folds the first run itself,
-handing each result to the consumer (which writes the view or answers a query) as it
+handing each result to the consumer (which writes the view, or compares it) as it
 comes; whenever the run it needs next is not folded yet, it folds the last run nobody has
 taken. Results come out in customer order either way, exactly as one process folding
 every customer would give them.

@@ -117,7 +117,7 @@ class MRRView:
             return
         with self._cursor() as c:
             for table in VIEW_TABLES:
-                c.execute(f"DROP TABLE {table}")
+                c.execute(f"DROP TABLE IF EXISTS {table}")
             c.execute("DELETE FROM engine_snapshot")
             c.execute(self._sql(f"DELETE FROM {self._tracking_table} "
                                 "WHERE application_name = ?"), (application_name,))
