@@ -66,7 +66,7 @@ class Timeline:
     as if fed them all at once: what `known_at` versions of a history build on.
     """
 
-    __slots__ = ("attribute_steps", "attributes", "scale", "steps", "subscriptions", "total")
+    __slots__ = ("attribute_steps", "attributes", "scale", "steps", "subscriptions")
 
     def __init__(self, scale: int) -> None:
         self.scale = scale
@@ -74,10 +74,10 @@ class Timeline:
         self.attributes: dict[str, str] = {}
         self.attribute_steps: list[tuple[str, dict[str, str]]] = []
         self.steps: list[tuple[str, int]] = []  # may repeat a value: see `mrr_steps`
-        self.total = 0
 
     def feed(self, ordered: Iterable[Fact]) -> None:
-        subscriptions, scale, steps, total = self.subscriptions, self.scale, self.steps, self.total
+        subscriptions, scale, steps = self.subscriptions, self.scale, self.steps
+        total = steps[-1][1] if steps else 0  # the MRR the facts fed so far add up to
         for fact in ordered:
             at = fact.effective_at
             assert at is not None, "only voids may lack an effective time"
@@ -96,7 +96,6 @@ class Timeline:
             if after != before:
                 total += after - before
                 _put(steps, at, total)
-        self.total = total
 
     def mrr_steps(self) -> list[tuple[str, int]]:
         """The change points, as numerators over `scale`."""

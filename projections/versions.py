@@ -116,6 +116,7 @@ def _versions(recorded: list[Fact], scale: int, batches: list[tuple[int, list[Fa
 
 
 Mark = tuple[int, int, Any]  # (position, entries, the last entry): a list as it was then
+Held = tuple[Any, int] | None  # (value, known_from) of an entry's open row, if it is one
 
 
 def _versions_appended(timeline: Timeline, batches: list[tuple[int, list[Fact]]]
@@ -160,9 +161,6 @@ def _ranged(final: list[tuple[str, Any]], marks: list[Mark], repeats: bool) -> l
     if tail[1] is not None:
         rows.append((final[tail[0]][0], *tail[1], None))
     return rows
-
-
-Held = tuple[Any, int] | None  # (value, known_from) of an entry's open row, if it is one
 
 
 def _held(rows: list[Ranged], at: str, held: Held, value: Any, is_row: bool,
