@@ -7,12 +7,16 @@ first, the transaction fails on a key (or on the chain's order) and the batch is
 again from fresh state, so concurrent ingests of overlapping feeds store every event
 exactly once. Outcomes are data (`Rejected`, `Outcome`, `IngestSummary`), reported once
 their batch has committed.
+
+On PostgreSQL a batch is written in a thread while the next one is decided (`_Pipeline`):
+the server does its part of a write while this process decides, so the two overlap.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import suppress
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +24,7 @@ from uuid import UUID
 
 import orjson
 from eventsourcing.application import LRUCache
-from eventsourcing.persistence import IntegrityError, OperationalError
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
 from ledger.aggregates import (
     Customer,
@@ -37,6 +41,7 @@ from ledger.store import KeyRow, LedgerApplication
 
 BATCH_SIZE = 5000
 MAX_ATTEMPTS = 20
+TURN_BATCHES = 4  # batches written in one writers' turn: how long other writers may wait
 
 
 @dataclass
@@ -90,6 +95,18 @@ class _Batch:
     rejected: list[Rejected] = field(default_factory=list)
     duplicates: list[Checked] = field(default_factory=list)
     accepted: list[Checked] = field(default_factory=list)
+    stored: list[StoredEvent] = field(default_factory=list)  # the events, encoded
+
+
+@dataclass
+class _Work:
+    """A batch of the feed once checked: its decisions, and their write once submitted."""
+
+    read: int
+    candidates: list[Checked]
+    rejected: list[Rejected]  # by the checks
+    batch: _Batch
+    written: Future[Any] | None = None
 
 
 def _outcomes(batch: _Batch, rejected: list[Rejected]) -> Iterator[Outcome]:
@@ -125,6 +142,7 @@ class Ingestor:
         self.currency = app.reporting_currency()
         self.batch_size = batch_size
         self.parallel = parallel
+        self.cache_size = cache_size
         self.cache: LRUCache[str, _Head] = LRUCache(maxsize=cache_size)
         self.floor = self._head_instant()
 
@@ -149,71 +167,62 @@ class Ingestor:
         """Record numbered raw lines; blank lines are skipped, bad ones reported.
         `on_outcome`, if given, hears of every record once its batch has committed."""
         total = IngestSummary()
-        with collector_paused():
-            batches = checked_batches(lines, self.batch_size, parallel=self.parallel)
-            for read, results in batches:
-                summary = self.ingest_batch(read, results, on_reject, on_outcome)
-                total.add(summary)
-                on_batch(summary)
+
+        def report(work: _Work) -> None:
+            summary = _report(work, on_reject, on_outcome)
+            total.add(summary)
+            on_batch(summary)
+
+        with collector_paused(), _Pipeline(self, report) as pipeline:
+            for read, results in checked_batches(lines, self.batch_size, parallel=self.parallel):
+                pipeline.push(read, results)
         return total
 
-    def ingest_batch(
-        self,
-        read: int,
-        results: list[Checked | Rejected],
-        on_reject: Callable[[Rejected], None],
-        on_outcome: Callable[[Outcome], None] | None = None,
-    ) -> IngestSummary:
-        candidates = [r for r in results if isinstance(r, Checked)]
-        rejected = [r for r in results if isinstance(r, Rejected)]
-        batch = self._record(candidates)
-        rejected.extend(batch.rejected)
-        for reject in sorted(rejected, key=lambda r: r.line):
-            on_reject(reject)
-        if on_outcome is not None:
-            for outcome in sorted(_outcomes(batch, rejected), key=lambda o: o.line):
-                on_outcome(outcome)
-        return IngestSummary(
-            accepted=len(batch.keys),
-            duplicates=len(batch.duplicates),
-            rejected=len(rejected),
-            lines=read,
-        )
-
     def _record(self, candidates: list[Checked]) -> _Batch:
+        """Decide and write a batch at once, again while other writers got there first;
+        in the writers' turn."""
         for _ in range(MAX_ATTEMPTS):
-            with self.app.writing():
-                batch = self._decide(candidates)
-                if not batch.events:
-                    return batch
-                try:
-                    self.app.events.put(batch.events, keys=batch.keys,
-                                        recorded_at=format_instant(batch.timestamp))
-                    stored = True
-                except IntegrityError:
-                    stored = False
-            if not stored:
-                for key in batch.heads:  # another writer moved on: reload them
-                    with suppress(KeyError):
-                        self.cache.get(key, evict=True)
-                self.floor = self._head_instant()
+            batch = self._decide(candidates)
+            if not batch.events:
+                return batch
+            try:
+                self._write(batch)
+            except IntegrityError:
+                self._forget()
                 continue
-            self.floor = batch.timestamp
-            for key, head in batch.heads.items():
-                self.cache.put(key, head)
+            self._expect(batch)
             return batch
         raise OperationalError("gave up after repeated write conflicts with other writers")
 
-    def _decide(self, candidates: list[Checked]) -> _Batch:
+    def _write(self, batch: _Batch) -> None:
+        self.app.recorder.insert_events(batch.stored, keys=batch.keys,
+                                        recorded_at=format_instant(batch.timestamp))
+
+    def _expect(self, batch: _Batch) -> None:
+        """Take a batch's streams and time as the store's, before it has landed: the next
+        batch is decided on them. (`_forget` if it does not land.)"""
+        self.floor = batch.timestamp
+        for key, head in batch.heads.items():
+            self.cache.put(key, head)
+
+    def _forget(self) -> None:
+        """Another writer moved on: what is cached of the store may be stale."""
+        self.cache = LRUCache(maxsize=self.cache_size)
+        self.floor = self._head_instant()
+
+    def _decide(self, candidates: list[Checked], pending: _Batch | None = None) -> _Batch:
+        """The batch's decisions, taking `pending` (a batch being written) as recorded."""
         event_ids = {c.event_id for c in candidates}
         targets = {c.voids for c in candidates if c.voids is not None}
         # One statement: what is recorded and what is voided, as of the same moment.
         rows = self.recorder.select_keys_where({"event_id": event_ids | targets,
                                                 "voids": targets})
         known = {k.event_id: k for k in rows if k.event_id in event_ids or k.event_id in targets}
-        voided = {k.voids: k.event_id for k in rows if k.voids in targets}
-        batch = _Batch(heads=self._heads(candidates, known), timestamp=self._now())
-        batch.voided.update(voided)
+        batch = _Batch(heads=self._heads(candidates, known, pending), timestamp=self._now())
+        if pending is not None:
+            batch.recorded.update(pending.recorded)
+            batch.voided.update(pending.voided)
+        batch.voided.update({k.voids: k.event_id for k in rows if k.voids in targets})
         for candidate in candidates:
             try:
                 self._apply(candidate, known, batch)
@@ -221,6 +230,7 @@ class Ingestor:
                 batch.rejected.append(
                     Rejected(candidate.line, candidate.event_id, str(bad), candidate.raw)
                 )
+        batch.stored = [self.app.mapper.to_stored_event(e) for e in batch.events]
         return batch
 
     def _apply(self, c: Checked, known: dict[str, KeyRow], batch: _Batch) -> None:
@@ -283,25 +293,140 @@ class Ingestor:
         assert key in batch.heads, "an indexed event always has its stream"
         return key, customer_id, subscription_id
 
-    def _heads(self, candidates: list[Checked], known: dict[str, KeyRow]) -> dict[str, _Head]:
-        """The heads of the stored streams this batch touches, from the cache or one query."""
+    def _heads(
+        self, candidates: list[Checked], known: dict[str, KeyRow], pending: _Batch | None
+    ) -> dict[str, _Head]:
+        """The heads of the streams this batch touches: as `pending` leaves them, else from
+        the cache, else from one query."""
+        recorded = pending.recorded if pending else {}
         wanted: set[str] = set()
         for c in candidates:
             if c.voids is None:
                 wanted.add(_stream_key(c.type, c.customer_id, c.subscription_id))
-            elif (row := known.get(c.voids)) is not None and row.type != "event.voided":
-                wanted.add(_stream_key(row.type, row.customer_id, row.subscription_id))
+            elif (row := known.get(c.voids)) is not None:
+                if row.type != "event.voided":
+                    wanted.add(_stream_key(row.type, row.customer_id, row.subscription_id))
+            elif c.voids in recorded:
+                wanted.add(recorded[c.voids][2])
+        moved = pending.heads if pending else {}
         heads: dict[str, _Head] = {}
         missing: dict[UUID, str] = {}
         for key in wanted:
-            try:
-                cached = self.cache.get(key)
-            except KeyError:
-                stream_id = (subscription_uuid(key[2:]) if key[0] == "s"
-                             else customer_uuid(key[2:]))
-                missing[stream_id] = key
-            else:
-                heads[key] = _Head(cached.stream_id, cached.version, cached.customer_id)
+            head = moved.get(key)
+            if head is None:
+                try:
+                    head = self.cache.get(key)
+                except KeyError:
+                    stream_id = (subscription_uuid(key[2:]) if key[0] == "s"
+                                 else customer_uuid(key[2:]))
+                    missing[stream_id] = key
+                    continue
+            heads[key] = _Head(head.stream_id, head.version, head.customer_id)
         for stream_id, version, customer_id in self.recorder.select_heads(list(missing)):
             heads[missing[stream_id]] = _Head(stream_id, version, customer_id)
         return heads
+
+
+class _Pipeline:
+    """Writes each batch in a thread while the next one is decided, in the writers' turn.
+
+    The next batch is decided as if the one being written had landed: its events count as
+    recorded, its streams' heads as moved on. Should it not land (another writer got there
+    first), it is decided and written again at once, and the next one decided afresh. The
+    turn is handed on every `TURN_BATCHES` batches, so other writers are not kept waiting
+    for a whole feed.
+    """
+
+    def __init__(self, ingestor: Ingestor, report: Callable[[_Work], None]) -> None:
+        self.ingestor = ingestor
+        self.report = report
+        self.writer: Executor = (
+            ThreadPoolExecutor(1, thread_name_prefix="revledger-writer")
+            if ingestor.recorder.writes_in_thread else _Inline()
+        )
+        self.turn = ExitStack()
+        self.in_turn = 0  # batches decided in this turn
+        self.pending: _Work | None = None  # being written
+
+    def __enter__(self) -> _Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self.pending is not None:
+                if exc[0] is None:
+                    self._land()
+                else:  # report what has landed all the same; the first error stands
+                    with suppress(Exception):
+                        self._land()
+        finally:
+            self.turn.close()
+            self.writer.shutdown()
+
+    def push(self, read: int, results: list[Checked | Rejected]) -> None:
+        candidates = [r for r in results if isinstance(r, Checked)]
+        rejected = [r for r in results if isinstance(r, Rejected)]
+        if self.in_turn == 0:
+            self.turn.enter_context(self.ingestor.app.writing())
+        pending = self.pending.batch if self.pending else None
+        work = _Work(read, candidates, rejected, self.ingestor._decide(candidates, pending))
+        if self.pending is not None and not self._land():
+            work.batch = self.ingestor._decide(candidates)
+        if work.batch.events:
+            self.ingestor._expect(work.batch)
+            work.written = self.writer.submit(self.ingestor._write, work.batch)
+            self.pending = work
+        else:
+            self.report(work)
+        self.in_turn += 1
+        if self.in_turn == TURN_BATCHES:
+            if self.pending is not None:
+                self._land()
+            self.turn.close()
+            self.in_turn = 0
+
+    def _land(self) -> bool:
+        """Wait for the batch being written and report it; False if it had to be decided
+        and written again."""
+        assert self.pending is not None and self.pending.written is not None
+        work, self.pending = self.pending, None
+        try:
+            work.written.result()
+            landed = True
+        except IntegrityError:
+            self.ingestor._forget()
+            work.batch = self.ingestor._record(work.candidates)
+            landed = False
+        self.report(work)
+        return landed
+
+
+class _Inline(Executor):
+    """Runs each write at once, in this thread: for a store whose writes hold the GIL (a
+    writer thread would only take turns with the deciding one)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+
+def _report(
+    work: _Work, on_reject: Callable[[Rejected], None], on_outcome: Callable[[Outcome], None] | None
+) -> IngestSummary:
+    batch = work.batch
+    rejected = [*work.rejected, *batch.rejected]
+    for reject in sorted(rejected, key=lambda r: r.line):
+        on_reject(reject)
+    if on_outcome is not None:
+        for outcome in sorted(_outcomes(batch, rejected), key=lambda o: o.line):
+            on_outcome(outcome)
+    return IngestSummary(
+        accepted=len(batch.keys),
+        duplicates=len(batch.duplicates),
+        rejected=len(rejected),
+        lines=work.read,
+    )

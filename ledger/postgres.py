@@ -28,6 +28,7 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
 
     position = "notification_id"
     collate = 'COLLATE "C"'
+    writes_in_thread = True  # psycopg waits for the server without the GIL
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)

@@ -357,6 +357,10 @@ class LedgerQueries:
 class SQLiteLedgerRecorder(LedgerQueries, SQLiteApplicationRecorder):
     """eventsourcing's SQLite recorder, writing the event index in the same transaction."""
 
+    # `executemany` takes the GIL back for every row: a writer thread would hand the GIL
+    # to and fro with the thread deciding the next batch, row by row.
+    writes_in_thread = False
+
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),
@@ -454,6 +458,8 @@ def key_row(values: tuple) -> KeyRow:
 class LedgerRecorder(Protocol):
     """What the ledger needs of its recorder beyond eventsourcing's ApplicationRecorder
     (implemented for SQLite here and for PostgreSQL in `ledger.postgres`)."""
+
+    writes_in_thread: bool  # whether ingest gains by writing in a thread of its own
 
     def select_notifications(self, start: int | None, limit: int) -> Sequence[Any]: ...
     def max_notification_id(self) -> int | None: ...

@@ -68,3 +68,28 @@ def raw_sql(db_url) -> Iterator:
             return cursor.fetchall() if cursor.description else []
 
     yield run
+
+
+@pytest.fixture
+def fresh_db(request, tmp_path):
+    """A factory of empty ledgers on the store under test (one per hypothesis example):
+    parametrize it indirectly with "sqlite" or "postgresql"."""
+    store = request.param
+
+    def make() -> str:
+        if store == "sqlite":
+            return f"sqlite:///{tmp_path / uuid.uuid4().hex}.db"
+        if not PG_URL:
+            pytest.fail("REVLEDGER_TEST_POSTGRES is not set: run the suite with scripts/test.sh")
+        name = "h_" + uuid.uuid4().hex[:16]
+        with _admin(PG_URL) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        request.addfinalizer(lambda: _drop(name))
+        return PG_URL.rsplit("/", 1)[0] + "/" + name
+
+    return make
+
+
+def _drop(name: str) -> None:
+    with _admin(PG_URL) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

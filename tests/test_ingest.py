@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from eventsourcing.persistence import IntegrityError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cli import main
 from ledger.aggregates import Subscription, subscription_uuid
 from ledger.feed import checked_batches, numbered_lines
-from ledger.ingest import Ingestor
+from ledger.ingest import Ingestor, Outcome
 from services.events import list_events
 from services.ingest import ingest_feed
 from services.ledger import open_ledger
@@ -204,3 +207,83 @@ def test_recorded_streams_reconstitute_as_eventsourcing_aggregates(db_url):
     assert isinstance(subscription, Subscription)
     assert (subscription.key, subscription.customer_id) == ("s1", "c1")
     assert subscription.version == subscription.count == 3  # e1, e3 and the void of e3
+
+
+def test_a_batch_the_store_refuses_is_decided_again_and_so_is_the_next(db_url, tmp_path):
+    """As when another writer got there first: the refused batch is decided afresh, and so
+    is the next one, which was decided as if the refused one had landed."""
+    feed = [*FEED, changed("e5", "s1", "c1", "2024-04-01T00:00:00Z", quantity=3),
+            voided("e6", "e1")]
+    refusals = []
+    with open_ledger(db_url) as app:
+        ingestor = Ingestor(app, batch_size=2, parallel=False)
+        write = ingestor._write
+
+        def refuse_once(batch):
+            if not refusals:
+                refusals.append(batch)
+                raise IntegrityError("another writer got there first")
+            write(batch)
+
+        ingestor._write = refuse_once
+        summary = ingestor.ingest(numbered_lines(jsonl(*feed).splitlines()))
+        refused_then_written = stored_keys(app, feed), snapshot(db_url)
+    assert refusals and (summary.accepted, summary.rejected) == (6, 0)
+    _, *clean = recorded(f"sqlite:///{tmp_path / 'clean.db'}", feed, len(feed))
+    assert refused_then_written == tuple(clean)
+
+
+@st.composite
+def hostile_feeds(draw) -> list[dict]:
+    """Feeds whose records depend on earlier ones: continued streams, duplicates, the same
+    id with other content, voids of held, missing, voided and void events, a subscription
+    named with another customer."""
+    feed: list[dict] = []
+    for n in range(draw(st.integers(1, 14))):
+        kind = draw(st.sampled_from(["start", "change", "repeat", "conflict", "void", "move"]))
+        sub = draw(st.sampled_from(["s1", "s2", "s3"]))
+        customer = {"s1": "c1", "s2": "c1", "s3": "c2"}[sub]
+        day = f"2024-0{draw(st.integers(1, 9))}-01T00:00:00Z"
+        if kind in ("repeat", "conflict") and feed:
+            event = dict(draw(st.sampled_from(feed)))
+            if kind == "conflict":
+                event["note"] = f"other {n}"
+        elif kind == "void":
+            target = draw(st.sampled_from([e["event_id"] for e in feed] + ["missing"]))
+            event = voided(f"v{n}", target)
+        elif kind == "move":
+            event = changed(f"e{n}", sub, "c9", day, quantity=2)
+        elif kind == "change":
+            event = changed(f"e{n}", sub, customer, day, quantity=draw(st.integers(1, 3)))
+        else:
+            event = started(f"e{n}", sub, customer, day)
+        feed.append(event)
+    return feed
+
+
+def recorded(url: str, feed: list[dict], batch_size: int) -> tuple[list, list, list]:
+    """What ingesting `feed` in batches of `batch_size` reports and stores (with a cache of
+    stream heads too small to hold the streams of the batch being written)."""
+    outcomes: list[Outcome] = []
+    with open_ledger(url) as app:
+        Ingestor(app, batch_size=batch_size, cache_size=1, parallel=False).ingest(
+            numbered_lines(jsonl(*feed).splitlines()), on_outcome=outcomes.append
+        )
+        keys = stored_keys(app, feed)
+    return outcomes, keys, snapshot(url)
+
+
+def stored_keys(app, feed: list[dict]) -> list[tuple]:
+    """Where each event of the feed is stored: its aggregate and version."""
+    rows = app.ledger_recorder.select_keys_where({"event_id": [e["event_id"] for e in feed]})
+    return sorted((k.event_id, k.originator_id, k.originator_version) for k in rows)
+
+
+@pytest.mark.parametrize("fresh_db", ["sqlite", "postgresql"], indirect=True)
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(feed=hostile_feeds(), batch_size=st.integers(1, 3))
+def test_a_feed_in_small_batches_is_recorded_as_in_one_batch(fresh_db, feed, batch_size):
+    """Each batch is decided while the one before it is written (on PostgreSQL), as if
+    that one had landed: whatever the batches, the outcomes and the store are the same."""
+    assert recorded(fresh_db(), feed, batch_size) == recorded(fresh_db(), feed, len(feed))

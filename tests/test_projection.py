@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import uuid
 from datetime import date
 from fractions import Fraction
 from unittest.mock import patch
@@ -30,7 +29,6 @@ from projections.fold import fold
 from projections.periods import end_of, parse_period
 from projections.projection import MRRProjection, read_facts
 from services.ingest import ingest_feed
-from tests.conftest import PG_URL, _admin
 from tests.feeds import cancelled, changed, jsonl, started, voided
 
 CUSTOMERS = {"s0": "c0", "s1": "c0", "s2": "c1", "s3": "c2", "s4": "c3"}
@@ -169,32 +167,6 @@ def streams(draw):
         e for e in arrival if e["type"] == "event.voided"]
     cut = draw(st.integers(0, len(voids_last)))
     return voids_last[:cut], voids_last[cut:]
-
-
-@pytest.fixture
-def fresh_db(request, tmp_path):
-    """A factory of empty ledgers on the store under test (one per hypothesis example)."""
-    store = request.param
-
-    def make():
-        if store == "sqlite":
-            return f"sqlite:///{tmp_path / uuid.uuid4().hex}.db"
-        return _pg_database(request)
-
-    return make
-
-
-def _pg_database(request):
-    name = "h_" + uuid.uuid4().hex[:16]
-    with _admin(PG_URL) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    request.addfinalizer(lambda: _drop(name))
-    return PG_URL.rsplit("/", 1)[0] + "/" + name
-
-
-def _drop(name):
-    with _admin(PG_URL) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.mark.parametrize("fresh_db", ["sqlite", "postgresql"], indirect=True)
