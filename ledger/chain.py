@@ -32,19 +32,28 @@ class Link(NamedTuple):
     chain_sha256: str
 
 
+_HEAD = struct.Struct(">qQ16sqQ")  # position, id length, id, version, topic length
+_LENGTH = struct.Struct(">Q")
+
+
 def canonical_bytes(
     position: int, originator_id: UUID, originator_version: int, topic: str, state: bytes
 ) -> bytes:
     topic_bytes = topic.encode()
     return b"".join((
-        struct.pack(">qQ", position, len(originator_id.bytes)), originator_id.bytes,
-        struct.pack(">qQ", originator_version, len(topic_bytes)), topic_bytes,
-        struct.pack(">Q", len(state)), state,
+        _HEAD.pack(position, 16, originator_id.bytes, originator_version, len(topic_bytes)),
+        topic_bytes, _LENGTH.pack(len(state)), state,
     ))
 
 
 def link(previous: str, canonical: bytes) -> str:
-    return hashlib.sha256(bytes.fromhex(previous) + canonical).hexdigest()
+    return _next(bytes.fromhex(previous), canonical).hex()
+
+
+def _next(previous: bytes, canonical: bytes) -> bytes:
+    digest = hashlib.sha256(previous)
+    digest.update(canonical)
+    return digest.digest()
 
 
 def recorded_at(state: bytes) -> str:
@@ -59,15 +68,15 @@ def extend(
     """The links of one transaction's rows (position, id, version, topic, state,
     recorded_at), given the last link stored. They must be recorded strictly after that
     link and in order among themselves, so "known at T" is always a prefix of the chain."""
-    chain = previous.chain_sha256 if previous else GENESIS
+    chain = bytes.fromhex(previous.chain_sha256 if previous else GENESIS)
     head = previous.recorded_at if previous else ""
     last = head
     for position, originator_id, version, topic, state, at in rows:
         if at <= head or at < last:
             raise ValueError(f"recorded at {at}, not after the ledger's head ({last})")
-        chain = link(chain, canonical_bytes(position, originator_id, version, topic, state))
+        chain = _next(chain, canonical_bytes(position, originator_id, version, topic, state))
         last = at
-        yield Link(position, at, chain)
+        yield Link(position, at, chain.hex())
 
 
 @dataclass(frozen=True)

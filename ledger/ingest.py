@@ -87,7 +87,7 @@ class _Batch:
     heads: dict[str, _Head]
     timestamp: datetime
     events: list[Any] = field(default_factory=list)
-    keys: dict[tuple[UUID, int], tuple] = field(default_factory=dict)
+    keys: list[tuple] = field(default_factory=list)  # the rest of each event's index row
     recorded: dict[str, tuple[str, str, str, str | None, str | None]] = field(
         default_factory=dict
     )
@@ -266,9 +266,7 @@ class Ingestor:
             customer_id=customer_id, event_id=c.event_id, type=c.type,
             effective_at=c.effective_at, payload=orjson.loads(c.raw),
         ))
-        batch.keys[(head.stream_id, head.version)] = (
-            c.event_id, c.sha, c.type, customer_id, subscription_id, c.voids
-        )
+        batch.keys.append((c.event_id, c.sha, c.type, customer_id, subscription_id, c.voids))
         batch.recorded[c.event_id] = (c.sha, c.type, key, customer_id, subscription_id)
         batch.accepted.append(c)
         if c.voids is not None:
@@ -333,8 +331,9 @@ class _Pipeline:
     The next batch is decided as if the one being written had landed: its events count as
     recorded, its streams' heads as moved on. Should it not land (another writer got there
     first), it is decided and written again at once, and the next one decided afresh. The
-    turn is handed on every `TURN_BATCHES` batches, so other writers are not kept waiting
-    for a whole feed.
+    turn is handed on every `TURN_BATCHES` batches, between one batch landing and the next
+    being written, so other writers are not kept waiting for a whole feed; the next batch
+    is decided afresh only if one of them wrote meanwhile.
     """
 
     def __init__(self, ingestor: Ingestor, report: Callable[[_Work], None]) -> None:
@@ -345,6 +344,7 @@ class _Pipeline:
             if ingestor.recorder.writes_in_thread else _Inline()
         )
         self.turn = ExitStack()
+        self.held = False  # the writers' turn
         self.in_turn = 0  # batches decided in this turn
         self.pending: _Work | None = None  # being written
 
@@ -366,12 +366,18 @@ class _Pipeline:
     def push(self, read: int, results: list[Checked | Rejected]) -> None:
         candidates = [r for r in results if isinstance(r, Checked)]
         rejected = [r for r in results if isinstance(r, Rejected)]
-        if self.in_turn == 0:
-            self.turn.enter_context(self.ingestor.app.writing())
+        if not self.held:
+            self._take_turn()
+        elif self.pending is None and self.in_turn >= TURN_BATCHES:
+            self._hand_on()  # nothing decided yet: nothing to decide again
         pending = self.pending.batch if self.pending else None
         work = _Work(read, candidates, rejected, self.ingestor._decide(candidates, pending))
-        if self.pending is not None and not self._land():
-            work.batch = self.ingestor._decide(candidates)
+        if self.pending is not None:
+            fresh = self._land()
+            if self.in_turn >= TURN_BATCHES:
+                fresh = self._hand_on() and fresh
+            if not fresh:
+                work.batch = self.ingestor._decide(candidates)
         if work.batch.events:
             self.ingestor._expect(work.batch)
             work.written = self.writer.submit(self.ingestor._write, work.batch)
@@ -379,11 +385,22 @@ class _Pipeline:
         else:
             self.report(work)
         self.in_turn += 1
-        if self.in_turn == TURN_BATCHES:
-            if self.pending is not None:
-                self._land()
-            self.turn.close()
-            self.in_turn = 0
+
+    def _take_turn(self) -> None:
+        self.turn.enter_context(self.ingestor.app.writing())
+        self.held, self.in_turn = True, 0
+
+    def _hand_on(self) -> bool:
+        """Let waiting writers go, then take the turn again; False if one of them wrote
+        (what was decided meanwhile may be stale)."""
+        recorder = self.ingestor.recorder
+        mark = recorder.max_notification_id()
+        self.turn.close()
+        self._take_turn()
+        if recorder.max_notification_id() == mark:
+            return True
+        self.ingestor._forget()
+        return False
 
     def _land(self) -> bool:
         """Wait for the batch being written and report it; False if it had to be decided

@@ -91,7 +91,8 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
                 "%b::text[])",
                 [list(column) for column in zip(*links, strict=True)],
             )
-            rows = key_rows(stored_events, kwargs.get("keys"), self._uuid_param)
+            ids = [s.originator_id for s in stored_events]
+            rows = key_rows(ids, stored_events, kwargs.get("keys"))
             if rows:
                 c.execute(
                     "INSERT INTO event_keys SELECT * FROM unnest(%b::text[], %b::text[], "

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
@@ -122,6 +123,8 @@ class OrjsonTranscoder(JSONTranscoder):
     orjson writes UUIDs as plain strings, so events must not carry UUID fields.
     """
 
+    _last: tuple[Any, dict[str, Any]] = (None, {})  # the last datetime encoded, and how
+
     def encode(self, obj: Any) -> bytes:
         try:
             return orjson.dumps(
@@ -129,6 +132,17 @@ class OrjsonTranscoder(JSONTranscoder):
             )
         except orjson.JSONEncodeError:
             return super().encode(obj)
+
+    def _encode_obj(self, o: Any) -> dict[str, Any]:
+        """As eventsourcing's, remembering the last datetime: every event of an ingest
+        batch carries the same recording instant, encoded once instead of per event."""
+        last, encoded = self._last
+        if o is last:
+            return encoded
+        encoded = super()._encode_obj(o)
+        if isinstance(o, datetime):
+            self._last = (o, encoded)  # one assignment: safe between threads
+        return encoded
 
 
 def redact(url: str) -> str:
@@ -276,7 +290,7 @@ class LedgerQueries:
             for p, s in zip(positions, stored_events, strict=True)
         )
         try:
-            return [tuple(link) for link in extend(head, rows)]
+            return list(extend(head, rows))
         except ValueError as exc:
             raise IntegrityError(str(exc)) from None
 
@@ -380,9 +394,11 @@ class SQLiteLedgerRecorder(LedgerQueries, SQLiteApplicationRecorder):
         batch's rowids follow the largest one. They are not returned (eventsourcing's
         application recorder inserts row by row to return them); nothing here uses them.
         """
+        ids = [s.originator_id.hex for s in stored_events]
         c.executemany(
             self.insert_events_statement,
-            [(s.originator_id.hex, s.originator_version, s.topic, s.state) for s in stored_events],
+            [(i, s.originator_version, s.topic, s.state)
+             for i, s in zip(ids, stored_events, strict=True)],
         )
         c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
         last = c.fetchone()[0]
@@ -391,7 +407,7 @@ class SQLiteLedgerRecorder(LedgerQueries, SQLiteApplicationRecorder):
         head = Link(*row) if (row := c.fetchone()) else None
         links = self._links(head, positions, stored_events, kwargs.get("recorded_at"))
         c.executemany("INSERT INTO event_chain VALUES (?, ?, ?)", links)
-        rows = key_rows(stored_events, kwargs.get("keys"), self._uuid_param)
+        rows = key_rows(ids, stored_events, kwargs.get("keys"))
         if rows:
             c.executemany(f"INSERT INTO event_keys VALUES ({','.join('?' * 8)})", rows)
 
@@ -413,16 +429,15 @@ class SQLiteLedgerRecorder(LedgerQueries, SQLiteApplicationRecorder):
 
 
 def key_rows(
-    stored_events: Sequence[StoredEvent], keys: dict | None, uuid_param: Any
+    ids: Sequence[Any], stored_events: Sequence[StoredEvent], keys: Sequence[tuple] | None
 ) -> list[tuple]:
-    """The index rows for the canonical events among `stored_events` (`keys` maps
-    (aggregate id, version) to the rest of the row)."""
-    keys = keys or {}
-    return [
-        (k[0], k[1], uuid_param(s.originator_id), s.originator_version, *k[2:])
-        for s in stored_events
-        if (k := keys.get((s.originator_id, s.originator_version))) is not None
-    ]
+    """The index rows of `stored_events` (their aggregate ids as the database takes them),
+    from `keys`: the rest of each row, one per event, or None for events with no row (the
+    ledger's own)."""
+    if keys is None:
+        return []
+    return [(k[0], k[1], i, s.originator_version, *k[2:])
+            for i, s, k in zip(ids, stored_events, keys, strict=True)]
 
 
 def _uuid(value: Any) -> UUID:

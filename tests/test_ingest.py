@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 from click.testing import CliRunner
 from eventsourcing.persistence import IntegrityError
@@ -231,6 +233,36 @@ def test_a_batch_the_store_refuses_is_decided_again_and_so_is_the_next(db_url, t
     assert refusals and (summary.accepted, summary.rejected) == (6, 0)
     _, *clean = recorded(f"sqlite:///{tmp_path / 'clean.db'}", feed, len(feed))
     assert refused_then_written == tuple(clean)
+
+
+def test_a_batch_decided_before_a_turn_is_handed_on_sees_what_was_written_meanwhile(
+    db_url, monkeypatch
+):
+    """The turn is handed on between one batch landing and the next being written, which
+    was decided before: it is decided again if another writer wrote in between. Here the
+    other writer records x1, which the next batch voids (decided before, the void would
+    be refused: no x1), and the batch after repeats (a duplicate)."""
+    monkeypatch.setattr("ledger.ingest.TURN_BATCHES", 2)
+    x1 = started("x1", "s9", "c9", "2024-01-09T00:00:00Z")
+    ours = [*FEED[:2], voided("v1", "x1"), x1]
+    turns = []
+    with open_ledger(db_url) as app, open_ledger(db_url) as other:
+        writing = app.writing
+
+        @contextmanager
+        def writing_after_another_writer():
+            turns.append(len(turns) + 1)
+            if len(turns) == 2:  # the first turn was just handed on
+                Ingestor(other, parallel=False).ingest(numbered_lines(jsonl(x1).splitlines()))
+            with writing():
+                yield
+
+        monkeypatch.setattr(app, "writing", writing_after_another_writer)
+        outcomes: list[Outcome] = []
+        Ingestor(app, batch_size=1, parallel=False).ingest(
+            numbered_lines(jsonl(*ours).splitlines()), on_outcome=outcomes.append)
+    assert turns == [1, 2]
+    assert [o.status for o in outcomes] == ["accepted", "accepted", "accepted", "duplicate"]
 
 
 @st.composite
