@@ -3,6 +3,9 @@ stored state (the hot path of a replay: orjson, no domain-event objects)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import orjson
@@ -45,3 +48,9 @@ def decode_fact(position: int, state: bytes) -> Fact | None:
 
 
 _new = tuple.__new__
+
+
+def by_customer_stream(rows: Iterable[tuple[str, int, bytes]]) -> Iterator[tuple[str, list[Fact]]]:
+    """Each customer's facts from (customer, position, state) rows grouped by customer."""
+    for customer, group in groupby(rows, key=itemgetter(0)):
+        yield customer, [f for _, position, state in group if (f := decode_fact(position, state))]

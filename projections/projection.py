@@ -9,20 +9,20 @@ transaction. Both give the same rows: those of a customer depend only on its eve
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import zip_longest
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from ledger.batches import batched
 from ledger.store import LedgerApplication
-from projections.facts import Fact, decode_fact
-from projections.replay import Progress, by_customer_stream, replay
+from projections.facts import Fact, by_customer_stream, decode_fact
 from projections.versions import fold_versions
 from projections.view import CustomerRows, SQLiteMRRView, customer_rows, table_rows
 
 PAGE = 5000
 REBUILD_AFTER = 4 * PAGE
+Progress = Callable[[int, int], None]  # (events done, events in all)
 
 
 class MRRProjection:
@@ -73,6 +73,8 @@ class MRRProjection:
     def rebuild(self, on_progress: Progress = lambda done, total: None) -> tuple[int, int]:
         """Replace the view by a fold of every event up to the current head; returns
         (head position, customers)."""
+        from projections.replay import replay  # forks a worker: loaded only to replay
+
         head = self.head()
         return head, self.view.rebuild(replay(self.app, head, on_progress),
                                        Tracking(self.app.name, head))
@@ -80,6 +82,8 @@ class MRRProjection:
     def first_difference(self) -> tuple[int, str | None]:
         """(customers, the first customer whose view rows differ from a fresh fold of the
         events up to the view's position, or None)."""
+        from projections.replay import replay
+
         fresh = table_rows(replay(self.app, self.position))
         stored = self.view.stored()
         customers = len({row[0] for row in stored[2]})

@@ -12,25 +12,26 @@ every customer would give them.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Iterable, Iterator
-from itertools import groupby, pairwise
+from collections.abc import Iterator
+from itertools import pairwise
 from multiprocessing import get_context
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
-from operator import itemgetter
 from queue import Empty
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ledger.memory import collector_paused
 from ledger.store import LedgerApplication, LedgerRecorder
 from ledger.workers import forked_process, second_core
-from projections.facts import Fact, decode_fact
+from projections.facts import by_customer_stream
 from projections.versions import fold_versions
 from projections.view import CustomerRows, customer_rows
 
+if TYPE_CHECKING:
+    from projections.projection import Progress
+
 RUN = 5_000  # events per run: small enough to keep both processes busy to the end, large
 # enough that a run's set-up (a query, a result sent back) costs little beside it
-Progress = Callable[[int, int], None]  # (events done, events in all)
 Shaped = tuple[CustomerRows, int]  # a customer's rows, and how many events they come from
 Folded = list[Shaped]
 
@@ -55,12 +56,6 @@ def replay(
             done += events
             if n % 1000 == 999:
                 on_progress(done, upto)
-
-
-def by_customer_stream(rows: Iterable[tuple[str, int, bytes]]) -> Iterator[tuple[str, list[Fact]]]:
-    """Each customer's facts from (customer, position, state) rows grouped by customer."""
-    for customer, group in groupby(rows, key=itemgetter(0)):
-        yield customer, [f for _, position, state in group if (f := decode_fact(position, state))]
 
 
 def _runs(recorder: LedgerRecorder) -> list[Run]:

@@ -8,10 +8,10 @@ from fractions import Fraction
 from typing import Any
 
 from projections.cohorts import triangle
+from projections.facts import by_customer_stream
 from projections.fold import visible
 from projections.movements import KINDS
 from projections.periods import end_of, month_end, months, next_month, periods, previous_month
-from projections.replay import by_customer_stream
 from projections.split import split_expansion
 from services.ledger import open_ledger
 from services.metrics import engine, engine_for, retention_fields
