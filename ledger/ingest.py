@@ -77,6 +77,9 @@ class _Head:
     customer_id: str | None
 
 
+Recording = tuple[str, str, str, str | None, str | None]  # sha, type, stream, customer, sub
+
+
 @dataclass
 class _Batch:
     """The decisions for one batch: new domain events, in feed order, not yet saved.
@@ -88,10 +91,8 @@ class _Batch:
     timestamp: datetime
     events: list[Any] = field(default_factory=list)
     keys: list[tuple] = field(default_factory=list)  # the rest of each event's index row
-    recorded: dict[str, tuple[str, str, str, str | None, str | None]] = field(
-        default_factory=dict
-    )
-    voided: dict[str, str] = field(default_factory=dict)
+    recorded: dict[str, Recording] = field(default_factory=dict)  # its events, by event_id
+    voided: dict[str, str] = field(default_factory=dict)  # target -> void: its own, and held
     rejected: list[Rejected] = field(default_factory=list)
     duplicates: list[Checked] = field(default_factory=list)
     accepted: list[Checked] = field(default_factory=list)
@@ -117,6 +118,15 @@ def _outcomes(batch: _Batch, rejected: list[Rejected]) -> Iterator[Outcome]:
     for r in rejected:
         status = "conflict" if r.reason.startswith("conflict:") else "rejected"
         yield Outcome(r.line, r.event_id, status, r.reason)
+
+
+def _held(key: str, own: dict[str, Any], pending: dict[str, Any] | None) -> Any:
+    """What this batch, or else the one being written, holds under `key`. Only the pending
+    batch's own: the one before it has landed, and is read from the store."""
+    found = own.get(key)
+    if found is None and pending:
+        found = pending.get(key)
+    return found
 
 
 def _stream_key(type_: str, customer_id: str | None, subscription_id: str | None) -> str:
@@ -218,14 +228,11 @@ class Ingestor:
         rows = self.recorder.select_keys_where({"event_id": event_ids | targets,
                                                 "voids": targets})
         known = {k.event_id: k for k in rows if k.event_id in event_ids or k.event_id in targets}
-        batch = _Batch(heads=self._heads(candidates, known, pending), timestamp=self._now())
-        if pending is not None:
-            batch.recorded.update(pending.recorded)
-            batch.voided.update(pending.voided)
+        batch = _Batch(self._heads(candidates, known, pending), self._now())
         batch.voided.update({k.voids: k.event_id for k in rows if k.voids in targets})
         for candidate in candidates:
             try:
-                self._apply(candidate, known, batch)
+                self._apply(candidate, known, batch, pending)
             except ValueError as bad:
                 batch.rejected.append(
                     Rejected(candidate.line, candidate.event_id, str(bad), candidate.raw)
@@ -233,11 +240,14 @@ class Ingestor:
         batch.stored = [self.app.mapper.to_stored_event(e) for e in batch.events]
         return batch
 
-    def _apply(self, c: Checked, known: dict[str, KeyRow], batch: _Batch) -> None:
+    def _apply(
+        self, c: Checked, known: dict[str, KeyRow], batch: _Batch, pending: _Batch | None
+    ) -> None:
         stored = known.get(c.event_id)
         previous = stored.content_sha256 if stored else None
-        if previous is None and c.event_id in batch.recorded:
-            previous = batch.recorded[c.event_id][0]
+        if previous is None:
+            held = _held(c.event_id, batch.recorded, pending and pending.recorded)
+            previous = held[0] if held else None
         if previous is not None:
             if previous != c.sha:
                 raise ValueError("conflict: event_id already recorded with different content")
@@ -245,7 +255,7 @@ class Ingestor:
             return
         customer_id, subscription_id = c.customer_id, c.subscription_id
         if c.voids is not None:
-            key, customer_id, subscription_id = self._void(c.voids, known, batch)
+            key, customer_id, subscription_id = self._void(c.voids, known, batch, pending)
         else:
             key = _stream_key(c.type, customer_id, subscription_id)
             if c.currency is not None and c.currency != self.currency:
@@ -273,11 +283,11 @@ class Ingestor:
             batch.voided[c.voids] = c.event_id
 
     def _void(
-        self, target: str, known: dict[str, KeyRow], batch: _Batch
+        self, target: str, known: dict[str, KeyRow], batch: _Batch, pending: _Batch | None
     ) -> tuple[str, str | None, str | None]:
         """The stream, customer and subscription of the event a void names."""
-        if target in batch.recorded:
-            _, kind, key, customer_id, subscription_id = batch.recorded[target]
+        if (held := _held(target, batch.recorded, pending and pending.recorded)) is not None:
+            _, kind, key, customer_id, subscription_id = held
         elif target in known:
             row = known[target]
             kind, customer_id, subscription_id = row.type, row.customer_id, row.subscription_id
@@ -286,8 +296,8 @@ class Ingestor:
             raise ValueError(f"voids: the ledger holds no event {target!r}")
         if kind == "event.voided":
             raise ValueError(f"voids: {target!r} is itself a void")
-        if target in batch.voided:
-            raise ValueError(f"voids: {target!r} is already voided by {batch.voided[target]!r}")
+        if (void := _held(target, batch.voided, pending and pending.voided)) is not None:
+            raise ValueError(f"voids: {target!r} is already voided by {void!r}")
         assert key in batch.heads, "an indexed event always has its stream"
         return key, customer_id, subscription_id
 

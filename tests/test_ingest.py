@@ -265,6 +265,28 @@ def test_a_batch_decided_before_a_turn_is_handed_on_sees_what_was_written_meanwh
     assert [o.status for o in outcomes] == ["accepted", "accepted", "accepted", "duplicate"]
 
 
+def test_a_batch_takes_as_recorded_only_the_batch_being_written_so_memory_stays_flat(
+    db_url, monkeypatch
+):
+    """Over several turns: a batch is decided on the events of the batch being written,
+    not on every earlier batch's as well (held, they would grow with the feed)."""
+    monkeypatch.setattr("ledger.ingest.TURN_BATCHES", 2)
+    feed = [started(f"e{n}", f"s{n}", f"c{n}", "2024-01-01T00:00:00Z") for n in range(12)]
+    taken = []
+    with open_ledger(db_url) as app:
+        ingestor = Ingestor(app, batch_size=2, parallel=False)
+        decide = ingestor._decide
+
+        def noting_what_is_taken_as_recorded(candidates, pending=None):
+            taken.append(len(pending.recorded) if pending else 0)
+            return decide(candidates, pending)
+
+        ingestor._decide = noting_what_is_taken_as_recorded
+        summary = ingestor.ingest(numbered_lines(jsonl(*feed).splitlines()))
+    assert summary.accepted == 12
+    assert taken[0] == 0 and set(taken[1:]) == {2}
+
+
 @st.composite
 def hostile_feeds(draw) -> list[dict]:
     """Feeds whose records depend on earlier ones: continued streams, duplicates, the same
