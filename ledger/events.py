@@ -222,18 +222,18 @@ def decode_line(line: bytes | str) -> dict[str, Any]:
 _EXACT = 2**53  # beyond this a JSON number decodes to an inexact float
 
 
-def _inexact_number(value: Any, path: str = "") -> str | None:
+def _inexact_number(value: dict[str, Any] | list[Any], path: str = "") -> str | None:
     """The path of the first number that could not be stored exactly as given (orjson
-    turns integers beyond 64 bits into floats)."""
-    if isinstance(value, float):
-        return path or "value" if abs(value) >= _EXACT else None
-    if isinstance(value, dict):
-        items: Any = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return None
+    turns integers beyond 64 bits into floats). Only containers and floats are looked
+    into: every line goes through here."""
+    items: Any = value.items() if isinstance(value, dict) else enumerate(value)
     for key, item in items:
-        if (found := _inexact_number(item, f"{path}.{key}" if path else str(key))) is not None:
+        kind = type(item)
+        if kind is float:
+            if abs(item) >= _EXACT:
+                return f"{path}{key}"
+        elif (kind is dict or kind is list) and (
+            found := _inexact_number(item, f"{path}{key}.")
+        ) is not None:
             return found
     return None

@@ -103,3 +103,19 @@ def test_lines_that_are_not_json_objects(line, expected):
     with pytest.raises(InvalidEvent) as caught:
         decode_line(line)
     assert caught.value.reason.startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("extra", "where"),
+    [(b'"big": 123456789012345678901234567890', "big"),
+     (b'"meta": {"ids": [1, 2, 99999999999999999999]}', "meta.ids.2"),
+     (b'"ratio": 1e300', "ratio")],
+)
+def test_a_number_that_would_not_be_kept_exactly_is_refused_with_its_path(extra, where):
+    """orjson reads integers beyond 64 bits (and huge exponents) as floats: stored, they
+    would differ from what was sent. Small floats in extra fields are kept as given."""
+    line = b'{"event_id": "e1", ' + extra + b"}"
+    with pytest.raises(InvalidEvent) as caught:
+        decode_line(line)
+    assert (caught.value.event_id, caught.value.reason.split(":")[0]) == ("e1", where)
+    assert decode_line(b'{"event_id": "e1", "meta": {"score": [0.5, 12]}}')["meta"]
