@@ -92,7 +92,7 @@ class _Batch:
     events: list[Any] = field(default_factory=list)
     keys: list[tuple] = field(default_factory=list)  # the rest of each event's index row
     recorded: dict[str, Recording] = field(default_factory=dict)  # its events, by event_id
-    voided: dict[str, str] = field(default_factory=dict)  # target -> void: its own, and held
+    voided: dict[str, str] = field(default_factory=dict)  # target -> void: its own, the store's
     rejected: list[Rejected] = field(default_factory=list)
     duplicates: list[Checked] = field(default_factory=list)
     accepted: list[Checked] = field(default_factory=list)
@@ -354,7 +354,7 @@ class _Pipeline:
             if ingestor.recorder.writes_in_thread else _Inline()
         )
         self.turn = ExitStack()
-        self.held = False  # the writers' turn
+        self.holding = False  # the writers' turn
         self.in_turn = 0  # batches decided in this turn
         self.pending: _Work | None = None  # being written
 
@@ -376,7 +376,7 @@ class _Pipeline:
     def push(self, read: int, results: list[Checked | Rejected]) -> None:
         candidates = [r for r in results if isinstance(r, Checked)]
         rejected = [r for r in results if isinstance(r, Rejected)]
-        if not self.held:
+        if not self.holding:
             self._take_turn()
         elif self.pending is None and self.in_turn >= TURN_BATCHES:
             self._hand_on()  # nothing decided yet: nothing to decide again
@@ -398,7 +398,7 @@ class _Pipeline:
 
     def _take_turn(self) -> None:
         self.turn.enter_context(self.ingestor.app.writing())
-        self.held, self.in_turn = True, 0
+        self.holding, self.in_turn = True, 0
 
     def _hand_on(self) -> bool:
         """Let waiting writers go, then take the turn again; False if one of them wrote
