@@ -18,6 +18,8 @@ import uvicorn
 
 from api.app import create_app
 from bench.generate import generate
+from ledger.feed import numbered_lines
+from ledger.ingest import Ingestor
 from ledger.store import LedgerApplication
 from projections import reference
 from projections.engine import MRRIndex
@@ -88,3 +90,30 @@ def test_overlapping_feeds_ingested_at_once_store_each_event_once(db_url, tmp_pa
         histories = fold(list(read_facts(app)))
     for day in (date(2022, 12, 31), date(2024, 6, 30), date(2025, 12, 31)):
         assert index.total(end_of(day)) == reference.mrr_at(histories, end_of(day))
+
+
+def test_writers_handing_the_turn_on_batch_by_batch_store_each_event_once(db_url, monkeypatch):
+    """Three writers with tiny batches and turns of two batches, so the turn changes hands
+    all the time: a batch decided while another writer wrote is decided again, or refused
+    by the store and decided again. Every event is stored once, nothing is refused."""
+    monkeypatch.setattr("ledger.ingest.TURN_BATCHES", 2)
+    events = list(generate(customers=60, seed=5))
+    third = len(events) // 3
+    feeds = [events, events[: 2 * third], events]
+    LedgerApplication(db_url).close()  # tables created once, before the writers start
+
+    def ingest(feed: list[dict]) -> tuple[int, list[str]]:
+        rejected: list[str] = []
+        with LedgerApplication(db_url) as app:
+            summary = Ingestor(app, batch_size=7, parallel=False).ingest(
+                numbered_lines(jsonl(*feed).splitlines()),
+                on_reject=lambda r: rejected.append(str(r)))
+        return summary.accepted, rejected
+
+    with ThreadPoolExecutor(len(feeds)) as pool:
+        results = list(pool.map(ingest, feeds))
+    assert [rejected for _, rejected in results] == [[], [], []]
+    stored = [e["event_id"] for e in list_events(db_url)]
+    assert sorted(stored) == sorted({e["event_id"] for e in events})
+    assert sum(accepted for accepted, _ in results) == len(stored)
+    assert verify_ledger(db_url).ok
