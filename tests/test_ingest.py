@@ -182,11 +182,13 @@ def test_lines_checked_in_a_worker_process_come_back_as_checked_in_process():
         (jsonl(*FEED) + b"not json\n\n" + jsonl(voided("e5", "e1"))).splitlines()
     ))
     serial = list(checked_batches(lines, 2, parallel=False))
-    assert list(checked_batches(lines, 2, parallel=True)) == serial
+    parallel = list(checked_batches(lines, 2, parallel=True))
+    assert parallel == serial
     assert [read for read, _ in serial] == [2, 2, 2, 1]
-    assert [type(r).__name__ for _, results in serial for r in results] == [
-        "Checked", "Checked", "Checked", "Checked", "Rejected", "Checked"
-    ]
+    for batches in (serial, parallel):  # a plain tuple would compare equal: types too
+        assert [type(r).__name__ for _, results in batches for r in results] == [
+            "Checked", "Checked", "Checked", "Checked", "Rejected", "Checked"
+        ]
 
 
 def test_a_feed_of_many_batches_checked_in_parallel_is_recorded_in_feed_order(db_url):
