@@ -152,7 +152,6 @@ class Ingestor:
         self.currency = app.reporting_currency()
         self.batch_size = batch_size
         self.parallel = parallel
-        self.cache_size = cache_size
         self.cache: LRUCache[str, _Head] = LRUCache(maxsize=cache_size)
         self.floor = self._head_instant()
 
@@ -217,7 +216,7 @@ class Ingestor:
 
     def _forget(self) -> None:
         """Another writer moved on: what is cached of the store may be stale."""
-        self.cache = LRUCache(maxsize=self.cache_size)
+        self.cache = LRUCache(maxsize=self.cache.maxsize)
         self.floor = self._head_instant()
 
     def _decide(self, candidates: list[Checked], pending: _Batch | None = None) -> _Batch:
