@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -153,19 +154,41 @@ def redact(url: str) -> str:
     return url
 
 
+PAGE_SIZE = 16384  # of a new ledger file; one made before keeps its own
+WAL_BYTES = 40 << 20  # written to the WAL between checkpoints
+
+
 class _TunedSQLitePool(SQLiteConnectionPool):
     """Connections with a page cache large enough for the index B-trees, which take keys
     in random order (SQLite's 2 MB default sends most inserts to the disk), and a WAL
     checkpointed every 40 MB rather than every 4 MB: a batch dirties pages all over those
-    B-trees, and checkpointing after nearly every batch halved ingest throughput."""
+    B-trees, and checkpointing after nearly every batch halved ingest throughput.
+
+    A new ledger file gets 16 KiB pages, not SQLite's 4 KiB: a batch's random keys then
+    dirty fewer pages, so each commit writes less to the WAL (ingest +5% at 20k customers,
+    +18% at 100k; a replay reads about as fast). The size is fixed once the file has a
+    table, and must be set before eventsourcing turns on WAL."""
 
     def _create_connection(self) -> SQLiteConnection:
+        if not self.is_sqlite_memory_mode and not _has_content(self.db_name):
+            with closing(sqlite3.connect(self.db_name, uri=True)) as new:
+                new.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+                new.execute("PRAGMA journal_mode = WAL")
         connection = super()._create_connection()
         cursor = connection.cursor()
+        cursor.execute("PRAGMA page_size")
+        page_size = cursor.fetchone()[0]
         cursor.execute("PRAGMA cache_size = -65536")
         cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA wal_autocheckpoint = 10000")
+        cursor.execute(f"PRAGMA wal_autocheckpoint = {WAL_BYTES // page_size}")
         return connection
+
+
+def _has_content(path: str) -> bool:
+    try:
+        return os.path.getsize(path) > 0
+    except OSError:
+        return False
 
 
 class SQLiteLedgerFactory(SQLiteFactory):

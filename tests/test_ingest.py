@@ -343,3 +343,22 @@ def test_a_feed_in_small_batches_is_recorded_as_in_one_batch(fresh_db, feed, bat
     """Each batch is decided while the one before it is written (on PostgreSQL), as if
     that one had landed: whatever the batches, the outcomes and the store are the same."""
     assert recorded(fresh_db(), feed, batch_size) == recorded(fresh_db(), feed, len(feed))
+
+
+def test_a_new_sqlite_ledger_has_large_pages_and_an_old_one_keeps_its_own(tmp_path):
+    import sqlite3
+
+    def layout(path) -> tuple[int, str]:
+        with sqlite3.connect(path) as conn:
+            return (conn.execute("PRAGMA page_size").fetchone()[0],
+                    conn.execute("PRAGMA journal_mode").fetchone()[0])
+
+    new, old = tmp_path / "new.db", tmp_path / "old.db"
+    with open_ledger(f"sqlite:///{new}"):
+        pass
+    with sqlite3.connect(old) as conn:  # as a ledger made before had it
+        conn.execute("CREATE TABLE before (x)")
+    result = ingest_feed(f"sqlite:///{old}", jsonl(FEED[0]).splitlines())
+    assert result.summary.accepted == 1
+    assert layout(new) == (16384, "wal")
+    assert layout(old) == (4096, "wal")
