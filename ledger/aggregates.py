@@ -42,7 +42,9 @@ class Recorded(Aggregate.Event):
     """One canonical event as the ledger recorded it.
 
     `timestamp` (set by eventsourcing when the event is triggered) is the instant the
-    ledger recorded it: the system time that `--known-at` filters on.
+    ledger recorded it: the system time that `--known-at` filters on. Ingest hands over
+    `payload` as the checked feed line itself (an `orjson.Fragment`), which the transcoder
+    writes as is; it reads back as the dict.
     """
 
     event_id: str

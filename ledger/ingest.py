@@ -273,7 +273,7 @@ class Ingestor:
             Customer if subscription_id is None else Subscription,
             head.stream_id, head.version, batch.timestamp, key=key[2:],
             customer_id=customer_id, event_id=c.event_id, type=c.type,
-            effective_at=c.effective_at, payload=orjson.loads(c.raw),
+            effective_at=c.effective_at, payload=orjson.Fragment(c.raw),
         ))
         batch.keys.append((c.event_id, c.sha, c.type, customer_id, subscription_id, c.voids))
         batch.recorded[c.event_id] = (c.sha, c.type, key, customer_id, subscription_id)

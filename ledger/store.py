@@ -120,7 +120,9 @@ class OrjsonTranscoder(JSONTranscoder):
 
     The bytes decode with the standard transcoder: datetimes (passed through to the
     registered transcodings) and Decimals still become `{"_type_", "_data_"}` objects.
-    What orjson refuses (integers beyond 64 bits) falls back to the standard encoder.
+    What orjson refuses (integers beyond 64 bits) falls back to the standard encoder. An
+    `orjson.Fragment` (a payload that is already checked JSON) is written as it is: decoding
+    and encoding each line again cost ingest about a tenth of its time.
     orjson writes UUIDs as plain strings, so events must not carry UUID fields.
     """
 

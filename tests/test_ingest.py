@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import orjson
 import pytest
 from click.testing import CliRunner
 from eventsourcing.persistence import IntegrityError
@@ -17,6 +18,7 @@ from ledger.ingest import Ingestor, Outcome
 from services.events import list_events
 from services.ingest import ingest_feed
 from services.ledger import open_ledger
+from services.verify import verify_ledger
 from tests.feeds import cancelled, changed, jsonl, started, voided
 
 FEED = [
@@ -50,6 +52,21 @@ def test_every_good_event_is_stored_with_its_whole_payload(db_url):
     assert events[1]["effective_at"] == "2024-01-05T00:00:00.000000Z"
     assert all(e["recorded_at"].endswith("Z") for e in events)
     assert [e["position"] for e in events] == sorted(e["position"] for e in events)
+
+
+def test_the_stored_payload_is_the_line_as_sent_whatever_its_spacing_and_escapes(db_url):
+    """The line itself is stored as the payload (it is checked JSON): its spaces, key order
+    and escapes may stay, but it reads back as exactly the record sent."""
+    line = (rb'  { "type" : "subscription.started", "event_id":"e1","customer_id":"c1",'
+            rb'"subscription_id":"s1","effective_at":"2024-01-01T00:00:00Z",'
+            rb'"plan":"caf\u00e9 \/","amount":"10.00","currency":"USD","interval":"month",'
+            rb'"n":[1, 2.5, {"x": null}]}' b"\t")
+    summary, rejects = ingest(db_url, raw=line)
+    assert (summary.accepted, rejects) == (1, [])
+    [event] = list_events(db_url)
+    assert event["payload"] == orjson.loads(line)
+    assert event["payload"]["plan"] == "café /"
+    assert verify_ledger(db_url).ok
 
 
 def test_ingesting_twice_leaves_an_identical_store_and_counts_duplicates(db_url):
