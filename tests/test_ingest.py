@@ -379,3 +379,14 @@ def test_a_new_sqlite_ledger_has_large_pages_and_an_old_one_keeps_its_own(tmp_pa
     assert result.summary.accepted == 1
     assert layout(new) == (16384, "wal")
     assert layout(old) == (4096, "wal")
+
+
+def test_the_cache_of_stream_heads_stays_within_its_size_keeping_the_latest():
+    from ledger.ingest import _Heads
+
+    heads = _Heads(3)
+    heads.update({"a": 1, "b": 2})
+    heads.update({"c": 3, "d": 4})
+    assert heads == {"b": 2, "c": 3, "d": 4}
+    heads.update({"w": 5, "x": 6, "y": 7, "z": 8})  # a batch of more streams than it holds
+    assert heads == {"x": 6, "y": 7, "z": 8}
