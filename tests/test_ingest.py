@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from contextlib import contextmanager
 
 import orjson
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from cli import main
 from ledger.aggregates import Subscription, subscription_uuid
 from ledger.feed import checked_batches, numbered_lines
-from ledger.ingest import Ingestor, Outcome
+from ledger.ingest import Ingestor, Outcome, _Heads
 from services.events import list_events
 from services.ingest import ingest_feed
 from services.ledger import open_ledger
@@ -363,8 +364,6 @@ def test_a_feed_in_small_batches_is_recorded_as_in_one_batch(fresh_db, feed, bat
 
 
 def test_a_new_sqlite_ledger_has_large_pages_and_an_old_one_keeps_its_own(tmp_path):
-    import sqlite3
-
     def layout(path) -> tuple[int, str]:
         with sqlite3.connect(path) as conn:
             return (conn.execute("PRAGMA page_size").fetchone()[0],
@@ -382,8 +381,6 @@ def test_a_new_sqlite_ledger_has_large_pages_and_an_old_one_keeps_its_own(tmp_pa
 
 
 def test_the_cache_of_stream_heads_stays_within_its_size_keeping_the_latest():
-    from ledger.ingest import _Heads
-
     heads = _Heads(3)
     heads.update({"a": 1, "b": 2})
     heads.update({"c": 3, "d": 4})
