@@ -64,11 +64,10 @@ def fold_versions(facts: Iterable[Fact]) -> Versions:
     """Every version of one customer's history, from all its facts (any order)."""
     recorded = sorted(facts)  # by position
     scale = scale_of(recorded)
-    batches = list(_recordings(recorded))
-    if _appended_only(recorded):
-        steps, attributes, first_paid = _versions_appended(Timeline(scale), batches)
+    if (marks := _in_effective_order(recorded)) is not None:
+        steps, attributes, first_paid = _versions_appended(Timeline(scale), recorded, marks)
     else:
-        steps, attributes, first_paid = _versions(recorded, scale, batches)
+        steps, attributes, first_paid = _versions(recorded, scale, list(_recordings(recorded)))
     return Versions([(at, fraction(value, scale), *range_) for at, value, *range_ in steps],
                     attributes, first_paid)
 
@@ -115,79 +114,55 @@ def _versions(recorded: list[Fact], scale: int, batches: list[tuple[int, list[Fa
     return steps.rows(), attributes.rows(), first_paid.rows()
 
 
-Mark = tuple[int, int, Any]  # (position, entries, the last entry): a list as it was then
-Held = tuple[Any, int] | None  # (value, known_from) of an entry's open row, if it is one
+Mark = tuple[str, int]  # (the latest effective instant, the last position) of a recording
 
 
-def _versions_appended(timeline: Timeline, batches: list[tuple[int, list[Fact]]]
-                       ) -> tuple[list[Ranged], list[Ranged], list[Ranged]]:
-    """A history whose facts were recorded in effective order, in one fold.
-
-    The fold only appends to its lists or replaces their last entry (several events at
-    one instant), so a version's list is the final list up to the entry that was last
-    then, and that entry as it was: marking both after each recording is enough."""
-    steps: list[Mark] = []
-    attributes: list[Mark] = []
-    for position, batch in batches:
-        timeline.feed(batch)
-        raw, attrs = timeline.steps, timeline.attribute_steps
-        steps.append((position, len(raw), raw[-1] if raw else None))
-        attributes.append((position, len(attrs), attrs[-1] if attrs else None))
-    return (_ranged(timeline.steps, steps, repeats=True),
-            _ranged(timeline.attribute_steps, attributes, repeats=False),
-            _first_paid(timeline.steps, steps))
-
-
-def _ranged(final: list[tuple[str, Any]], marks: list[Mark], repeats: bool) -> list[Ranged]:
-    """The rows of every version of an appended list, by key then `known_from`. With
-    `repeats`, an entry with the value of the one before is no row (`mrr_steps`)."""
-    rows: list[Ranged] = []
-    done = 0  # the entries before this one are final
-    tail: tuple[int, Held] = (0, None)  # the last entry of the version before, as held
-    for position, entries, last in marks:
-        if not entries:
-            continue
-        t = entries - 1
-        for i in range(done, t):  # final from this version on
-            at, value = final[i]
-            held = _held(rows, at, tail[1] if tail[0] == i else None, value,
-                         not repeats or value != (final[i - 1][1] if i else 0), position)
-            if held is not None:
-                rows.append((at, *held, None))
-        done = t
-        at, value = last
-        tail = (t, _held(rows, at, tail[1] if tail[0] == t else None, value,
-                         not repeats or value != (final[t - 1][1] if t else 0), position))
-    if tail[1] is not None:
-        rows.append((final[tail[0]][0], *tail[1], None))
-    return rows
-
-
-def _held(rows: list[Ranged], at: str, held: Held, value: Any, is_row: bool,
-          position: int) -> Held:
-    """An entry's open row from `position` on; the one it held is closed if it changed."""
-    if held is not None:
-        if is_row and held[0] == value:
-            return held
-        rows.append((at, *held, position))
-    return (value, position) if is_row else None
-
-
-def _first_paid(final: list[tuple[str, int]], marks: list[Mark]) -> list[Ranged]:
-    """The first paid instant of every version of an appended MRR list."""
-    paid_row = next((i for i, (_, value) in enumerate(final)
-                     if value > 0 and value != (final[i - 1][1] if i else 0)), None)
-    rows: list[Ranged] = []
-    for position, entries, last in marks:
-        last_i = entries - 1
-        if paid_row is not None and paid_row < last_i:
-            paid = final[paid_row][0]
-        elif entries and last[1] > 0 and last[1] != (final[last_i - 1][1] if last_i else 0):
-            paid = last[0]
+def _in_effective_order(recorded: list[Fact]) -> list[Mark] | None:
+    """Each recording's mark, if every fact is effective after all recorded before it
+    (no void, nothing backdated) and no instant is shared by two recordings; else None.
+    Then each version is the one before with entries appended: no row is ever closed."""
+    marks: list[Mark] = []
+    latest, recorded_at = "", ""
+    for fact in recorded:
+        at = fact.effective_at
+        if at is None or at < latest or (at == latest and fact.recorded_at != recorded_at):
+            return None
+        if fact.recorded_at == recorded_at:
+            marks[-1] = (at, fact.position)
         else:
-            paid = None
-        if not rows or rows[-1][1] != paid:
-            if rows:
-                rows[-1] = (*rows[-1][:3], position)
-            rows.append((None, paid, position, None))
+            marks.append((at, fact.position))
+        latest, recorded_at = at, fact.recorded_at
+    return marks
+
+
+def _versions_appended(timeline: Timeline, recorded: list[Fact], marks: list[Mark]
+                       ) -> tuple[list[Ranged], list[Ranged], list[Ranged]]:
+    """A history `_in_effective_order`, in one fold: each entry of the final lists is
+    known from the first recording that reached its instant, and never closes."""
+    if not marks:
+        return [], [], []
+    timeline.feed(recorded)
+    steps = _known_from(timeline.steps, marks, repeats=True)
+    paid = next((row for row in steps if row[1] > 0), None)
+    if paid is None or paid[2] == marks[0][1]:
+        first_paid = [(None, paid and paid[0], marks[0][1], None)]
+    else:
+        first_paid = [(None, None, marks[0][1], paid[2]), (None, paid[0], paid[2], None)]
+    return steps, _known_from(timeline.attribute_steps, marks, repeats=False), first_paid
+
+
+def _known_from(final: list[tuple[str, Any]], marks: list[Mark], repeats: bool
+                ) -> list[Ranged]:
+    """The rows of an appended list. With `repeats`, an entry with the value of the one
+    before is no row (`mrr_steps`)."""
+    rows: list[Ranged] = []
+    k, previous = 0, 0
+    for at, value in final:
+        if repeats:
+            if value == previous:
+                continue
+            previous = value
+        while marks[k][0] < at:
+            k += 1
+        rows.append((at, value, marks[k][1], None))
     return rows

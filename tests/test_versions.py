@@ -63,6 +63,24 @@ def test_a_void_closes_what_the_voided_event_made():
     assert versions.steps == [(at("2024-01-01"), Fraction(10000), 2, None)]
 
 
+def test_an_instant_recorded_again_later_closes_its_row_there():
+    feed = Feed()
+    feed.start("2024-01-01", recorded="2030-01-01")
+    feed.start("2024-01-01", sub="s2", amount="50.00", recorded="2030-02-01")  # same instant
+    versions = fold_versions(feed.facts)
+    assert versions.steps == [(at("2024-01-01"), Fraction(10000), 1, 2),
+                              (at("2024-01-01"), Fraction(15000), 2, None)]
+    assert versions.first_paid == [(None, at("2024-01-01"), 1, None)]
+
+
+def test_the_first_paid_instant_is_known_from_the_recording_that_brought_it():
+    feed = Feed()
+    feed.start("2024-01-01", amount="0.00", recorded="2030-01-01")  # a trial
+    feed.add("subscription.changed", "2024-02-01", amount="90.00", recorded="2030-02-01")
+    assert fold_versions(feed.facts).first_paid == [(None, None, 1, 2),
+                                                    (None, at("2024-02-01"), 2, None)]
+
+
 def test_one_recording_instant_is_one_version_at_its_last_position():
     feed = Feed()
     feed.start("2024-02-01", recorded="2030-01-01")
