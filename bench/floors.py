@@ -94,11 +94,12 @@ def main(customers: int) -> None:
         timed("content hashes", lambda: [content_hash(p) for p in payloads])
         click.echo("recording process")
         stamp = Recorded.create_timestamp()
+        streams = [subscription_uuid(str(i % 50_000)) for i in range(n)]
         events_s, events = timed("domain events (eventsourcing)", lambda: [
-            stream_event(Subscription, subscription_uuid(str(i % 50_000)), 2, stamp, key="-",
-                         customer_id="-", event_id=str(i), type="subscription.changed",
-                         effective_at=None, payload=orjson.Fragment(raw))
-            for i, raw in enumerate(lines[:n])])
+            stream_event(Subscription, stream, 2, stamp, key="-", customer_id="-",
+                         event_id=str(i), type="subscription.changed", effective_at=None,
+                         payload=orjson.Fragment(raw))
+            for i, (stream, raw) in enumerate(zip(streams, lines, strict=False))])
         mapped_s, stored = timed("stored events (eventsourcing's mapper)",
                                  lambda: [app.mapper.to_stored_event(e) for e in events])
         recorded = format_instant(stamp)

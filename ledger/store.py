@@ -457,8 +457,8 @@ def key_rows(
     ids: Sequence[Any], stored_events: Sequence[StoredEvent], keys: Sequence[tuple] | None
 ) -> list[tuple]:
     """The index rows of `stored_events` (their aggregate ids as the database takes them),
-    from `keys`: the rest of each row, one per event, or None for events with no row (the
-    ledger's own)."""
+    from `keys`: the rest of each event's row, one per event; None for events that have
+    no row (the ledger's own)."""
     if keys is None:
         return []
     return [(k[0], k[1], i, s.originator_version, *k[2:])

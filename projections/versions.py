@@ -65,7 +65,7 @@ def fold_versions(facts: Iterable[Fact]) -> Versions:
     recorded = sorted(facts)  # by position
     scale = scale_of(recorded)
     if (marks := _in_effective_order(recorded)) is not None:
-        steps, attributes, first_paid = _versions_appended(Timeline(scale), recorded, marks)
+        steps, attributes, first_paid = _versions_appended(recorded, scale, marks)
     else:
         steps, attributes, first_paid = _versions(recorded, scale, list(_recordings(recorded)))
     return Versions([(at, fraction(value, scale), *range_) for at, value, *range_ in steps],
@@ -135,12 +135,13 @@ def _in_effective_order(recorded: list[Fact]) -> list[Mark] | None:
     return marks
 
 
-def _versions_appended(timeline: Timeline, recorded: list[Fact], marks: list[Mark]
+def _versions_appended(recorded: list[Fact], scale: int, marks: list[Mark]
                        ) -> tuple[list[Ranged], list[Ranged], list[Ranged]]:
     """A history `_in_effective_order`, in one fold: each entry of the final lists is
     known from the first recording that reached its instant, and never closes."""
     if not marks:
         return [], [], []
+    timeline = Timeline(scale)
     timeline.feed(recorded)
     steps = _known_from(timeline.steps, marks, repeats=True)
     paid = next((row for row in steps if row[1] > 0), None)
