@@ -90,37 +90,16 @@ class MRRIndex:
         """From view rows: (customer, first paid), (customer, instant, mrr) and (customer,
         instant, attributes JSON), each sorted by customer (then time) and read in that
         order, a chunk at a time, so memory holds columns, not rows."""
-        names, paid = [], []
+        columns = Columns()
         for customer, first_paid in customers:
-            names.append(customer)
-            paid.append(first_paid)
-        position = {c: i for i, c in enumerate(names)}
-        mrr_owners, mrr_at, numerators, denominators = [], [], [], []
+            columns.customer(customer, first_paid)
+        position = {c: i for i, c in enumerate(columns.names)}
         for chunk in batched(steps, CHUNK):
-            mrr_owners.append(_owners(position, chunk))
-            mrr_at.append(instants([at for _, at, _ in chunk]))
-            for _, _, text in chunk:
-                numerator, _, denominator = text.partition("/")
-                numerators.append(int(numerator))
-                denominators.append(int(denominator or 1))
-        denominator = math.lcm(1, *set(denominators))
-        units = [n * (denominator // d) for n, d in zip(numerators, denominators, strict=True)]
-        del numerators, denominators
-        safe = max(units, default=0) * max(len(names), 1) < 2**62
-        attr_owners, attr_at, attr_values = [], [], []
+            columns.steps(_owners(position, chunk), [r[1] for r in chunk], [r[2] for r in chunk])
         for chunk in batched(attributes, CHUNK):
-            attr_owners.append(_owners(position, chunk))
-            attr_at.append(instants([at for _, at, _ in chunk]))
-            attr_values.extend(orjson.loads(text) for _, _, text in chunk)
-        return cls(
-            names,
-            instants(paid),
-            _step_table(len(names), mrr_owners, mrr_at),
-            np.array(units, dtype=np.int64 if safe else object),
-            denominator,
-            _step_table(len(names), attr_owners, attr_at),
-            _attribute_codes(attr_values),
-        )
+            columns.attributes(_owners(position, chunk), [r[1] for r in chunk],
+                               [r[2] for r in chunk])
+        return columns.index()
 
     def to_bytes(self) -> bytes | None:
         """The columns as one npz blob; None when MRRs need Python integers."""
@@ -238,6 +217,55 @@ class MRRIndex:
             return None
         first = np.datetime64(int(self.mrr.at.min()), "us").astype("datetime64[D]").item()
         return date(first.year, first.month, 1)
+
+
+class Columns:
+    """An index's columns, gathered a chunk of rows at a time with customers in order:
+    instants are converted chunk by chunk, so memory holds columns, not rows."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.paid: list[str | None] = []
+        self.mrr_owners: list[np.ndarray] = []
+        self.mrr_at: list[np.ndarray] = []
+        self.numerators: list[int] = []
+        self.denominators: list[int] = []
+        self.attr_owners: list[np.ndarray] = []
+        self.attr_at: list[np.ndarray] = []
+        self.attr_values: list[dict[str, str]] = []
+
+    def customer(self, name: str, first_paid: str | None) -> None:
+        """The next customer: the rows of later chunks name it by its number."""
+        self.names.append(name)
+        self.paid.append(first_paid)
+
+    def steps(self, owners: np.ndarray, at: list[str], mrr: list[str]) -> None:
+        self.mrr_owners.append(owners)
+        self.mrr_at.append(instants(at))
+        for text in mrr:
+            numerator, _, denominator = text.partition("/")
+            self.numerators.append(int(numerator))
+            self.denominators.append(int(denominator or 1))
+
+    def attributes(self, owners: np.ndarray, at: list[str], values: list[str]) -> None:
+        self.attr_owners.append(owners)
+        self.attr_at.append(instants(at))
+        self.attr_values.extend(orjson.loads(text) for text in values)
+
+    def index(self) -> MRRIndex:
+        denominator = math.lcm(1, *set(self.denominators))
+        units = [n * (denominator // d)
+                 for n, d in zip(self.numerators, self.denominators, strict=True)]
+        safe = max(units, default=0) * max(len(self.names), 1) < 2**62
+        return MRRIndex(
+            self.names,
+            instants(self.paid),
+            _step_table(len(self.names), self.mrr_owners, self.mrr_at),
+            np.array(units, dtype=np.int64 if safe else object),
+            denominator,
+            _step_table(len(self.names), self.attr_owners, self.attr_at),
+            _attribute_codes(self.attr_values),
+        )
 
 
 def _attribute_codes(steps: list[dict[str, str]]) -> dict[str, tuple[np.ndarray, list[str]]]:

@@ -9,13 +9,15 @@ transaction. Both give the same rows: those of a customer depend only on its eve
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import zip_longest
 
+import numpy as np
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from ledger.batches import batched
 from ledger.store import LedgerApplication
+from projections.engine import Columns
 from projections.facts import Fact, by_customer_stream, decode_fact
 from projections.versions import fold_versions
 from projections.view import CustomerRows, SQLiteMRRView, customer_rows, table_rows
@@ -71,13 +73,17 @@ class MRRProjection:
         return applied
 
     def rebuild(self, on_progress: Progress = lambda done, total: None) -> tuple[int, int]:
-        """Replace the view by a fold of every event up to the current head; returns
-        (head position, customers)."""
+        """Replace the view by a fold of every event up to the current head, and the query
+        engine's columns by the new current rows; returns (head position, customers)."""
         from projections.replay import replay  # forks a worker: loaded only to replay
 
         head = self.head()
-        return head, self.view.rebuild(replay(self.app, head, on_progress),
-                                       Tracking(self.app.name, head))
+        columns = Columns()
+        customers = self.view.rebuild(_gathering(replay(self.app, head, on_progress), columns),
+                                      Tracking(self.app.name, head))
+        if (data := columns.index().to_bytes()) is not None:
+            self.view.save_snapshot(head, data)  # queries start from the columns
+        return head, customers
 
     def first_difference(self) -> tuple[int, str | None]:
         """(customers, the first customer whose view rows differ from a fresh fold of the
@@ -114,6 +120,28 @@ class MRRProjection:
             rows = self.events.select_customer_events(chunk, upto)
             for customer, facts in by_customer_stream(rows):
                 yield customer_rows(customer, fold_versions(facts))
+
+
+def _gathering(rows: Iterable[CustomerRows], columns: Columns) -> Iterator[CustomerRows]:
+    """The rows, passed on as they come; their current ones also go into `columns` (no
+    second read of the view)."""
+    for chunk in batched(rows, 1000):
+        steps: tuple[list, list, list] = ([], [], [])
+        attributes: tuple[list, list, list] = ([], [], [])
+        for r in chunk:
+            owner = len(columns.names)
+            for customer, _, until, paid in r.customers:
+                if until is None:
+                    columns.customer(customer, paid)
+            for out, rows_ in ((steps, r.steps), (attributes, r.attributes)):
+                for _, at, _, until, value in rows_:
+                    if until is None:
+                        out[0].append(owner)
+                        out[1].append(at)
+                        out[2].append(value)
+        columns.steps(np.array(steps[0], dtype=np.int64), steps[1], steps[2])
+        columns.attributes(np.array(attributes[0], dtype=np.int64), attributes[1], attributes[2])
+        yield from chunk
 
 
 def read_facts(app: LedgerApplication, upto: int | None = None) -> Iterator[Fact]:

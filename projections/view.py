@@ -142,7 +142,7 @@ class MRRView:
         # with a long sort, and a transaction idle meanwhile could be timed out.
         first = next(chunks, [])
         with self._cursor() as c:
-            for table in VIEW_TABLES:
+            for table in (*VIEW_TABLES, "engine_snapshot"):  # the columns of the old rows too
                 c.execute(f"DELETE FROM {table}")
             c.execute(self._sql(f"DELETE FROM {self._tracking_table} WHERE application_name = ?"),
                       (tracking.application_name,))
