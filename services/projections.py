@@ -46,7 +46,9 @@ def current_index(app: LedgerApplication) -> Current:
     position = projection.position
     if data := projection.view.load_snapshot(position):
         return Current(MRRIndex.from_bytes(data), position)
-    index = projection.view.read(MRRIndex.from_rows)
+    # The rows as of `position`: another process may catch the view up meanwhile, and the
+    # columns must be those of the position they are stored (and reported) under.
+    index = projection.view.read(MRRIndex.from_rows, position)
     if (data := index.to_bytes()) is not None:
         projection.view.save_snapshot(position, data)
     return Current(index, position)

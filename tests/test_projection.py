@@ -251,6 +251,28 @@ def test_a_replay_replaces_the_query_columns_with_those_of_its_rows(db_url):
             MRRIndex.from_rows).to_bytes()
 
 
+def test_columns_built_while_another_process_catches_up_are_those_of_their_position(
+        db_url, monkeypatch):
+    """Between a query's catch-up and its read of the rows, another ingest moves the view
+    on: the columns (and the answer) are those of the position the query reports."""
+    from projections.view import MRRView
+    from services.metrics import mrr_report
+
+    ingest(db_url, EXAMPLE[:3])
+    before = mrr_report(db_url, date(2023, 12, 31))
+    load_snapshot = MRRView.load_snapshot
+
+    def moved_on_meanwhile(view, position):
+        monkeypatch.setattr(MRRView, "load_snapshot", load_snapshot)
+        ingest(db_url, EXAMPLE[3:4])  # catches the view up, stores its own columns
+        return None
+
+    monkeypatch.setattr(MRRView, "load_snapshot", moved_on_meanwhile)
+    assert mrr_report(db_url, date(2023, 12, 31)) == before
+    assert before["mrr_exact"] == "100"
+    assert mrr_report(db_url, date(2023, 12, 31))["mrr_exact"] == "150"
+
+
 def test_known_at_reproduces_a_figure_as_it_was_before_a_correction(db_url):
     ingest(db_url, EXAMPLE)
     before = json_of(db_url, "events")[-1]["recorded_at"]
