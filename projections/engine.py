@@ -95,9 +95,9 @@ class MRRIndex:
             columns.customer(customer, first_paid)
         position = {c: i for i, c in enumerate(columns.names)}
         for chunk in batched(steps, CHUNK):
-            columns.steps(_owners(position, chunk), [r[1] for r in chunk], [r[2] for r in chunk])
+            columns.steps(owners(position, chunk), [r[1] for r in chunk], [r[2] for r in chunk])
         for chunk in batched(attributes, CHUNK):
-            columns.attributes(_owners(position, chunk), [r[1] for r in chunk],
+            columns.attributes(owners(position, chunk), [r[1] for r in chunk],
                                [r[2] for r in chunk])
         return columns.index()
 
@@ -277,7 +277,8 @@ def _attribute_codes(steps: list[dict[str, str]]) -> dict[str, tuple[np.ndarray,
     return out
 
 
-def _owners(position: dict[str, int], chunk: Sequence[tuple]) -> np.ndarray:
+def owners(position: dict[str, int], chunk: Sequence[tuple]) -> np.ndarray:
+    """The number of each row's customer (its first field)."""
     return np.fromiter((position[row[0]] for row in chunk), dtype=np.int64, count=len(chunk))
 
 

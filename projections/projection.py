@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from itertools import zip_longest
 
-import numpy as np
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from ledger.batches import batched
 from ledger.store import LedgerApplication
-from projections.engine import Columns
+from projections.engine import Columns, owners
 from projections.facts import Fact, by_customer_stream, decode_fact
 from projections.versions import fold_versions
 from projections.view import CustomerRows, SQLiteMRRView, customer_rows, table_rows
@@ -126,21 +125,18 @@ def _gathering(rows: Iterable[CustomerRows], columns: Columns) -> Iterator[Custo
     """The rows, passed on as they come; their current ones also go into `columns` (no
     second read of the view)."""
     for chunk in batched(rows, 1000):
-        steps: tuple[list, list, list] = ([], [], [])
-        attributes: tuple[list, list, list] = ([], [], [])
+        numbers: dict[str, int] = {}
         for r in chunk:
-            owner = len(columns.names)
             for customer, _, until, paid in r.customers:
                 if until is None:
+                    numbers[customer] = len(columns.names)
                     columns.customer(customer, paid)
-            for out, rows_ in ((steps, r.steps), (attributes, r.attributes)):
-                for _, at, _, until, value in rows_:
-                    if until is None:
-                        out[0].append(owner)
-                        out[1].append(at)
-                        out[2].append(value)
-        columns.steps(np.array(steps[0], dtype=np.int64), steps[1], steps[2])
-        columns.attributes(np.array(attributes[0], dtype=np.int64), attributes[1], attributes[2])
+        steps = [row for r in chunk for row in r.steps if row[3] is None]
+        columns.steps(owners(numbers, steps), [row[1] for row in steps],
+                      [row[4] for row in steps])
+        attributes = [row for r in chunk for row in r.attributes if row[3] is None]
+        columns.attributes(owners(numbers, attributes), [row[1] for row in attributes],
+                           [row[4] for row in attributes])
         yield from chunk
 
 
