@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from commands.output import emit_outcome, format_option, working
+
+if TYPE_CHECKING:
+    from services.verify import Verification
 
 
 @click.command()
@@ -14,8 +18,8 @@ from commands.output import emit_outcome, format_option, working
 @click.pass_obj
 def verify(db: str, fmt: str) -> None:
     """Recompute the hash chain over every stored event and check that the projection
-    equals a fresh fold of the events. Exit 0 if both hold; else exit 1 naming the first
-    bad position and event."""
+    (and the query columns stored from it) equals a fresh fold of the events. Exit 0 if
+    all hold; else exit 1 naming the first bad position and event."""
     from services.verify import verify_ledger
 
     with working("verifying the chain and the projection"):
@@ -29,16 +33,13 @@ def verify(db: str, fmt: str) -> None:
         "customers": result.customers,
         "bad_position": chain.position,
         "bad_event_id": chain.event_id,
-        "problem": chain.problem or (
-            f"the projection of customer {result.differing_customer} differs from a fresh "
-            "fold of its events (run `revledger replay`)"
-            if result.differing_customer is not None else None),
+        "problem": chain.problem or _projection_problem(result),
     }
     if chain.problem is not None:
         line = (f"revledger: verify FAILED at position {chain.position} "
                 f"(event {chain.event_id or '-'}): {chain.problem}; "
                 f"{chain.events} events before it verified")
-    elif result.differing_customer is not None:
+    elif not result.ok:
         line = f"revledger: verify FAILED: {fields['problem']}"
     else:
         where = f"head {head.position} {head.chain_sha256}" if head else "empty ledger"
@@ -47,3 +48,13 @@ def verify(db: str, fmt: str) -> None:
     emit_outcome(fmt, line, fields, to_stderr=not result.ok)
     if not result.ok:
         sys.exit(1)
+
+
+def _projection_problem(result: Verification) -> str | None:
+    if result.differing_customer is not None:
+        return (f"the projection of customer {result.differing_customer} differs from a "
+                "fresh fold of its events (run `revledger replay`)")
+    if result.columns_differ:
+        return ("the stored query columns differ from the projection's rows "
+                "(run `revledger replay`)")
+    return None

@@ -13,6 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
+from ledger.store import LedgerApplication
+from projections.engine import MRRIndex
+from projections.projection import MRRProjection
 from services.ingest import ingest_feed
 from tests.feeds import cancelled, changed, jsonl, started, voided
 
@@ -126,6 +129,21 @@ def test_a_tampered_projection_is_named_by_customer(ledger, raw_sql):
     code, output = verify(ledger)
     assert code == 1
     assert "the projection of customer c2 differs from a fresh fold" in output
+
+
+def test_query_columns_other_than_the_projections_are_caught(ledger):
+    """Queries answer from the stored columns: they are held to the projection's rows."""
+    with LedgerApplication(ledger) as app:
+        view = MRRProjection(app).view
+        position = view.max_tracking_id(app.name)
+        assert view.load_snapshot(position) is not None  # stored by the ingest
+        view.save_snapshot(position, MRRIndex.from_rows([], [], []).to_bytes())
+    code, output = verify(ledger)
+    assert code == 1
+    assert output == ("revledger: verify FAILED: the stored query columns differ from the "
+                      "projection's rows (run `revledger replay`)")
+    CliRunner().invoke(main, ["--db", ledger, "replay"])
+    assert verify(ledger)[0] == 0
 
 
 def test_events_known_at_lists_only_what_was_recorded_by_then(ledger):
