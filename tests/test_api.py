@@ -18,10 +18,13 @@ import httpx
 import orjson
 import pytest
 import uvicorn
+from click.testing import CliRunner
 
 from api.app import create_app
 from api.signature import sign, verify
+from cli import main
 from services.events import list_events
+from services.ingest import ingest_feed
 from services.metrics import mrr_report
 from tests.feeds import changed, jsonl, started
 from tests.stripe_events import DAY, T0, coupon, event, price, subscription
@@ -125,6 +128,20 @@ def test_twenty_concurrent_posts_of_one_event_store_it_once(server):
     statuses = sorted(a.json()["results"][0]["status"] for a in answers)
     assert statuses == ["accepted"] + ["duplicate"] * 19
     assert [e["event_id"] for e in list_events(server.db_url)] == ["e1"]
+
+
+def test_the_server_builds_on_what_another_process_recorded_between_its_requests(server):
+    """The server keeps its ledger open (and what it knows of each subscription's stream)
+    across requests; a command-line ingest meanwhile moves a stream on behind its back."""
+    post_events(server, jsonl(E1))
+    ingest_feed(server.db_url, jsonl(changed("e2", "s1", "c1", "2024-02-01T00:00:00Z",
+                                             quantity=2)).splitlines())
+    answer = post_events(server, jsonl(changed("e3", "s1", "c1", "2024-03-01T00:00:00Z",
+                                               quantity=3), E1))
+    assert [r["status"] for r in answer.json()["results"]] == ["accepted", "duplicate"]
+    assert [e["event_id"] for e in list_events(server.db_url)] == ["e1", "e2", "e3"]
+    assert (mrr(server, "2024-02-29"), mrr(server, "2024-03-31")) == ("200.00", "300.00")
+    assert CliRunner().invoke(main, ["--db", server.db_url, "verify"]).exit_code == 0
 
 
 # -- Stripe webhooks ------------------------------------------------------------------------
