@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -27,6 +28,8 @@ from projections.periods import Period, month_end, months, next_month, previous_
 
 NEVER = np.iinfo(np.int64).max
 CHUNK = 20_000
+# What `MRRIndex.from_bytes` raises for a damaged blob (cut short, overwritten, another file)
+UNREADABLE = (ValueError, LookupError, OSError, EOFError, zipfile.BadZipFile)
 
 
 def instants(texts: Sequence[str | None]) -> np.ndarray:

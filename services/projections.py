@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from ledger.store import LedgerApplication
-from projections.engine import MRRIndex
+from projections.engine import UNREADABLE, MRRIndex
 from projections.projection import MRRProjection, Progress
 from services.ledger import open_ledger
 
@@ -40,12 +41,14 @@ class Current(NamedTuple):
 
 def current_index(app: LedgerApplication) -> Current:
     """The projection, caught up, as query columns: from the stored snapshot when it
-    reflects the current position, else built from the rows (and stored for next time)."""
+    reflects the current position (and can be read), else built from the rows and stored
+    for next time."""
     projection = MRRProjection(app)
     projection.catch_up()
     position = projection.position
     if data := projection.view.load_snapshot(position):
-        return Current(MRRIndex.from_bytes(data), position)
+        with suppress(*UNREADABLE):  # a damaged cache is built again from the rows
+            return Current(MRRIndex.from_bytes(data), position)
     # The rows as of `position`: another process may catch the view up meanwhile, and the
     # columns must be those of the position they are stored (and reported) under.
     index = projection.view.read(MRRIndex.from_rows, position)
