@@ -57,15 +57,16 @@ def test_two_processes_give_what_one_gives_in_the_same_order(ledger, tiny_runs, 
             (rows.customers[0][0] for rows in shared), key=str.encode)
 
 
-def test_a_rebuild_shared_between_processes_writes_the_same_view(ledger, tiny_runs,
+def test_a_rebuild_shared_between_processes_writes_the_same_view_and_columns(ledger, tiny_runs,
                                                                   monkeypatch):
     with LedgerApplication(ledger) as app:
         projection = MRRProjection(app)
-        projection.rebuild()
-        shared = projection.view.stored()
+        head, _ = projection.rebuild()
+        shared = projection.view.stored(), projection.view.load_snapshot(head)
         monkeypatch.setattr(replay_module, "second_core", lambda: False)
         projection.rebuild()
-        assert projection.view.stored() == shared
+        assert (projection.view.stored(), projection.view.load_snapshot(head)) == shared
+        assert shared[1] == projection.view.read(MRRIndex.from_rows).to_bytes()
         assert projection.first_difference()[1] is None
 
 
