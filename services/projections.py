@@ -7,6 +7,8 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from eventsourcing.persistence import OperationalError, ProgrammingError
+
 from ledger.store import LedgerApplication
 from projections.engine import UNREADABLE, MRRIndex
 from projections.projection import MRRProjection, Progress
@@ -53,5 +55,7 @@ def current_index(app: LedgerApplication) -> Current:
     # columns must be those of the position they are stored (and reported) under.
     index = projection.view.read(MRRIndex.from_rows, position)
     if (data := index.to_bytes()) is not None:
-        projection.view.save_snapshot(position, data)
+        # A cache: a role that may only read (or a read-only file) answers without it.
+        with suppress(ProgrammingError, OperationalError):
+            projection.view.save_snapshot(position, data)
     return Current(index, position)
