@@ -79,9 +79,8 @@ class MRRProjection:
         head = self.head()
         columns = Columns()
         customers = self.view.rebuild(_gathering(replay(self.app, head, on_progress), columns),
-                                      Tracking(self.app.name, head))
-        if (data := columns.index().to_bytes()) is not None:
-            self.view.save_snapshot(head, data)  # queries start from the columns
+                                      Tracking(self.app.name, head),
+                                      lambda: columns.index().to_bytes())
         return head, customers
 
     def first_difference(self) -> tuple[int, str | None]:

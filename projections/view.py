@@ -134,9 +134,11 @@ class MRRView:
             self._insert(c, rows)
             self._insert_tracking(c, tracking)
 
-    def rebuild(self, rows: Iterator[CustomerRows], tracking: Tracking) -> int:
-        """Replace the whole view (and its tracking) in one transaction; returns how many
-        customers it now holds."""
+    def rebuild(self, rows: Iterator[CustomerRows], tracking: Tracking,
+                columns: Callable[[], bytes | None] = lambda: None) -> int:
+        """Replace the whole view (and its tracking) in one transaction, with the query
+        columns `columns()` gives once every row is in; returns how many customers it now
+        holds."""
         chunks = batched(rows, 2000)
         # The first chunk is read before the write transaction opens: reading may start
         # with a long sort, and a transaction idle meanwhile could be timed out.
@@ -152,6 +154,8 @@ class MRRView:
                 customers += len(chunk)
             if tracking.notification_id:
                 self._insert_tracking(c, tracking)
+            if (data := columns()) is not None:
+                self._insert_snapshot(c, tracking.notification_id, data)
         return customers
 
     def read(self, build: Callable[[Iterator, Iterator, Iterator], T],
@@ -185,8 +189,11 @@ class MRRView:
     def save_snapshot(self, position: int, data: bytes) -> None:
         with self._cursor() as c:
             c.execute(self._sql("DELETE FROM engine_snapshot WHERE name = ?"), ("mrr",))
-            c.execute(self._sql("INSERT INTO engine_snapshot VALUES (?, ?, ?)"),
-                      ("mrr", position, data))
+            self._insert_snapshot(c, position, data)
+
+    def _insert_snapshot(self, c: Any, position: int, data: bytes) -> None:
+        c.execute(self._sql("INSERT INTO engine_snapshot VALUES (?, ?, ?)"),
+                  ("mrr", position, data))
 
     def load_snapshot(self, position: int) -> bytes | None:
         """The stored engine columns if they reflect exactly `position`."""

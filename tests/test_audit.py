@@ -239,7 +239,7 @@ def test_the_documented_roles_ingest_and_query_and_no_more(pg_url):
         assert result.exit_code == 0, result.stderr
         nrr = ("nrr", "--start", "2024-01-31", "--end", "2024-03-31")
         assert json_of(as_role(analyst_role), *nrr)["customers"] == 2
-        with psycopg.connect(pg_url, autocommit=True) as conn:  # say, a replay cut short
+        with psycopg.connect(pg_url, autocommit=True) as conn:  # an ingest cut short
             conn.execute("DELETE FROM engine_snapshot")
         assert json_of(as_role(analyst_role), *nrr)["customers"] == 2  # columns not stored
         code, output = verify(as_role(analyst_role))
