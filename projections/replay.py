@@ -4,9 +4,11 @@ cores.
 Customers are cut into runs of about `RUN` events, in byte order of their ids. A forked
 worker folds runs from the second on, in order. This process folds the first run itself,
 handing each result to the consumer (which writes the view, or compares it) as it
-comes; whenever the run it needs next is not folded yet, it folds the last run nobody has
-taken. Results come out in customer order either way, exactly as one process folding
-every customer would give them.
+comes; whenever the run it needs next is not folded yet, it folds the next run nobody has
+taken. Runs are thus folded nearly in order, so a run folded here early is written soon
+after, not in a burst at the end while the worker has nothing left to do. Results come
+out in customer order either way, exactly as one process folding every customer would
+give them.
 """
 
 from __future__ import annotations
@@ -85,59 +87,47 @@ def _folded(app: LedgerApplication, upto: int, runs: list[Run]) -> Iterator[Shap
 
 
 class _Claims:
-    """Who folds which run, shared with the worker: it takes runs from the front, this
-    process from the back (when it would otherwise wait) and the front (when the worker
-    has not reached the run needed next). Each run is taken once."""
+    """Who folds which run, shared with the worker: each process takes the next run nobody
+    has taken, so runs are folded nearly in order and each waits little to be written.
+    Run 0 is this process's from the start."""
 
     def __init__(self, runs: int) -> None:
         context = get_context("fork")
         self.lock = context.Lock()
-        self.front = context.RawValue("i", 1)  # run 0 is this process's from the start
-        self.back = context.RawValue("i", runs)  # runs from here on are taken by this process
+        self.runs = runs
+        self.next = context.RawValue("i", 1)
 
-    def next_for_worker(self) -> int | None:
+    def take(self) -> int | None:
         with self.lock:
-            if self.front.value >= self.back.value:
+            if self.next.value >= self.runs:
                 return None
-            self.front.value += 1
-            return self.front.value - 1
-
-    def front_if_free(self, i: int) -> bool:
-        """Take run `i` here if the worker has not."""
-        with self.lock:
-            if self.front.value != i:
-                return False
-            self.front.value += 1
-            return True
-
-    def last_free_after(self, i: int) -> int | None:
-        with self.lock:
-            j = self.back.value - 1
-            if j <= i or j < self.front.value:
-                return None
-            self.back.value = j
-            return j
+            self.next.value += 1
+            return self.next.value - 1
 
 
 def _shared(recorder: LedgerRecorder, upto: int, runs: list[Run], claims: _Claims,
             results: Queue, worker: BaseProcess) -> Iterator[Shaped]:
-    """The runs in order, each folded here or by the worker, whichever took it."""
+    """The runs in order, each folded here or by the worker, whichever took it. Waiting
+    for a run the worker has, this process folds the next free one meanwhile."""
     taken: dict[int, Folded] = {}  # folded here ahead of their turn
     arrived: dict[int, Folded] = {}
     for i, run in enumerate(runs):
-        if i in taken:
-            yield from taken.pop(i)
-        elif i == 0 or claims.front_if_free(i):
+        if i == 0:
             yield from _fold(recorder, upto, run)
+            continue
+        while i not in taken and i not in arrived:
+            if _receive(results, arrived, worker, wait=False):
+                continue
+            j = claims.take()
+            if j == i:  # the worker has not reached it: folded here, as it is written
+                yield from _fold(recorder, upto, run)
+                break
+            if j is None:
+                _receive(results, arrived, worker, wait=True)
+            else:
+                taken[j] = list(_fold(recorder, upto, runs[j]))
         else:
-            while i not in arrived:
-                if not _receive(results, arrived, worker, wait=False):
-                    j = claims.last_free_after(i)
-                    if j is None:
-                        _receive(results, arrived, worker, wait=True)
-                    else:
-                        taken[j] = list(_fold(recorder, upto, runs[j]))
-            yield from arrived.pop(i)
+            yield from taken.pop(i) if i in taken else arrived.pop(i)
 
 
 def _receive(results: Queue, arrived: dict[int, Folded], worker: BaseProcess,
@@ -165,7 +155,7 @@ def _worker(url: str, upto: int, runs: list[Run], claims: _Claims, results: Queu
     try:
         app = LedgerApplication(url, create_tables=False)  # kept: it owns the connections
         with collector_paused():
-            while (i := claims.next_for_worker()) is not None:
+            while (i := claims.take()) is not None:
                 results.put((i, list(_fold(app.ledger_recorder, upto, runs[i])), None))
     except Exception as error:  # handed over: this process's caller reports it
         try:
