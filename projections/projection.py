@@ -83,20 +83,25 @@ class MRRProjection:
                                       lambda: columns.index().to_bytes())
         return head, customers
 
-    def first_difference(self) -> tuple[int, str | None]:
+    def first_difference(self) -> tuple[int, str | None, bool]:
         """(customers, the first customer whose view rows differ from a fresh fold of the
-        events up to the view's position, or None)."""
+        events up to the view's position or None, and whether query columns stored for
+        that position differ from the fold's)."""
         from projections.replay import replay
 
-        fresh = table_rows(replay(self.app, self.position))
+        position, columns = self.position, Columns()
+        fresh = table_rows(_gathering(replay(self.app, position), columns))
+        stored_columns = self.view.load_snapshot(position)
+        columns_differ = (stored_columns is not None
+                          and stored_columns != columns.index().to_bytes())
         stored = self.view.stored()
         customers = len({row[0] for row in stored[2]})
         for table_fresh, table_stored in zip(fresh, stored, strict=True):
             a, b = sorted(table_fresh), sorted(tuple(row) for row in table_stored)
             if a != b:
                 x, y = next((x, y) for x, y in zip_longest(a, b) if x != y)
-                return customers, (x or y)[0]
-        return customers, None
+                return customers, (x or y)[0], columns_differ
+        return customers, None, columns_differ
 
     def _customers_touched(self, facts: Iterator[Fact | None]) -> set[str]:
         customers: set[str] = set()

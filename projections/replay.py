@@ -109,28 +109,27 @@ def _shared(recorder: LedgerRecorder, upto: int, runs: list[Run], claims: _Claim
             results: Queue, worker: BaseProcess) -> Iterator[Shaped]:
     """The runs in order, each folded here or by the worker, whichever took it. Waiting
     for a run the worker has, this process folds the next free one meanwhile."""
-    taken: dict[int, Folded] = {}  # folded here ahead of their turn
-    arrived: dict[int, Folded] = {}
+    ready: dict[int, Folded] = {}  # folded ahead of their turn, here or by the worker
     for i, run in enumerate(runs):
         if i == 0:
             yield from _fold(recorder, upto, run)
             continue
-        while i not in taken and i not in arrived:
-            if _receive(results, arrived, worker, wait=False):
+        while i not in ready:
+            if _receive(results, ready, worker, wait=False):
                 continue
             j = claims.take()
             if j == i:  # the worker has not reached it: folded here, as it is written
                 yield from _fold(recorder, upto, run)
                 break
             if j is None:
-                _receive(results, arrived, worker, wait=True)
+                _receive(results, ready, worker, wait=True)
             else:
-                taken[j] = list(_fold(recorder, upto, runs[j]))
+                ready[j] = list(_fold(recorder, upto, runs[j]))
         else:
-            yield from taken.pop(i) if i in taken else arrived.pop(i)
+            yield from ready.pop(i)
 
 
-def _receive(results: Queue, arrived: dict[int, Folded], worker: BaseProcess,
+def _receive(results: Queue, ready: dict[int, Folded], worker: BaseProcess,
              wait: bool) -> bool:
     """Collect one run from the worker, if any (waiting for one if `wait`); raises the
     worker's error, or if it died."""
@@ -146,7 +145,7 @@ def _receive(results: Queue, arrived: dict[int, Folded], worker: BaseProcess,
             continue
         if error is not None:
             raise error
-        arrived[i] = folded
+        ready[i] = folded
         return True
 
 

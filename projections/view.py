@@ -135,7 +135,7 @@ class MRRView:
             self._insert_tracking(c, tracking)
 
     def rebuild(self, rows: Iterator[CustomerRows], tracking: Tracking,
-                columns: Callable[[], bytes | None] = lambda: None) -> int:
+                columns: Callable[[], bytes | None]) -> int:
         """Replace the whole view (and its tracking) in one transaction, with the query
         columns `columns()` gives once every row is in; returns how many customers it now
         holds."""
