@@ -20,7 +20,7 @@ from projections.periods import Period, end_of
 from projections.projection import MRRProjection
 from services.ledger import open_ledger
 from services.present import money, ratio
-from services.projections import current_index
+from services.projections import current_index, index_from_rows
 
 
 @contextmanager
@@ -36,7 +36,7 @@ def engine_for(app: LedgerApplication, known_at: str | None) -> tuple[MRRIndex, 
         head = recorder.chain_head(known_at=known_at)
         projection = MRRProjection(app)
         projection.catch_up()
-        index = projection.view.read(MRRIndex.from_rows, head.position if head else 0)
+        index = index_from_rows(projection, head.position if head else 0)
         return index, manifest(head, known_at)
     index, position = current_index(app)
     return index, manifest(recorder.chain_head(upto=position))

@@ -12,7 +12,11 @@ from eventsourcing.persistence import OperationalError, ProgrammingError
 from ledger.store import LedgerApplication
 from projections.engine import UNREADABLE, MRRIndex
 from projections.projection import MRRProjection, Progress
-from services.ledger import open_ledger
+from services.errors import LedgerError
+from services.ledger import first_line, open_ledger
+
+# What reading rows edited behind the ledger's back raises (an `mrr` of "abc", say)
+DAMAGED_ROWS = (ValueError, LookupError, TypeError, AttributeError)
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,15 @@ def rebuild_projections(url: str, on_progress: Progress = lambda d, t: None) -> 
     return RebuildResult(head, customers, time.perf_counter() - started)
 
 
+def index_from_rows(projection: MRRProjection, position: int) -> MRRIndex:
+    """Query columns built from the rows the view held at `position`. Rows that cannot be
+    read were edited outside revledger: a one-line error says how to repair them, where a
+    traceback would not."""
+    try:
+        return projection.view.read(MRRIndex.from_rows, position)
+    except DAMAGED_ROWS as exc:
+        raise LedgerError(f"the projection's rows cannot be read ({first_line(exc)}): "
+                          "run `revledger verify`, then `revledger replay`") from None
 
 
 class Current(NamedTuple):
@@ -53,7 +66,7 @@ def current_index(app: LedgerApplication) -> Current:
             return Current(MRRIndex.from_bytes(data), position)
     # The rows as of `position`: another process may catch the view up meanwhile, and the
     # columns must be those of the position they are stored (and reported) under.
-    index = projection.view.read(MRRIndex.from_rows, position)
+    index = index_from_rows(projection, position)
     if (data := index.to_bytes()) is not None:
         # A cache: a role that may only read (or a read-only file) answers without it.
         with suppress(ProgrammingError, OperationalError):

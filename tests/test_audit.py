@@ -131,6 +131,25 @@ def test_a_tampered_projection_is_named_by_customer(ledger, raw_sql):
     assert "the projection of customer c2 differs from a fresh fold" in output
 
 
+@pytest.mark.parametrize("known_at", [False, True], ids=["current", "known-at"])
+def test_unreadable_projection_rows_end_a_query_in_one_line_that_says_what_to_do(
+        ledger, raw_sql, known_at):
+    """Rows edited behind the ledger's back that the query columns cannot be built from
+    (the stored columns being gone): no traceback, and `replay` repairs them."""
+    raw_sql("UPDATE mrr_steps SET mrr = 'abc' WHERE customer_id = 'c2'")
+    raw_sql("DELETE FROM engine_snapshot")
+    args = ["--db", ledger, "mrr", "--at", "2024-12-31"]
+    if known_at:
+        args += ["--known-at", json_of(ledger, "events")[-1]["recorded_at"]]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert result.output == (
+        "revledger: the projection's rows cannot be read (invalid literal for int() with "
+        "base 10: 'abc'): run `revledger verify`, then `revledger replay`\n")
+    assert CliRunner().invoke(main, ["--db", ledger, "replay"]).exit_code == 0
+    assert CliRunner().invoke(main, args).exit_code == 0
+
+
 def test_query_columns_other_than_the_projections_are_caught(ledger):
     """Queries answer from the stored columns: they are held to the projection's rows."""
     with LedgerApplication(ledger) as app:
