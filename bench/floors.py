@@ -46,7 +46,7 @@ from ledger.instants import format_instant
 from ledger.store import LedgerApplication
 from projections.engine import Columns
 from projections.facts import by_customer_stream
-from projections.projection import MRRProjection, _gathering
+from projections.projection import MRRProjection, gathering
 from projections.versions import fold_versions
 from projections.view import CustomerRows, customer_rows
 
@@ -160,7 +160,7 @@ def replay_floors(app: LedgerApplication, tmp: Path) -> None:
 
 def query_columns(shaped: list[CustomerRows]) -> bytes | None:
     columns = Columns()
-    for _ in _gathering(shaped, columns):
+    for _ in gathering(shaped, columns):
         pass
     return columns.index().to_bytes()
 

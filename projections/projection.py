@@ -78,7 +78,7 @@ class MRRProjection:
 
         head = self.head()
         columns = Columns()
-        customers = self.view.rebuild(_gathering(replay(self.app, head, on_progress), columns),
+        customers = self.view.rebuild(gathering(replay(self.app, head, on_progress), columns),
                                       Tracking(self.app.name, head),
                                       lambda: columns.index().to_bytes())
         return head, customers
@@ -90,7 +90,7 @@ class MRRProjection:
         from projections.replay import replay
 
         position, columns = self.position, Columns()
-        fresh = table_rows(_gathering(replay(self.app, position), columns))
+        fresh = table_rows(gathering(replay(self.app, position), columns))
         stored_columns = self.view.load_snapshot(position)
         columns_differ = (stored_columns is not None
                           and stored_columns != columns.index().to_bytes())
@@ -125,7 +125,7 @@ class MRRProjection:
                 yield customer_rows(customer, fold_versions(facts))
 
 
-def _gathering(rows: Iterable[CustomerRows], columns: Columns) -> Iterator[CustomerRows]:
+def gathering(rows: Iterable[CustomerRows], columns: Columns) -> Iterator[CustomerRows]:
     """The rows, passed on as they come; their current ones also go into `columns` (no
     second read of the view)."""
     for chunk in batched(rows, 1000):
