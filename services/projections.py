@@ -16,7 +16,7 @@ from services.errors import LedgerError
 from services.ledger import first_line, open_ledger
 
 # What reading rows edited behind the ledger's back raises (an `mrr` of "abc", say)
-DAMAGED_ROWS = (ValueError, LookupError, TypeError, AttributeError)
+DAMAGED_ROWS = (ValueError, LookupError, TypeError, ArithmeticError)
 
 
 @dataclass(frozen=True)

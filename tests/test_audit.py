@@ -132,20 +132,23 @@ def test_a_tampered_projection_is_named_by_customer(ledger, raw_sql):
 
 
 @pytest.mark.parametrize("known_at", [False, True], ids=["current", "known-at"])
+@pytest.mark.parametrize(("mrr", "reason"), [
+    ("abc", "invalid literal for int() with base 10: 'abc'"),
+    ("1/0", "integer division or modulo by zero"),
+], ids=["not a number", "zero denominator"])
 def test_unreadable_projection_rows_end_a_query_in_one_line_that_says_what_to_do(
-        ledger, raw_sql, known_at):
+        ledger, raw_sql, known_at, mrr, reason):
     """Rows edited behind the ledger's back that the query columns cannot be built from
     (the stored columns being gone): no traceback, and `replay` repairs them."""
-    raw_sql("UPDATE mrr_steps SET mrr = 'abc' WHERE customer_id = 'c2'")
+    raw_sql(f"UPDATE mrr_steps SET mrr = '{mrr}' WHERE customer_id = 'c2'")
     raw_sql("DELETE FROM engine_snapshot")
     args = ["--db", ledger, "mrr", "--at", "2024-12-31"]
     if known_at:
         args += ["--known-at", json_of(ledger, "events")[-1]["recorded_at"]]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
-    assert result.output == (
-        "revledger: the projection's rows cannot be read (invalid literal for int() with "
-        "base 10: 'abc'): run `revledger verify`, then `revledger replay`\n")
+    assert result.output == (f"revledger: the projection's rows cannot be read ({reason}): "
+                             "run `revledger verify`, then `revledger replay`\n")
     assert CliRunner().invoke(main, ["--db", ledger, "replay"]).exit_code == 0
     assert CliRunner().invoke(main, args).exit_code == 0
 
