@@ -30,6 +30,9 @@ NEVER = np.iinfo(np.int64).max
 CHUNK = 20_000
 # What `MRRIndex.from_bytes` raises for a damaged blob (cut short, overwritten, another file)
 UNREADABLE = (ValueError, LookupError, OSError, EOFError, zipfile.BadZipFile)
+# What `MRRIndex.from_rows` raises for rows edited behind the ledger's back (an `mrr` of
+# "abc" or "1/0", say)
+UNREADABLE_ROWS = (ValueError, LookupError, TypeError, ArithmeticError)
 
 
 def instants(texts: Sequence[str | None]) -> np.ndarray:

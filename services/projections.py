@@ -10,13 +10,10 @@ from typing import NamedTuple
 from eventsourcing.persistence import OperationalError, ProgrammingError
 
 from ledger.store import LedgerApplication
-from projections.engine import UNREADABLE, MRRIndex
+from projections.engine import UNREADABLE, UNREADABLE_ROWS, MRRIndex
 from projections.projection import MRRProjection, Progress
 from services.errors import LedgerError
 from services.ledger import first_line, open_ledger
-
-# What reading rows edited behind the ledger's back raises (an `mrr` of "abc", say)
-DAMAGED_ROWS = (ValueError, LookupError, TypeError, ArithmeticError)
 
 
 @dataclass(frozen=True)
@@ -44,7 +41,7 @@ def index_from_rows(projection: MRRProjection, position: int) -> MRRIndex:
     traceback would not."""
     try:
         return projection.view.read(MRRIndex.from_rows, position)
-    except DAMAGED_ROWS as exc:
+    except UNREADABLE_ROWS as exc:
         raise LedgerError(f"the projection's rows cannot be read ({first_line(exc)}): "
                           "run `revledger verify`, then `revledger replay`") from None
 
