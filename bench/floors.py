@@ -127,7 +127,7 @@ def main(customers: int) -> None:
                                  lambda: [app.mapper.to_stored_event(e) for e in events])
         recorded = format_instant(stamp)
         chain_s, _ = timed("hash chain", lambda: list(extend(None, (
-            (p, s.originator_id, s.originator_version, s.topic, s.state, recorded)
+            (p, s.originator_id.bytes, s.originator_version, s.topic, s.state, recorded)
             for p, s in enumerate(stored, start=2)))))
         writes_s, _ = timed("SQLite writes, customer index included",
                             lambda: rewrite(rows, Path(tmp) / "with.db", True))

@@ -37,11 +37,12 @@ _LENGTH = struct.Struct(">Q")
 
 
 def canonical_bytes(
-    position: int, originator_id: UUID, originator_version: int, topic: str, state: bytes
+    position: int, originator_id: bytes, originator_version: int, topic: str, state: bytes
 ) -> bytes:
+    """`originator_id` is the aggregate id's 16 bytes."""
     topic_bytes = topic.encode()
     return b"".join((
-        _HEAD.pack(position, 16, originator_id.bytes, originator_version, len(topic_bytes)),
+        _HEAD.pack(position, 16, originator_id, originator_version, len(topic_bytes)),
         topic_bytes, _LENGTH.pack(len(state)), state,
     ))
 
@@ -63,9 +64,9 @@ def recorded_at(state: bytes) -> str:
 
 def extend(
     previous: Link | None,
-    rows: Iterable[tuple[int, UUID, int, str, bytes, str]],
+    rows: Iterable[tuple[int, bytes, int, str, bytes, str]],
 ) -> Iterator[Link]:
-    """The links of one transaction's rows (position, id, version, topic, state,
+    """The links of one transaction's rows (position, id bytes, version, topic, state,
     recorded_at), given the last link stored. They must be recorded strictly after that
     link and in order among themselves, so "known at T" is always a prefix of the chain."""
     chain = bytes.fromhex(previous.chain_sha256 if previous else GENESIS)
@@ -103,7 +104,7 @@ def check(rows: Iterable[tuple]) -> ChainReport:
             return ChainReport(count, head, position, event_id,
                                "no chain link (written around the ledger)")
         uuid = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
-        expected = link(chain, canonical_bytes(position, uuid, version, topic, state))
+        expected = link(chain, canonical_bytes(position, uuid.bytes, version, topic, state))
         if expected != sha:
             return ChainReport(count, head, position, event_id,
                                "chain hash differs: this event, or one before it, was "

@@ -8,14 +8,16 @@ again from fresh state, so concurrent ingests of overlapping feeds store every e
 exactly once. Outcomes are data (`Rejected`, `Outcome`, `IngestSummary`), reported once
 their batch has committed.
 
-On PostgreSQL a batch is written in a thread while the next one is decided (`_Pipeline`):
-the server does its part of a write while this process decides, so the two overlap.
+A batch is written while the next one is decided (`_Pipeline`): on PostgreSQL in a thread
+(the server does its part while this process decides), on SQLite in a forked process with
+its own connection (sqlite3 holds the GIL between rows, so a thread would only take turns
+with deciding). Checking, deciding and writing then share the two cores.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,7 +39,8 @@ from ledger.aggregates import (
 from ledger.feed import Checked, Rejected, checked_batches
 from ledger.instants import format_instant, parse_instant
 from ledger.memory import collector_paused
-from ledger.store import KeyRow, LedgerApplication
+from ledger.store import KeyRow, LedgerApplication, Row, rows_of
+from ledger.workers import forked_pool, second_core
 
 BATCH_SIZE = 5000
 MAX_ATTEMPTS = 20
@@ -202,7 +205,7 @@ class Ingestor:
             total.add(summary)
             on_batch(summary)
 
-        with collector_paused(), _Pipeline(self, report) as pipeline:
+        with collector_paused(), _Pipeline(self, report, self._writer()) as pipeline:
             for read, results in checked_batches(lines, self.batch_size, parallel=self.parallel):
                 pipeline.push(read, results)
         return total
@@ -226,6 +229,13 @@ class Ingestor:
     def _write(self, batch: _Batch) -> None:
         self.app.recorder.insert_events(batch.stored, keys=batch.keys,
                                         recorded_at=format_instant(batch.timestamp))
+
+    def _writer(self) -> _Writer:
+        if self.recorder.writes_in_thread:
+            return _InThread(self._write)
+        if self.parallel is False or (self.parallel is None and not second_core()):
+            return _Writer(self._write)
+        return _InProcess(self._write, self.app.url)
 
     def _expect(self, batch: _Batch) -> None:
         """Take a batch's streams and time as the store's, before it has landed: the next
@@ -361,13 +371,12 @@ class _Pipeline:
     is decided afresh only if one of them wrote meanwhile.
     """
 
-    def __init__(self, ingestor: Ingestor, report: Callable[[_Work], None]) -> None:
+    def __init__(
+        self, ingestor: Ingestor, report: Callable[[_Work], None], writer: _Writer
+    ) -> None:
         self.ingestor = ingestor
         self.report = report
-        self.writer: Executor = (
-            ThreadPoolExecutor(1, thread_name_prefix="revledger-writer")
-            if ingestor.recorder.writes_in_thread else _Inline()
-        )
+        self.writer = writer
         self.turn = ExitStack()
         self.holding = False  # the writers' turn
         self.in_turn = 0  # batches decided in this turn
@@ -386,7 +395,7 @@ class _Pipeline:
                         self._land()
         finally:
             self.turn.close()
-            self.writer.shutdown()
+            self.writer.close()
 
     def push(self, read: int, results: list[Checked | Rejected]) -> None:
         candidates = [r for r in results if isinstance(r, Checked)]
@@ -405,7 +414,7 @@ class _Pipeline:
                 work.batch = self.ingestor._decide(candidates)
         if work.batch.events:
             self.ingestor._expect(work.batch)
-            work.written = self.writer.submit(self.ingestor._write, work.batch)
+            work.written = self.writer.submit(work.batch)
             self.pending = work
         else:
             self.report(work)
@@ -443,17 +452,68 @@ class _Pipeline:
         return landed
 
 
-class _Inline(Executor):
-    """Runs each write at once, in this thread: for a store whose writes hold the GIL (a
-    writer thread would only take turns with the deciding one)."""
+class _Writer:
+    """Where a batch is written: here, at once (the base), in a thread or in a process."""
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
+    def __init__(self, write: Callable[[_Batch], None]) -> None:
+        self.write = write
+
+    def submit(self, batch: _Batch) -> Future[None]:
+        future: Future[None] = Future()
         try:
-            future.set_result(fn(*args, **kwargs))
+            future.set_result(self.write(batch))
         except Exception as exc:
             future.set_exception(exc)
         return future
+
+    def close(self) -> None:
+        pass
+
+
+class _InThread(_Writer):
+    """For a store whose writes wait without the GIL (PostgreSQL's server)."""
+
+    def __init__(self, write: Callable[[_Batch], None]) -> None:
+        super().__init__(write)
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="revledger-writer")
+
+    def submit(self, batch: _Batch) -> Future[None]:
+        return self.pool.submit(self.write, batch)
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
+class _InProcess(_Writer):
+    """For SQLite: a forked process with its own connection writes the batches as rows.
+    The first batch is written here, so a short feed never forks."""
+
+    def __init__(self, write: Callable[[_Batch], None], url: str) -> None:
+        super().__init__(write)
+        self.url = url
+        self.pool: ProcessPoolExecutor | None = None
+
+    def submit(self, batch: _Batch) -> Future[None]:
+        if self.pool is None:
+            self.pool = forked_pool()
+            return super().submit(batch)
+        return self.pool.submit(_insert_rows, self.url, rows_of(batch.stored), batch.keys,
+                                format_instant(batch.timestamp))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+_writing_apps: dict[str, LedgerApplication] = {}  # of a writer process, by URL
+
+
+def _insert_rows(url: str, rows: list[Row], keys: list[tuple], recorded_at: str) -> None:
+    """In a writer process: append a batch through a connection of its own."""
+    app = _writing_apps.get(url)
+    if app is None:
+        app = _writing_apps[url] = LedgerApplication(url, create_tables=False)
+    app.recorder.insert_rows(rows, keys=keys, recorded_at=recorded_at)  # type: ignore[attr-defined]
 
 
 def _report(

@@ -15,7 +15,14 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from ledger.chain import Link
-from ledger.store import IMMUTABLE, LEDGER_DDL, LEDGER_TABLES, LedgerQueries, key_rows
+from ledger.store import (
+    IMMUTABLE,
+    LEDGER_DDL,
+    LEDGER_TABLES,
+    LedgerQueries,
+    key_rows,
+    rows_of,
+)
 
 
 class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
@@ -85,19 +92,19 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
         with curs.connection.pipeline(), curs.connection.cursor(row_factory=tuple_row) as c:
             c.execute(self._HEAD + self._LAST)
             head = Link(*row) if (row := c.fetchone()) else None
-            links = self._links(head, positions, stored_events, kwargs.get("recorded_at"))
+            rows = rows_of(stored_events)
+            links = self._links(head, positions, rows, kwargs.get("recorded_at"))
             c.execute(
                 "INSERT INTO event_chain SELECT * FROM unnest(%b::bigint[], %b::text[], "
                 "%b::text[])",
                 [list(column) for column in zip(*links, strict=True)],
             )
-            ids = [s.originator_id for s in stored_events]
-            rows = key_rows(ids, stored_events, kwargs.get("keys"))
-            if rows:
+            if keys := kwargs.get("keys"):
+                ids = [s.originator_id for s in stored_events]
                 c.execute(
                     "INSERT INTO event_keys SELECT * FROM unnest(%b::text[], %b::text[], "
                     "%b::uuid[], %b::int[], %b::text[], %b::text[], %b::text[], %b::text[])",
-                    [list(column) for column in zip(*rows, strict=True)],
+                    [list(column) for column in zip(*key_rows(ids, rows, keys), strict=True)],
                 )
         return positions
 

@@ -117,3 +117,41 @@ def test_writers_handing_the_turn_on_batch_by_batch_store_each_event_once(db_url
     assert sorted(stored) == sorted({e["event_id"] for e in events})
     assert sum(accepted for accepted, _ in results) == len(stored)
     assert verify_ledger(db_url).ok
+
+
+WRITER = """
+import sys
+from ledger.feed import numbered_lines
+from ledger.ingest import Ingestor
+from ledger.store import LedgerApplication
+with LedgerApplication(sys.argv[1]) as app, open(sys.argv[2], "rb") as feed:
+    summary = Ingestor(app, batch_size=40, parallel=True).ingest(numbered_lines(feed))
+print(summary.accepted, summary.rejected)
+"""
+
+
+def test_writers_checking_and_writing_in_processes_of_their_own_store_each_event_once(
+    db_url, tmp_path
+):
+    """Three processes, each with its own checking and (on SQLite) writing processes, in
+    batches of 40 over overlapping feeds: every event is stored once, nothing refused."""
+    events = list(generate(customers=120, seed=7))
+    third = len(events) // 3
+    LedgerApplication(db_url).close()
+    paths = []
+    # Each feed is self-consistent (a void follows its target), so none may be rejected.
+    for n, feed in enumerate([events, events[:third] + events[: 2 * third], events[: 2 * third]]):
+        paths.append(tmp_path / f"feed{n}.jsonl")
+        paths[-1].write_bytes(jsonl(*feed))
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, db_url, str(p)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for p in paths]
+    results = [w.communicate(timeout=600) for w in writers]
+    for writer, (_, err) in zip(writers, results, strict=True):
+        assert writer.returncode == 0, err.decode()
+    counts = [tuple(map(int, out.split())) for out, _ in results]
+    stored = [e["event_id"] for e in list_events(db_url)]
+    assert sorted(stored) == sorted({e["event_id"] for e in events})
+    assert sum(accepted for accepted, _ in counts) == len(stored)
+    assert [rejected for _, rejected in counts] == [0, 0, 0]
+    assert verify_ledger(db_url).ok

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from contextlib import contextmanager
+from pathlib import Path
 
 import orjson
 import pytest
 from click.testing import CliRunner
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, OperationalError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +18,8 @@ from cli import main
 from ledger.aggregates import Subscription, subscription_uuid
 from ledger.feed import checked_batches, numbered_lines
 from ledger.ingest import Ingestor, Outcome, _Heads
+from ledger.store import SQLiteLedgerRecorder
+from services.errors import LedgerError
 from services.events import list_events
 from services.ingest import ingest_feed
 from services.ledger import open_ledger
@@ -255,6 +259,49 @@ def test_a_batch_the_store_refuses_is_decided_again_and_so_is_the_next(db_url, t
     assert refused_then_written == tuple(clean)
 
 
+def refusing_in_the_writer_process(monkeypatch, error: Exception, mark: Path) -> None:
+    """SQLite's writer process (forked after this) refuses its first batch with `error`,
+    leaving `mark` behind (what it does is not seen here)."""
+    insert_rows = SQLiteLedgerRecorder.insert_rows
+
+    def refuse_once(self, rows, **kwargs):
+        if not mark.exists():
+            mark.write_text(str(os.getpid()))
+            raise error
+        insert_rows(self, rows, **kwargs)
+
+    monkeypatch.setattr(SQLiteLedgerRecorder, "insert_rows", refuse_once)
+
+
+def test_a_batch_the_writer_process_refuses_is_decided_again_here(tmp_path, monkeypatch):
+    """On SQLite the batches after the first are written by a forked process: a refusal
+    there (another writer got there first) comes back here, and the batch is decided and
+    written again, as when this process writes."""
+    feed = [*FEED, changed("e5", "s1", "c1", "2024-04-01T00:00:00Z", quantity=3),
+            voided("e6", "e1")]
+    mark = tmp_path / "refused"
+    refusing_in_the_writer_process(monkeypatch, IntegrityError("another writer got there"), mark)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    assert recorded(url, feed, 2, parallel=True) == recorded(
+        f"sqlite:///{tmp_path / 'clean.db'}", feed, len(feed))
+    assert int(mark.read_text()) != os.getpid()
+    assert verify_ledger(url).ok
+
+
+def test_a_database_error_in_the_writer_process_is_raised_here_and_what_landed_is_whole(
+    tmp_path, monkeypatch
+):
+    mark = tmp_path / "refused"
+    refusing_in_the_writer_process(monkeypatch, OperationalError("database or disk is full"),
+                                   mark)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with pytest.raises(LedgerError, match=r"disk is full$"):  # one line, as from here
+        recorded(url, FEED, 1, parallel=True)
+    assert int(mark.read_text()) != os.getpid()
+    assert [e["event_id"] for e in list_events(url)] == ["e1"]  # written here, before
+    assert verify_ledger(url).ok
+
+
 def test_a_batch_decided_before_a_turn_is_handed_on_sees_what_was_written_meanwhile(
     db_url, monkeypatch
 ):
@@ -335,12 +382,14 @@ def hostile_feeds(draw) -> list[dict]:
     return feed
 
 
-def recorded(url: str, feed: list[dict], batch_size: int) -> tuple[list, list, list]:
+def recorded(
+    url: str, feed: list[dict], batch_size: int, parallel: bool = False
+) -> tuple[list, list, list]:
     """What ingesting `feed` in batches of `batch_size` reports and stores (with a cache of
     stream heads too small to hold the streams of the batch being written)."""
     outcomes: list[Outcome] = []
     with open_ledger(url) as app:
-        Ingestor(app, batch_size=batch_size, cache_size=1, parallel=False).ingest(
+        Ingestor(app, batch_size=batch_size, cache_size=1, parallel=parallel).ingest(
             numbered_lines(jsonl(*feed).splitlines()), on_outcome=outcomes.append
         )
         keys = stored_keys(app, feed)
@@ -356,11 +405,14 @@ def stored_keys(app, feed: list[dict]) -> list[tuple]:
 @pytest.mark.parametrize("fresh_db", ["sqlite", "postgresql"], indirect=True)
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(feed=hostile_feeds(), batch_size=st.integers(1, 3))
-def test_a_feed_in_small_batches_is_recorded_as_in_one_batch(fresh_db, feed, batch_size):
-    """Each batch is decided while the one before it is written (on PostgreSQL), as if
-    that one had landed: whatever the batches, the outcomes and the store are the same."""
-    assert recorded(fresh_db(), feed, batch_size) == recorded(fresh_db(), feed, len(feed))
+@given(feed=hostile_feeds(), batch_size=st.integers(1, 3), parallel=st.booleans())
+def test_a_feed_in_small_batches_is_recorded_as_in_one_batch(fresh_db, feed, batch_size,
+                                                             parallel):
+    """Each batch is decided while the one before it is written (in a thread on
+    PostgreSQL, in a process on SQLite when `parallel`), as if that one had landed: whatever
+    the batches, the outcomes and the store are the same."""
+    assert (recorded(fresh_db(), feed, batch_size, parallel)
+            == recorded(fresh_db(), feed, len(feed)))
 
 
 def test_a_new_sqlite_ledger_has_large_pages_and_an_old_one_keeps_its_own(tmp_path):
