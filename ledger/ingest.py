@@ -174,7 +174,7 @@ class Ingestor:
         self.recorder = app.ledger_recorder
         self.currency = app.reporting_currency()
         self.batch_size = batch_size
-        self.parallel = parallel
+        self.parallel = second_core() if parallel is None else parallel  # checking, writing
         self.cache = _Heads(cache_size)
         self.floor = self._head_instant()
 
@@ -233,7 +233,7 @@ class Ingestor:
     def _writer(self) -> _Writer:
         if self.recorder.writes_in_thread:
             return _InThread(self._write)
-        if self.parallel is False or (self.parallel is None and not second_core()):
+        if not self.parallel:
             return _Writer(self._write)
         return _InProcess(self._write, self.app.url)
 
