@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from ledger.instants import format_instant, parse_instant
+from ledger.instants import utc_instant
 from ledger.kinds import EVENT_TYPES
 
 _AMOUNT = re.compile(r"^\d{1,15}(\.\d{1,2})?$")
@@ -46,7 +46,7 @@ class _Event(BaseModel):
     @classmethod
     def _offset_required(cls, value: str) -> str:
         try:
-            return format_instant(parse_instant(value))
+            return utc_instant(value)
         except ValueError as exc:  # out-of-range dates land here too
             raise ValueError(f"must be an RFC 3339 timestamp with offset ({exc})") from None
 
@@ -55,33 +55,30 @@ TERM_FIELDS = ("plan", "amount", "currency", "interval", "interval_count", "quan
 
 
 class SubscriptionTerms(BaseModel):
-    """The priced terms; every field optional so `changed` can name any subset."""
+    """The priced terms; every field optional so `changed` can name any subset.
 
-    plan: StrictStr | None = None
-    amount: StrictStr | None = None
-    currency: StrictStr | None = None
-    interval: Interval | None = None
-    interval_count: Count | None = None
-    quantity: Count | None = None
+    Optional but not nullable: `changed` keeps a term by leaving it out, and a null is
+    refused (a default is not validated, a sent value is). The check stays in pydantic's
+    core: a Python validator per term costs a fifth of checking a feed."""
 
-    @field_validator(*TERM_FIELDS, mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:  # `changed` keeps a term by leaving it out, not by a null
-            raise ValueError("must not be null (leave the field out to keep the term)")
-        return value
+    plan: StrictStr = None  # type: ignore[assignment]
+    amount: StrictStr = None  # type: ignore[assignment]
+    currency: StrictStr = None  # type: ignore[assignment]
+    interval: Interval = None  # type: ignore[assignment]
+    interval_count: Count = None  # type: ignore[assignment]
+    quantity: Count = None  # type: ignore[assignment]
 
     @field_validator("amount")
     @classmethod
-    def _decimal_string(cls, value: str | None) -> str | None:
-        if value is not None and not _AMOUNT.match(value):
+    def _decimal_string(cls, value: str) -> str:
+        if not _AMOUNT.match(value):
             raise ValueError("must be a decimal string >= 0 with at most 2 decimal places")
         return value
 
     @field_validator("currency")
     @classmethod
-    def _iso_4217(cls, value: str | None) -> str | None:
-        if value is not None and not _CURRENCY.match(value):
+    def _iso_4217(cls, value: str) -> str:
+        if not _CURRENCY.match(value):
             raise ValueError("must be an ISO 4217 code of 3 upper-case letters")
         return value
 
@@ -184,6 +181,8 @@ def _describe(error: ValidationError) -> str:
     first = error.errors(include_url=False)[0]
     where = ".".join(str(p) for p in first["loc"] if not str(p).startswith(EVENT_TYPES))
     message = first["msg"].removeprefix("Value error, ")
+    if first["input"] is None and first["loc"][-1] in TERM_FIELDS:
+        message = "must not be null (leave the field out to keep the term)"
     if first["type"] == "union_tag_invalid":
         return f"type: unknown event type {first['input'].get('type')!r}"
     if first["type"] == "union_tag_not_found":

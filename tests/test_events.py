@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledger.events import InvalidEvent, decode_line, parse_event
+from ledger.instants import format_instant, parse_instant, utc_instant
 from tests.feeds import started
 
 GOOD = started("e1", "s1", "c1", "2024-01-15T10:00:00+02:00")
@@ -119,3 +124,18 @@ def test_a_number_that_would_not_be_kept_exactly_is_refused_with_its_path(extra,
         decode_line(line)
     assert (caught.value.event_id, caught.value.reason.split(":")[0]) == ("e1", where)
     assert decode_line(b'{"event_id": "e1", "meta": {"score": [0.5, 12]}}')["meta"]
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_an_instant_in_the_usual_form_reads_as_the_general_rule_reads_it(moment):
+    """Whole seconds in UTC (`...T08:00:00Z`) skip the general conversion: same result."""
+    text = moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    assert utc_instant(text) == format_instant(parse_instant(text))
+
+
+@pytest.mark.parametrize("text", ["2023-02-29T00:00:00Z", "2024-01-01T24:00:00Z",
+                                  "2024-13-01T00:00:00Z", "2024-01-01T00:00:60Z",
+                                  "٢٠٢٤-01-01T00:00:00Z"])
+def test_an_impossible_instant_in_the_usual_form_is_refused(text):
+    with pytest.raises(ValueError):
+        utc_instant(text)
