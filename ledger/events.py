@@ -181,7 +181,7 @@ def _describe(error: ValidationError) -> str:
     first = error.errors(include_url=False)[0]
     where = ".".join(str(p) for p in first["loc"] if not str(p).startswith(EVENT_TYPES))
     message = first["msg"].removeprefix("Value error, ")
-    if first["input"] is None and first["loc"][-1] in TERM_FIELDS:
+    if first["input"] is None and len(first["loc"]) == 2 and first["loc"][1] in TERM_FIELDS:
         message = "must not be null (leave the field out to keep the term)"
     if first["type"] == "union_tag_invalid":
         return f"type: unknown event type {first['input'].get('type')!r}"

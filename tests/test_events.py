@@ -87,6 +87,8 @@ def test_customer_attributes_are_strings():
             "effective_at": "2024-01-01T00:00:00Z"}
     assert parse_event({**base, "attributes": {"region": "EU"}}).attributes == {"region": "EU"}
     assert reason({**base, "attributes": {"seats": 3}}).startswith("attributes.seats:")
+    assert reason({**base, "attributes": {"plan": None}}).startswith(
+        "attributes.plan: Input should be a valid string")
     assert reason({**base, "type": "customer.updated"}) == "attributes: Field required"
 
 
