@@ -24,7 +24,7 @@ from ledger.events import (
     decode_line,
     parse_event,
 )
-from ledger.workers import forked_pool, second_core
+from ledger.workers import forked_pool
 
 LOOKAHEAD = 3  # batches checked ahead of the writer: bounds memory, keeps both busy
 BATCH_BYTES = 16 << 20  # a batch also ends here: a feed of huge lines stays in bounded memory
@@ -88,17 +88,15 @@ def check_batch(batch: list[tuple[int, bytes]]) -> list[Checked | Rejected]:
 
 
 def checked_batches(
-    lines: Iterable[tuple[int, bytes]], size: int, *, parallel: bool | None = None
+    lines: Iterable[tuple[int, bytes]], size: int, *, parallel: bool
 ) -> Iterator[tuple[int, list[Checked | Rejected]]]:
-    """(lines read, their results) a batch at a time. A feed of more than one batch is
-    checked in a worker process when the machine has a second core (`parallel=None`)."""
+    """(lines read, their results) a batch at a time. With `parallel`, a feed of more than
+    one batch is checked in a worker process."""
     batches = batched(lines, size, weight=lambda line: len(line[1]), limit=BATCH_BYTES)
     first = next(batches, None)
     if first is None:
         return
     second = next(batches, None)
-    if parallel is None:
-        parallel = second_core()
     if second is None or not parallel:
         for batch in chain([first], [second] if second else [], batches):
             yield len(batch), check_batch(batch)

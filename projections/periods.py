@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from ledger.instants import format_instant, parse_instant
+from ledger.instants import format_instant, utc_instant
 
 
 class PeriodError(ValueError):
@@ -118,7 +118,7 @@ def parse_known_at(text: str) -> str:
         last = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(microseconds=1)
         return format_instant(last)
     try:
-        return format_instant(parse_instant(text))
+        return utc_instant(text)
     except ValueError as exc:
         raise PeriodError(str(exc)) from None
 
