@@ -16,14 +16,8 @@ from itertools import chain
 from typing import NamedTuple
 
 from ledger.batches import batched
-from ledger.events import (
-    EventVoided,
-    InvalidEvent,
-    SubscriptionTerms,
-    content_hash,
-    decode_line,
-    parse_event,
-)
+from ledger.events import InvalidEvent, content_hash, decode_line, parse_event
+from ledger.kinds import PRICED, SUBSCRIPTION_TYPES, VOID
 from ledger.workers import forked_pool
 
 LOOKAHEAD = 3  # batches checked ahead of the writer: bounds memory, keeps both busy
@@ -68,17 +62,18 @@ def check_line(number: int, raw: bytes) -> Checked | Rejected:
         event = parse_event(payload)
     except InvalidEvent as bad:
         return Rejected(number, bad.event_id, bad.reason, raw)
-    return Checked(
+    type_ = event.type
+    return Checked(  # only the type's own fields place it (see ledger.kinds)
         number,
         raw,
         content_hash(payload),
         event.event_id,
-        event.type,
+        type_,
         event.effective_at,
-        getattr(event, "customer_id", None),
-        getattr(event, "subscription_id", None),
-        event.voids if isinstance(event, EventVoided) else None,
-        event.currency if isinstance(event, SubscriptionTerms) else None,
+        None if type_ == VOID else event.customer_id,
+        event.subscription_id if type_ in SUBSCRIPTION_TYPES else None,
+        event.voids if type_ == VOID else None,
+        event.currency if type_ in PRICED else None,
     )
 
 

@@ -1,4 +1,9 @@
-"""The canonical event types of contract v1."""
+"""The canonical event types of contract v1, and the fields that place an event.
+
+Which customer, subscription or voided event an event is about is read only from the
+fields its type defines: any other field is an extra, kept for the audit trail, whatever
+its name (a customer event may well carry a `subscription_id` of the billing system's).
+"""
 
 EVENT_TYPES = (
     "customer.created",
@@ -9,3 +14,7 @@ EVENT_TYPES = (
     "subscription.reactivated",
     "event.voided",
 )
+VOID = "event.voided"  # the only type without a customer_id: its target's stream is its own
+SUBSCRIPTION_TYPES = frozenset(t for t in EVENT_TYPES if t.startswith("subscription."))
+STARTS = ("subscription.started", "subscription.reactivated")
+PRICED = frozenset((*STARTS, "subscription.changed"))  # the types that carry terms

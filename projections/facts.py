@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from ledger.instants import utc_text
+from ledger.kinds import SUBSCRIPTION_TYPES, VOID
 
 
 class Fact(NamedTuple):
@@ -34,15 +35,15 @@ def decode_fact(position: int, state: bytes) -> Fact | None:
     event_id = data.get("event_id")
     if event_id is None:
         return None
-    payload = data["payload"]
+    payload, type_ = data["payload"], data["type"]
     return _new(Fact, (  # the tuple's own constructor: a replay makes one per event
         position,
         utc_text(data["timestamp"]["_data_"]),
         event_id,
-        data["type"],
+        type_,
         data["effective_at"],
-        payload.get("customer_id"),
-        payload.get("subscription_id"),
+        None if type_ == VOID else payload["customer_id"],  # only its type's own fields
+        payload["subscription_id"] if type_ in SUBSCRIPTION_TYPES else None,
         payload,
     ))
 

@@ -15,8 +15,9 @@ from fractions import Fraction
 from functools import lru_cache
 from operator import itemgetter
 
+from ledger.kinds import PRICED
 from projections.facts import Fact
-from projections.mrr import PRICED, TWELFTHS, ZERO, SubscriptionState, apply
+from projections.mrr import TWELFTHS, ZERO, SubscriptionState, apply
 
 Steps = list[tuple[str, Fraction]]
 _INACTIVE = (SubscriptionState(), 0)

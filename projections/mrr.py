@@ -9,6 +9,8 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from ledger.kinds import STARTS
+
 # F, the intervals per month, as twelfths: MRR = amount x quantity x F / interval_count.
 TWELFTHS = {"month": 12, "year": 1, "week": 52, "day": 365}
 ZERO = Fraction(0)
@@ -38,9 +40,6 @@ def amount_to_cents(amount: str) -> int:
     whole, _, cents = amount.partition(".")
     return int(whole) * 100 + int(cents.ljust(2, "0"))
 
-
-STARTS = ("subscription.started", "subscription.reactivated")
-PRICED = (*STARTS, "subscription.changed")  # the types that carry terms
 
 
 def apply(state: SubscriptionState, type: str, payload: dict[str, Any]) -> SubscriptionState:

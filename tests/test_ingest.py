@@ -19,6 +19,7 @@ from ledger.aggregates import Subscription, subscription_uuid
 from ledger.feed import checked_batches, numbered_lines
 from ledger.ingest import Ingestor, Outcome, _Heads
 from ledger.store import SQLiteLedgerRecorder
+from projections.projection import read_facts
 from services.errors import LedgerError
 from services.events import list_events
 from services.ingest import ingest_feed
@@ -129,6 +130,27 @@ def test_a_subscription_keeps_its_customer(db_url):
 def test_events_in_another_currency_are_refused(db_url):
     _summary, rejects = ingest(db_url, {**FEED[0], "currency": "EUR"})
     assert rejects == ["line 1: e1: currency: EUR is not this ledger's reporting currency USD"]
+
+
+def test_a_field_of_another_event_type_sent_as_an_extra_is_kept_but_routes_nothing(db_url):
+    """Unknown fields are kept whatever their names: one another type defines (a customer
+    event's `subscription_id`, a cancellation's `currency`, a start's `voids`) neither
+    moves the event to another stream nor is checked as that type's field."""
+    customer = {"event_id": "e0", "type": "customer.created",
+                "effective_at": "2024-01-01T00:00:00Z", "customer_id": "c1", "subscription_id": 5}
+    summary, rejects = ingest(
+        db_url, customer, started("e1", "s1", "c2", "2024-01-02T00:00:00Z", voids="e0"),
+        {**cancelled("e2", "s1", "c2", "2024-02-01T00:00:00Z"), "currency": "EUR"},
+    )
+    assert (summary.accepted, rejects) == (3, [])
+    assert [e["event_id"] for e in list_events(db_url, customer="c1")] == ["e0"]
+    assert [e["event_id"] for e in list_events(db_url, subscription="s1")] == ["e1", "e2"]
+    with open_ledger(db_url) as app:  # as the projections read them
+        streams = [(f.event_id, f.customer_id, f.subscription_id) for f in read_facts(app)]
+    assert streams == [("e0", "c1", None), ("e1", "c2", "s1"), ("e2", "c2", "s1")]
+    # A void's stream is its target's: the projection brings c2 up to date, not "c9".
+    assert ingest(db_url, voided("e3", "e1", customer_id="c9"))[1] == []
+    assert verify_ledger(db_url).ok
 
 
 def test_out_of_order_events_are_stored_not_refused(db_url):
