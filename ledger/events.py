@@ -1,28 +1,31 @@
-"""The canonical event feed (contract v1): one pydantic model per event type.
+"""The canonical event feed (contract v1): one pydantic-validated `TypedDict` per event type.
 
 Validation is strict on purpose: a billing feed that sends `99.9` as a JSON number or a
 naive timestamp has a bug, and guessing what it meant would make a figure unexplainable
-later. Each model keeps unknown extra fields, so the stored payload is the whole record.
+later. Each type keeps unknown extra fields, so the validated record is the whole record.
+
+TypedDicts rather than models: every feed line is validated, and ingest reads a few fields
+of the result; pydantic builds a plain dict 40% faster than a model instance. Defaults
+(`interval_count` and `quantity` of 1) are the fold's to apply, so none is filled in here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 import orjson
 from pydantic import (
-    BaseModel,
+    AfterValidator,
     ConfigDict,
     Field,
     StrictInt,
     StrictStr,
     TypeAdapter,
     ValidationError,
-    field_validator,
-    model_validator,
 )
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from ledger.instants import utc_instant
 from ledger.kinds import EVENT_TYPES
@@ -30,63 +33,45 @@ from ledger.kinds import EVENT_TYPES
 _AMOUNT = re.compile(r"^\d{1,15}(\.\d{1,2})?$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
+
+def _offset_required(value: str) -> str:
+    try:
+        return utc_instant(value)
+    except ValueError as exc:  # out-of-range dates land here too
+        raise ValueError(f"must be an RFC 3339 timestamp with offset ({exc})") from None
+
+
+def _decimal_string(value: str) -> str:
+    if not _AMOUNT.match(value):
+        raise ValueError("must be a decimal string >= 0 with at most 2 decimal places")
+    return value
+
+
+def _iso_4217(value: str) -> str:
+    if not _CURRENCY.match(value):
+        raise ValueError("must be an ISO 4217 code of 3 upper-case letters")
+    return value
+
+
 Id = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 Count = Annotated[StrictInt, Field(ge=1)]
 Interval = Literal["day", "week", "month", "year"]
+Instant = Annotated[StrictStr, AfterValidator(_offset_required)]  # normalised to UTC text
+Amount = Annotated[StrictStr, AfterValidator(_decimal_string)]
+Currency = Annotated[StrictStr, AfterValidator(_iso_4217)]
 
 
-class _Event(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+class _Event(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
 
     event_id: Id
-    type: str
-    effective_at: StrictStr
-
-    @field_validator("effective_at")
-    @classmethod
-    def _offset_required(cls, value: str) -> str:
-        try:
-            return utc_instant(value)
-        except ValueError as exc:  # out-of-range dates land here too
-            raise ValueError(f"must be an RFC 3339 timestamp with offset ({exc})") from None
-
-
-TERM_FIELDS = ("plan", "amount", "currency", "interval", "interval_count", "quantity")
-
-
-class SubscriptionTerms(BaseModel):
-    """The priced terms; every field optional so `changed` can name any subset.
-
-    Optional but not nullable: `changed` keeps a term by leaving it out, and a null is
-    refused (a default is not validated, a sent value is). The check stays in pydantic's
-    core: a Python validator per term costs a fifth of checking a feed."""
-
-    plan: StrictStr = None  # type: ignore[assignment]
-    amount: StrictStr = None  # type: ignore[assignment]
-    currency: StrictStr = None  # type: ignore[assignment]
-    interval: Interval = None  # type: ignore[assignment]
-    interval_count: Count = None  # type: ignore[assignment]
-    quantity: Count = None  # type: ignore[assignment]
-
-    @field_validator("amount")
-    @classmethod
-    def _decimal_string(cls, value: str) -> str:
-        if not _AMOUNT.match(value):
-            raise ValueError("must be a decimal string >= 0 with at most 2 decimal places")
-        return value
-
-    @field_validator("currency")
-    @classmethod
-    def _iso_4217(cls, value: str) -> str:
-        if not _CURRENCY.match(value):
-            raise ValueError("must be an ISO 4217 code of 3 upper-case letters")
-        return value
+    effective_at: Instant
 
 
 class CustomerCreated(_Event):
     type: Literal["customer.created"]
     customer_id: Id
-    attributes: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    attributes: NotRequired[dict[StrictStr, StrictStr]]
 
 
 class CustomerUpdated(_Event):
@@ -95,63 +80,72 @@ class CustomerUpdated(_Event):
     attributes: dict[StrictStr, StrictStr]
 
 
-class SubscriptionStarted(_Event, SubscriptionTerms):
-    type: Literal["subscription.started"]
+class _SubscriptionEvent(_Event):
     customer_id: Id
     subscription_id: Id
+
+
+class SubscriptionStarted(_SubscriptionEvent):
+    type: Literal["subscription.started"]
     plan: StrictStr
-    amount: StrictStr
-    currency: StrictStr
+    amount: Amount
+    currency: Currency
     interval: Interval
-    interval_count: Count = 1
-    quantity: Count = 1
+    interval_count: NotRequired[Count]  # 1 if left out
+    quantity: NotRequired[Count]  # 1 if left out
 
 
 class SubscriptionReactivated(SubscriptionStarted):
-    type: Literal["subscription.reactivated"]  # type: ignore[assignment]
+    type: Literal["subscription.reactivated"]  # type: ignore[misc]
 
 
-class SubscriptionChanged(_Event, SubscriptionTerms):
+TERM_FIELDS = ("plan", "amount", "currency", "interval", "interval_count", "quantity")
+
+
+class SubscriptionChanged(_SubscriptionEvent):
+    """Names any subset of the terms, keeping the others by leaving them out: a term sent
+    as null is refused (by pydantic's core, as any non-string: `_describe` words it)."""
+
     type: Literal["subscription.changed"]
-    customer_id: Id
-    subscription_id: Id
-
-    @model_validator(mode="after")
-    def _names_a_term(self) -> SubscriptionChanged:
-        if not self.model_fields_set & set(SubscriptionTerms.model_fields):
-            raise ValueError("names none of plan, amount, currency, interval, ...")
-        return self
+    plan: NotRequired[StrictStr]
+    amount: NotRequired[Amount]
+    currency: NotRequired[Currency]
+    interval: NotRequired[Interval]
+    interval_count: NotRequired[Count]
+    quantity: NotRequired[Count]
 
 
-class SubscriptionCancelled(_Event):
+def _names_a_term(change: dict[str, Any]) -> dict[str, Any]:
+    if not change.keys() & TERM_FIELDS:
+        raise ValueError("names none of plan, amount, currency, interval, ...")
+    return change
+
+
+class SubscriptionCancelled(_SubscriptionEvent):
     type: Literal["subscription.cancelled"]
-    customer_id: Id
-    subscription_id: Id
 
 
-class EventVoided(_Event):
+class EventVoided(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
+
+    event_id: Id
     type: Literal["event.voided"]
-    effective_at: StrictStr | None = None  # type: ignore[assignment]
+    effective_at: NotRequired[Instant | None]
     voids: Id
-    reason: StrictStr | None = None
-
-    @field_validator("effective_at")
-    @classmethod
-    def _optional_offset(cls, value: str | None) -> str | None:
-        return None if value is None else _Event._offset_required(value)
+    reason: NotRequired[StrictStr | None]
 
 
 CanonicalEvent = Annotated[
     CustomerCreated
     | CustomerUpdated
     | SubscriptionStarted
-    | SubscriptionChanged
+    | Annotated[SubscriptionChanged, AfterValidator(_names_a_term)]
     | SubscriptionCancelled
     | SubscriptionReactivated
     | EventVoided,
     Field(discriminator="type"),
 ]
-_adapter: TypeAdapter[Any] = TypeAdapter(CanonicalEvent)
+_adapter: TypeAdapter[dict[str, Any]] = TypeAdapter(CanonicalEvent)
 
 
 class InvalidEvent(ValueError):
@@ -190,8 +184,9 @@ def _describe(error: ValidationError) -> str:
     return f"{where}: {message}" if where else message
 
 
-def parse_event(payload: Any) -> Any:
-    """Validate one decoded JSON value against the contract, or raise `InvalidEvent`."""
+def parse_event(payload: Any) -> dict[str, Any]:
+    """The record validated against the contract (instants normalised to UTC text, extra
+    fields kept), or `InvalidEvent`."""
     if not isinstance(payload, dict):
         raise InvalidEvent("-", "not a JSON object")
     raw_id = payload.get("event_id")

@@ -62,18 +62,18 @@ def check_line(number: int, raw: bytes) -> Checked | Rejected:
         event = parse_event(payload)
     except InvalidEvent as bad:
         return Rejected(number, bad.event_id, bad.reason, raw)
-    type_ = event.type
+    type_ = event["type"]
     return Checked(  # only the type's own fields place it (see ledger.kinds)
         number,
         raw,
         content_hash(payload),
-        event.event_id,
+        event["event_id"],
         type_,
-        event.effective_at,
-        None if type_ == VOID else event.customer_id,
-        event.subscription_id if type_ in SUBSCRIPTION_TYPES else None,
-        event.voids if type_ == VOID else None,
-        event.currency if type_ in PRICED else None,
+        event.get("effective_at"),
+        None if type_ == VOID else event["customer_id"],
+        event["subscription_id"] if type_ in SUBSCRIPTION_TYPES else None,
+        event["voids"] if type_ == VOID else None,
+        event.get("currency") if type_ in PRICED else None,
     )
 
 

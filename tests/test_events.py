@@ -23,9 +23,8 @@ def reason(payload: dict) -> str:
 
 def test_a_good_event_is_normalised_to_utc_and_keeps_unknown_fields():
     event = parse_event({**GOOD, "note": "kept for the audit trail"})
-    assert event.effective_at == "2024-01-15T08:00:00.000000Z"
-    assert event.model_extra == {"note": "kept for the audit trail"}
-    assert (event.interval_count, event.quantity) == (1, 1)
+    assert event == {**GOOD, "effective_at": "2024-01-15T08:00:00.000000Z",
+                     "note": "kept for the audit trail"}
 
 
 @pytest.mark.parametrize(
@@ -65,7 +64,7 @@ def test_a_change_must_name_a_term():
     change = {"event_id": "e2", "type": "subscription.changed", "customer_id": "c1",
               "subscription_id": "s1", "effective_at": "2024-01-01T00:00:00Z"}
     assert "names none of plan, amount" in reason(change)
-    assert parse_event({**change, "quantity": 3}).quantity == 3
+    assert parse_event({**change, "quantity": 3})["quantity"] == 3
 
 
 @pytest.mark.parametrize("term", ["plan", "amount", "currency", "interval", "interval_count",
@@ -78,14 +77,14 @@ def test_a_change_keeps_a_term_by_leaving_it_out_not_by_a_null(term):
 
 
 def test_a_void_needs_no_effective_time_but_must_name_its_target():
-    assert parse_event({"event_id": "v1", "type": "event.voided", "voids": "e1"}).voids == "e1"
+    assert parse_event({"event_id": "v1", "type": "event.voided", "voids": "e1"})["voids"] == "e1"
     assert reason({"event_id": "v1", "type": "event.voided"}) == "voids: Field required"
 
 
 def test_customer_attributes_are_strings():
     base = {"event_id": "c", "type": "customer.created", "customer_id": "c1",
             "effective_at": "2024-01-01T00:00:00Z"}
-    assert parse_event({**base, "attributes": {"region": "EU"}}).attributes == {"region": "EU"}
+    assert parse_event({**base, "attributes": {"region": "EU"}})["attributes"] == {"region": "EU"}
     assert reason({**base, "attributes": {"seats": 3}}).startswith("attributes.seats:")
     assert reason({**base, "attributes": {"plan": None}}).startswith(
         "attributes.plan: Input should be a valid string")
