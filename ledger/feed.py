@@ -21,6 +21,10 @@ from ledger.kinds import PRICED, SUBSCRIPTION_TYPES, VOID
 from ledger.workers import forked_pool
 
 LOOKAHEAD = 3  # batches checked ahead of the writer: bounds memory, keeps both busy
+# The checking process runs ahead of deciding and writing, which are the critical path:
+# at a lower priority it takes what they leave of the two cores, instead of a third of
+# each (ingest of a 133k-event feed into SQLite: 13-15% faster over 8 and 10 runs each).
+CHECKER_NICE = 10
 BATCH_BYTES = 16 << 20  # a batch also ends here: a feed of huge lines stays in bounded memory
 # Beyond this a line is refused: it bounds what one stored event costs every later reader
 # (a projection page holds thousands of events). A Stripe event with its raw body fits.
@@ -109,7 +113,7 @@ def checked_batches(
         for batch in chain([first], [second] if second else [], batches):
             yield len(batch), check_batch(batch)
         return
-    pool = forked_pool()
+    pool = forked_pool(nice=CHECKER_NICE)
     try:
         pending: deque[tuple[int, Future[list[tuple | Rejected]]]] = deque()
         pending.append((len(second), pool.submit(_check_batch_in_worker, second)))

@@ -23,10 +23,16 @@ def second_core() -> bool:
     return (os.cpu_count() or 1) > 1 and "fork" in get_all_start_methods()
 
 
-def forked_pool() -> ProcessPoolExecutor:
-    """One worker process, which dies with this one."""
+def forked_pool(*, nice: int = 0) -> ProcessPoolExecutor:
+    """One worker process, which dies with this one; `nice` lowers its priority."""
     return ProcessPoolExecutor(max_workers=1, mp_context=get_context("fork"),
-                               initializer=_die_with, initargs=(os.getpid(),))
+                               initializer=_start_worker, initargs=(os.getpid(), nice))
+
+
+def _start_worker(parent: int, nice: int) -> None:
+    _die_with(parent)
+    if nice:
+        os.nice(nice)
 
 
 def forked_process(target: Callable[..., None], *args: Any) -> BaseProcess:

@@ -14,9 +14,10 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import ledger.feed
 from cli import main
 from ledger.aggregates import Subscription, subscription_uuid
-from ledger.feed import checked_batches, numbered_lines
+from ledger.feed import CHECKER_NICE, checked_batches, numbered_lines
 from ledger.ingest import Ingestor, Outcome, _Heads
 from ledger.store import SQLiteLedgerRecorder
 from projections.projection import read_facts
@@ -233,6 +234,16 @@ def test_lines_checked_in_a_worker_process_come_back_as_checked_in_process():
         assert [type(r).__name__ for _, results in batches for r in results] == [
             "Checked", "Checked", "Checked", "Checked", "Rejected", "Checked"
         ]
+
+
+def test_lines_are_checked_in_a_process_of_lower_priority(monkeypatch):
+    """Deciding and writing are ingest's critical path: the checking process, which runs
+    ahead of them, takes what they leave of the cores."""
+    monkeypatch.setattr(ledger.feed, "check_batch", lambda batch: [os.nice(0)])  # its niceness
+    lines = list(numbered_lines(jsonl(*FEED).splitlines()))
+    niceness = [r for _, results in checked_batches(lines, 1, parallel=True) for r in results]
+    assert niceness[0] == os.nice(0)  # the first batch, checked here while the worker starts
+    assert set(niceness[1:]) == {min(os.nice(0) + CHECKER_NICE, 19)}
 
 
 def test_a_feed_of_many_batches_checked_in_parallel_is_recorded_in_feed_order(db_url):
