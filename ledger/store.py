@@ -451,6 +451,12 @@ class SQLiteLedgerRecorder(LedgerQueries, SQLiteApplicationRecorder):
             c.executemany(f"INSERT INTO event_keys VALUES ({','.join('?' * 8)})",
                           key_rows(ids, rows, keys))
 
+    def _in(self, column: str, values: list[Any]) -> tuple[str, list[Any]]:
+        """One parameter, a JSON array, whatever the number of values: the statement's
+        text stays the same, so sqlite3 prepares it once, not once per batch of ingest
+        (which made the look-ups of a batch's ids and streams a third dearer)."""
+        return f"{column} IN (SELECT value FROM json_each(?))", [orjson.dumps(values).decode()]
+
     def _rows(self, statement: str, params: Sequence[Any]) -> list[tuple]:
         with self.datastore.transaction(commit=False) as c:
             raw = c.sqlite_cursor  # plain tuples: faster than sqlite3.Row
