@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import marshal
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 from uuid import UUID
 
@@ -206,9 +206,12 @@ class Ingestor:
             total.add(summary)
             on_batch(summary)
 
-        with collector_paused(), _Pipeline(self, report, self._writer()) as pipeline:
-            for read, results in checked_batches(lines, self.batch_size, parallel=self.parallel):
-                pipeline.push(read, results)
+        with collector_paused():
+            batches = checked_batches(lines, self.batch_size, parallel=self.parallel)
+            first = list(islice(batches, 2))  # one batch, or several: see `_writer`
+            with _Pipeline(self, report, self._writer(several=len(first) > 1)) as pipeline:
+                for read, results in chain(first, batches):
+                    pipeline.push(read, results)
         return total
 
     def _record(self, candidates: list[Checked]) -> _Batch:
@@ -231,12 +234,14 @@ class Ingestor:
         self.app.recorder.insert_events(batch.stored, keys=batch.keys,
                                         recorded_at=format_instant(batch.timestamp))
 
-    def _writer(self) -> _Writer:
+    def _writer(self, *, several: bool) -> _Writer:
+        """A process of its own pays for a feed of several batches only (a webhook's one
+        event never forks)."""
         if self.recorder.writes_in_thread:
             return _InThread(self._write)
-        if not self.parallel:
+        if not (self.parallel and several):
             return _Writer(self._write)
-        return _InProcess(self._write, self.app.url)
+        return _InProcess(self.app.url)
 
     def _expect(self, batch: _Batch) -> None:
         """Take a batch's streams and time as the store's, before it has landed: the next
@@ -487,38 +492,38 @@ class _InThread(_Writer):
 
 class _InProcess(_Writer):
     """For SQLite: a forked process with its own connection writes the batches as rows.
-    The first batch is written here, so a short feed never forks."""
+    It starts, and opens the ledger, while the first batch is decided."""
 
-    def __init__(self, write: Callable[[_Batch], None], url: str) -> None:
-        super().__init__(write)
+    def __init__(self, url: str) -> None:
         self.url = url
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool = forked_pool()
+        self.pool.submit(_open, url)
 
     def submit(self, batch: _Batch) -> Future[None]:
-        if self.pool is None:
-            self.pool = forked_pool()
-            return super().submit(batch)
         # marshal, not pickle: plain tuples of bytes, str and int, to a fork of this very
         # interpreter. Pickle's memo of every object made sending a batch 3 times dearer.
         packed = marshal.dumps((rows_of(batch.stored), batch.keys), 2)
         return self.pool.submit(_insert_rows, self.url, packed, format_instant(batch.timestamp))
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
+        self.pool.shutdown()
 
 
 _writing_apps: dict[str, LedgerApplication] = {}  # of a writer process, by URL
 
 
+def _open(url: str) -> None:
+    """In a writer process: its own connection to the ledger, opened once."""
+    if url not in _writing_apps:
+        _writing_apps[url] = LedgerApplication(url, create_tables=False)
+
+
 def _insert_rows(url: str, packed: bytes, recorded_at: str) -> None:
-    """In a writer process: append a batch (its rows and index rows, marshalled) through
-    a connection of its own."""
-    app = _writing_apps.get(url)
-    if app is None:
-        app = _writing_apps[url] = LedgerApplication(url, create_tables=False)
+    """In a writer process: append a batch (its rows and index rows, marshalled)."""
     rows, keys = marshal.loads(packed)
-    app.recorder.insert_rows(rows, keys=keys, recorded_at=recorded_at)  # type: ignore[attr-defined]
+    _open(url)
+    _writing_apps[url].recorder.insert_rows(  # type: ignore[attr-defined]
+        rows, keys=keys, recorded_at=recorded_at)
 
 
 def _report(

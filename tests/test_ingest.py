@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ledger.feed
+import ledger.ingest
 from cli import main
 from ledger.aggregates import Subscription, subscription_uuid
 from ledger.feed import CHECKER_NICE, checked_batches, numbered_lines
@@ -292,24 +293,28 @@ def test_a_batch_the_store_refuses_is_decided_again_and_so_is_the_next(db_url, t
     assert refused_then_written == tuple(clean)
 
 
-def refusing_in_the_writer_process(monkeypatch, error: Exception, mark: Path) -> None:
-    """SQLite's writer process (forked after this) refuses its first batch with `error`,
-    leaving `mark` behind (what it does is not seen here)."""
+def refusing_in_the_writer_process(
+    monkeypatch, error: Exception, mark: Path, *, after: int = 0
+) -> None:
+    """SQLite's writer process (forked after this) refuses a batch with `error` once it has
+    written `after` batches, leaving `mark` behind (what it does is not seen here)."""
     insert_rows = SQLiteLedgerRecorder.insert_rows
+    written: list[int] = []  # the writer process's own copy
 
     def refuse_once(self, rows, **kwargs):
-        if not mark.exists():
+        if not mark.exists() and len(written) == after:
             mark.write_text(str(os.getpid()))
             raise error
+        written.append(len(rows))
         insert_rows(self, rows, **kwargs)
 
     monkeypatch.setattr(SQLiteLedgerRecorder, "insert_rows", refuse_once)
 
 
 def test_a_batch_the_writer_process_refuses_is_decided_again_here(tmp_path, monkeypatch):
-    """On SQLite the batches after the first are written by a forked process: a refusal
-    there (another writer got there first) comes back here, and the batch is decided and
-    written again, as when this process writes."""
+    """On SQLite the batches of a feed of several are written by a forked process: a
+    refusal there (another writer got there first) comes back here, and the batch is
+    decided and written again, as when this process writes."""
     feed = [*FEED, changed("e5", "s1", "c1", "2024-04-01T00:00:00Z", quantity=3),
             voided("e6", "e1")]
     mark = tmp_path / "refused"
@@ -321,17 +326,29 @@ def test_a_batch_the_writer_process_refuses_is_decided_again_here(tmp_path, monk
     assert verify_ledger(url).ok
 
 
+def test_a_feed_of_one_batch_starts_no_other_process(tmp_path, monkeypatch):
+    """A webhook's one event, say: a process would cost more than the batch."""
+    def no_fork(**_):
+        raise AssertionError("forked for one batch")
+
+    monkeypatch.setattr(ledger.feed, "forked_pool", no_fork)
+    monkeypatch.setattr(ledger.ingest, "forked_pool", no_fork)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    outcomes, _, _ = recorded(url, FEED, len(FEED), parallel=True)
+    assert [o.status for o in outcomes] == ["accepted"] * len(FEED)
+
+
 def test_a_database_error_in_the_writer_process_is_raised_here_and_what_landed_is_whole(
     tmp_path, monkeypatch
 ):
     mark = tmp_path / "refused"
     refusing_in_the_writer_process(monkeypatch, OperationalError("database or disk is full"),
-                                   mark)
+                                   mark, after=1)
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     with pytest.raises(LedgerError, match=r"disk is full$"):  # one line, as from here
         recorded(url, FEED, 1, parallel=True)
     assert int(mark.read_text()) != os.getpid()
-    assert [e["event_id"] for e in list_events(url)] == ["e1"]  # written here, before
+    assert [e["event_id"] for e in list_events(url)] == ["e1"]  # the batch before
     assert verify_ledger(url).ok
 
 
