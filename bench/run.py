@@ -1,5 +1,6 @@
 """Benchmarks: ingest, full rebuild, NRR latency (in-process and CLI), peak memory, and DuckDB
-computing the same NRR from the raw feed, side by side.
+computing the same NRR from the raw feed, side by side; before each size, a yardstick of the
+machine's speed at that moment (bench/reference.py).
 
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python bench/run.py --customers 20000 --customers 100000 [--pg URL]
@@ -151,6 +152,8 @@ def bench(customers: int, pg: str | None) -> None:
         Path(f"{db_file}{suffix}").unlink(missing_ok=True)
     db = f"sqlite:///{db_file}"
     print(f"\n== {customers:,} customers, {events:,} feed lines ({feed.stat().st_size >> 20} MiB)")
+    print(f"yardstick           {_reference():10,.0f} events/s  "
+          "(eventsourcing alone, just before: bench/reference.py)")
     seconds, rss, summary = revledger(db, "ingest", str(feed))
     print(f"ingest  SQLite      {events / seconds:10,.0f} lines/s  {seconds:7.2f} s  "
           f"peak {rss} MiB   [{summary}]")
@@ -194,6 +197,15 @@ def bench(customers: int, pg: str | None) -> None:
         return
     agree = "same" if duck == ours else "DIFFERENT"
     print(f"duckdb from raw JSONL: {duck_seconds:.2f} s -> NRR {duck} ({agree})")
+
+
+def _reference() -> float:
+    """The machine's speed at the moment (see bench/reference.py), in a process of its own
+    as each ingest is."""
+    out = subprocess.run([sys.executable, "-c", "from reference import append_rate; "
+                          "print(append_rate())"], cwd=ROOT / "bench", capture_output=True,
+                         check=True, env=CLI_ENV)
+    return float(out.stdout)
 
 
 def _recorded_with(db_file: Path, share: int) -> tuple[str, int]:
