@@ -1,7 +1,6 @@
 """A yardstick for this machine's speed at the moment: eventsourcing alone appending
-100,000 events to SQLite (20,000 aggregates of 5 events, made beforehand; 500 aggregates per
-save), the set-up
-of the ~35,000 events/s figure in ../shared/notes/eventsourcing-facts.md.
+100,000 events to SQLite (20,000 aggregates of 5 events, made beforehand; 500 aggregates
+per save), the set-up of the ~35,000 events/s in ../shared/notes/eventsourcing-facts.md.
 
 Run next to an ingest, it tells a slow spell of the machine from a slow change of ours.
 

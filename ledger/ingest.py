@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import marshal
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Future, ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,7 +41,7 @@ from ledger.feed import Checked, Rejected, checked_batches
 from ledger.instants import format_instant, parse_instant
 from ledger.memory import collector_paused
 from ledger.store import KeyRow, LedgerApplication, rows_of
-from ledger.workers import forked_pool, second_core
+from ledger.workers import WorkerDied, forked_pool, second_core
 
 BATCH_SIZE = 5000
 MAX_ATTEMPTS = 20
@@ -208,10 +208,13 @@ class Ingestor:
 
         with collector_paused():
             batches = checked_batches(lines, self.batch_size, parallel=self.parallel)
-            first = list(islice(batches, 2))  # one batch, or several: see `_writer`
-            with _Pipeline(self, report, self._writer(several=len(first) > 1)) as pipeline:
-                for read, results in chain(first, batches):
-                    pipeline.push(read, results)
+            try:
+                first = list(islice(batches, 2))  # one batch, or several: see `_writer`
+                with _Pipeline(self, report, self._writer(several=len(first) > 1)) as pipeline:
+                    for read, results in chain(first, batches):
+                        pipeline.push(read, results)
+            except BrokenExecutor:
+                raise WorkerDied("a process checking or writing this feed died") from None
         return total
 
     def _record(self, candidates: list[Checked]) -> _Batch:

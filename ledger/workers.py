@@ -18,6 +18,10 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 
+class WorkerDied(RuntimeError):
+    """A worker process ended before its work was done: killed, say, or out of memory."""
+
+
 def second_core() -> bool:
     """Whether a worker process would run beside this one rather than take turns with it."""
     return (os.cpu_count() or 1) > 1 and "fork" in get_all_start_methods()

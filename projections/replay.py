@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from ledger.memory import collector_paused
 from ledger.store import LedgerApplication, LedgerRecorder
-from ledger.workers import forked_process, second_core
+from ledger.workers import WorkerDied, forked_process, second_core
 from projections.facts import by_customer_stream
 from projections.versions import fold_versions
 from projections.view import CustomerRows, customer_rows
@@ -141,7 +141,7 @@ def _receive(results: Queue, ready: dict[int, Folded], worker: BaseProcess,
                 return False
             if not worker.is_alive():
                 code = worker.exitcode
-                raise RuntimeError(f"the replay worker died (exit code {code})") from None
+                raise WorkerDied(f"the replay worker died (exit code {code})") from None
             continue
         if error is not None:
             raise error

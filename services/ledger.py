@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from eventsourcing.persistence import PersistenceError
 
 from ledger.store import LedgerApplication, UnsupportedDatabase, redact
+from ledger.workers import WorkerDied
 from services.errors import LedgerError
 
 # What a store can raise: eventsourcing's errors, and sqlite3's own where eventsourcing lets
@@ -20,7 +21,8 @@ DATABASE_ERRORS = (PersistenceError, sqlite3.Error, OSError)
 def open_ledger(url: str) -> Iterator[LedgerApplication]:
     """The ledger at `url`, its tables created on first use; closed afterwards.
 
-    Database failures surface as one `LedgerError` naming the database, never a traceback.
+    Database failures, and a worker process dying, surface as one `LedgerError`, never a
+    traceback.
     """
     try:
         app = LedgerApplication(url)
@@ -32,6 +34,9 @@ def open_ledger(url: str) -> Iterator[LedgerApplication]:
         yield app
     except DATABASE_ERRORS as exc:
         raise LedgerError(f"database {redact(url)}: {first_line(exc)}") from None
+    except WorkerDied as exc:  # each batch is one transaction: none is left half-written
+        raise LedgerError(f"{exc} (killed? out of memory?); what was recorded before stays "
+                          "recorded, and running the command again is safe") from None
     finally:
         app.close()
 

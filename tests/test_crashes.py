@@ -134,6 +134,43 @@ def test_kill_9_during_ingest_then_rerun_equals_one_clean_ingest(db_url, clean_u
     assert ledger_of(db_url) == ledger_of(clean_url)
 
 
+def kill_workers_when(process: subprocess.Popen, db_url: str, at_least: int) -> int:
+    """SIGKILL the processes the command started (not the command) once `at_least` events
+    are committed; how many there were."""
+    while process.poll() is None:
+        if events_recorded(db_url) >= at_least:
+            with open(f"/proc/{process.pid}/task/{process.pid}/children") as children:
+                workers = [int(pid) for pid in children.read().split()]
+            for pid in workers:
+                os.kill(pid, signal.SIGKILL)
+            return len(workers)
+        time.sleep(0.01)  # polling the database, not guessing a duration
+    return 0
+
+
+def test_a_worker_killed_during_ingest_is_one_line_and_the_rerun_completes(db_url, clean_url,
+                                                                          tmp_path):
+    """The out-of-memory killer picks the largest process, which may be a worker of the
+    ingest: the command says so in one line, keeps every batch it committed, and the same
+    command then completes the ledger."""
+    feed = tmp_path / "feed.jsonl"
+    feed.write_bytes(jsonl(*generate(customers=6000, seed=4)))  # several batches
+    assert revledger(clean_url, "ingest", str(feed)).returncode == 0
+    process = subprocess.Popen([sys.executable, "-m", "cli", "--db", db_url, "ingest",
+                                str(feed)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    assert kill_workers_when(process, db_url, 1000) >= 1  # once a batch has committed
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 1
+    assert err.decode().splitlines() == [
+        "revledger: a process checking or writing this feed died (killed? out of memory?); "
+        "what was recorded before stays recorded, and running the command again is safe"]
+    assert 1000 <= events_recorded(db_url) < events_recorded(clean_url)
+    assert revledger(db_url, "ingest", str(feed)).returncode == 0
+    assert no_process_left(db_url)
+    assert ledger_of(db_url) == ledger_of(clean_url)
+
+
 def test_kill_9_during_import_stripe_then_rerun_equals_one_clean_import(db_url, clean_url,
                                                                        tmp_path):
     events = []

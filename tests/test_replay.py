@@ -12,9 +12,11 @@ from datetime import date
 from itertools import pairwise
 
 import pytest
+from click.testing import CliRunner
 
 import projections.replay as replay_module
 from bench.generate import generate
+from cli import main
 from ledger.store import LedgerApplication
 from projections import reference
 from projections.engine import MRRIndex
@@ -83,17 +85,31 @@ def test_an_error_in_the_worker_is_raised_here(ledger, tiny_runs, monkeypatch):
         list(replay(app, app.ledger_recorder.max_notification_id()))
 
 
-def test_a_worker_that_dies_is_an_error_not_a_short_answer(ledger, tiny_runs, monkeypatch):
+def exit_in_worker(monkeypatch, code: int) -> None:
+    """The replay's worker process exits with `code` as it folds a run."""
     parent, fold_run = os.getpid(), replay_module._fold
 
     def dying_in_worker(recorder, upto, run):
         if os.getpid() != parent:
-            os._exit(3)
+            os._exit(code)
         return fold_run(recorder, upto, run)
 
     monkeypatch.setattr(replay_module, "_fold", dying_in_worker)
+
+
+def test_a_worker_that_dies_is_an_error_not_a_short_answer(ledger, tiny_runs, monkeypatch):
+    exit_in_worker(monkeypatch, 3)
     with LedgerApplication(ledger) as app, pytest.raises(RuntimeError, match="exit code 3"):
         list(replay(app, app.ledger_recorder.max_notification_id()))
+
+
+def test_a_worker_that_dies_ends_the_replay_command_in_one_line(ledger, tiny_runs, monkeypatch):
+    exit_in_worker(monkeypatch, 9)
+    result = CliRunner().invoke(main, ["--db", ledger, "replay"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "revledger: the replay worker died (exit code 9) (killed? out of memory?); what was "
+        "recorded before stays recorded, and running the command again is safe"]
 
 
 def test_postgresql_replays_in_one_process(pg_url):
