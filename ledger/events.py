@@ -61,10 +61,13 @@ Amount = Annotated[StrictStr, AfterValidator(_decimal_string)]
 Currency = Annotated[StrictStr, AfterValidator(_iso_4217)]
 
 
-class _Event(TypedDict):
+class _Record(TypedDict):
     __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
 
     event_id: Id
+
+
+class _Event(_Record):
     effective_at: Instant
 
 
@@ -125,10 +128,7 @@ class SubscriptionCancelled(_SubscriptionEvent):
     type: Literal["subscription.cancelled"]
 
 
-class EventVoided(TypedDict):
-    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
-
-    event_id: Id
+class EventVoided(_Record):
     type: Literal["event.voided"]
     effective_at: NotRequired[Instant | None]
     voids: Id

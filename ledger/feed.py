@@ -92,11 +92,11 @@ def _check_batch_in_worker(batch: list[tuple[int, bytes]]) -> list[tuple | Rejec
     return [tuple(r) if type(r) is Checked else r for r in check_batch(batch)]
 
 
+_checked = Checked._make
+
+
 def _received(results: list[tuple | Rejected]) -> list[Checked | Rejected]:
     return [_checked(r) if type(r) is tuple else r for r in results]  # type: ignore[arg-type]
-
-
-_checked = Checked._make
 
 
 def checked_batches(
