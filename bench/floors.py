@@ -85,7 +85,7 @@ def rewrite(rows: dict[str, list[tuple]], path: Path, customer_index: bool) -> N
         db.executemany("INSERT INTO stored_events (originator_id, originator_version, topic, "
                        "state) VALUES (?, ?, ?, ?)", events[i:i + BATCH_SIZE])
         db.executemany("INSERT INTO event_chain VALUES (?, ?, ?)", links[i:i + BATCH_SIZE])
-        db.executemany(f"INSERT INTO event_keys VALUES ({', '.join('?' * 8)})",
+        db.executemany(f"INSERT INTO event_keys VALUES ({', '.join('?' * 7)})",
                        keys[i:i + BATCH_SIZE])
         db.execute("COMMIT")
     db.close()

@@ -39,11 +39,7 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
-        self.sql_create_statements.extend(
-            SQL(s.replace("TEXT NOT NULL, originator_version", "uuid NOT NULL, originator_version")
-                .replace("INTEGER PRIMARY KEY", "BIGINT PRIMARY KEY"))
-            for s in LEDGER_DDL
-        )
+        self.sql_create_statements.extend(self._ddl(s) for s in LEDGER_DDL)
         self.sql_create_statements.append(SQL(
             "CREATE OR REPLACE FUNCTION revledger_immutable() RETURNS trigger "
             f"LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{IMMUTABLE} (% on %)', "
@@ -100,13 +96,21 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
                 [list(column) for column in zip(*links, strict=True)],
             )
             if keys := kwargs.get("keys"):
-                ids = [s.originator_id for s in stored_events]
                 c.execute(
-                    "INSERT INTO event_keys SELECT * FROM unnest(%b::text[], %b::text[], "
-                    "%b::uuid[], %b::int[], %b::text[], %b::text[], %b::text[], %b::text[])",
-                    [list(column) for column in zip(*key_rows(ids, rows, keys), strict=True)],
+                    "INSERT INTO event_keys SELECT * FROM unnest(%b::bigint[], %b::text[], "
+                    "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])",
+                    [list(column) for column in zip(*key_rows(positions, keys), strict=True)],
                 )
         return positions
+
+    _index_columns = ("SELECT column_name AS name FROM information_schema.columns "
+                      "WHERE table_name = 'event_keys' AND table_schema = current_schema()")
+
+    def _ddl(self, statement: str) -> Any:
+        return SQL(statement.replace("INTEGER PRIMARY KEY", "BIGINT PRIMARY KEY"))
+
+    def _index_ddl(self) -> list[Any]:
+        return [s for s in self.sql_create_statements if "event_keys" in s.as_string(None)]
 
     def customer_bounds(self, every: int) -> list[str]:
         """None: the customer index is in the database's collation, not byte order, so a

@@ -1,10 +1,11 @@
 """Event store wiring: eventsourcing's SQLite and PostgreSQL persistence, plus an index.
 
-The index (`event_keys`) holds one row per canonical event: its `event_id` (primary key),
-a hash of its content and where it is stored. It is written by the recorder in the same
+The index (`event_keys`) holds one row per canonical event: its position (primary key), its
+`event_id` (unique) and a hash of its content. It is written by the recorder in the same
 transaction as the stored events, so the database itself makes ingest idempotent: two
 writers recording one event collide on the key and exactly one commits. Rows of both
-tables are only ever inserted.
+tables are only ever inserted (an index of an earlier layout is laid out again once, by
+`upgrade_index`).
 """
 
 from __future__ import annotations
@@ -39,10 +40,9 @@ from ledger.aggregates import LEDGER_ID, Ledger
 from ledger.chain import Link, extend, recorded_at
 
 KEY_COLUMNS = (
+    "position",
     "event_id",
     "content_sha256",
-    "originator_id",
-    "originator_version",
     "type",
     "customer_id",
     "subscription_id",
@@ -54,10 +54,9 @@ KEY_COLUMNS = (
 class KeyRow:
     """What the index knows of one recorded canonical event."""
 
+    position: int  # of the stored event, in the ledger's total order
     event_id: str
     content_sha256: str
-    originator_id: UUID
-    originator_version: int
     type: str
     customer_id: str | None
     subscription_id: str | None
@@ -225,10 +224,50 @@ class LedgerQueries:
         return value.hex
 
     def _join(self) -> str:
-        return (
-            f"{self.events_table_name} e JOIN event_keys k ON k.originator_id = e.originator_id "
-            "AND k.originator_version = e.originator_version"
-        )
+        return f"{self.events_table_name} e JOIN event_keys k ON k.position = e.{self.position}"
+
+    _index_columns = "SELECT name FROM pragma_table_info('event_keys')"
+
+    def _ddl(self, statement: str) -> Any:
+        """A statement of LEDGER_DDL as this database takes it."""
+        return statement
+
+    def _index_ddl(self) -> list[Any]:
+        """The statements creating the index's table, its indexes and its triggers."""
+        raise NotImplementedError
+
+    def upgrade_index(self) -> bool:
+        """Lay out again an index written by a revledger from before it referred to events
+        by position (it named their aggregate and version): the same rows, keyed by the
+        events' positions, in one transaction. The events are not touched; the index is
+        derived from them. True if there was one to upgrade."""
+        with self.datastore.transaction(commit=False) as c:
+            if not self._old_index(c):
+                return False
+        with self.datastore.transaction(commit=True) as c:
+            # A write first: SQLite's write lock is then held, so the layout read next is
+            # current even if another process has just upgraded the index.
+            c.execute(self._ddl(_event_keys_table("event_keys_v2")))
+            if not self._old_index(c):
+                c.execute("DROP TABLE event_keys_v2")
+                return False
+            c.execute(
+                f"INSERT INTO event_keys_v2 SELECT e.{self.position}, k.event_id, "
+                "k.content_sha256, k.type, k.customer_id, k.subscription_id, k.voids "
+                f"FROM event_keys k JOIN {self.events_table_name} e "
+                "ON e.originator_id = k.originator_id "
+                "AND e.originator_version = k.originator_version"
+            )
+            c.execute("DROP TABLE event_keys")
+            c.execute("ALTER TABLE event_keys_v2 RENAME TO event_keys")
+            for statement in self._index_ddl():
+                c.execute(statement)
+        return True
+
+    def _old_index(self, c: Any) -> bool:
+        c.execute(self._index_columns)
+        return any((row["name"] if isinstance(row, dict) else row[0]) == "originator_id"
+                   for row in c.fetchall())
 
     def select_keys_where(self, tests: dict[str, Iterable[str]]) -> list[KeyRow]:
         """Index rows whose column is among the given values, for any of the columns: one
@@ -243,7 +282,7 @@ class LedgerQueries:
             return []
         statement = (f"SELECT {', '.join(KEY_COLUMNS)} FROM event_keys "
                      f"WHERE {' OR '.join(clauses)}")
-        return [key_row(row) for row in self._rows(statement, params)]
+        return [KeyRow(*row) for row in self._rows(statement, params)]
 
     def select_heads(self, ids: Sequence[UUID]) -> list[tuple[UUID, int, str]]:
         """(aggregate id, version, customer id) of those of these streams that exist: the
@@ -412,6 +451,9 @@ class SQLiteLedgerRecorder(LedgerQueries, SQLiteApplicationRecorder):
             ),
         ]
 
+    def _index_ddl(self) -> list[Any]:
+        return [s for s in self.construct_create_table_statements() if "event_keys" in s]
+
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
         self._insert_rows(c, rows_of(stored_events), keys=kwargs.get("keys"),
                           recorded_at=kwargs.get("recorded_at"))
@@ -432,8 +474,9 @@ class SQLiteLedgerRecorder(LedgerQueries, SQLiteApplicationRecorder):
         """One `executemany` per table, the events first (which takes the write lock).
 
         Positions are rowids: the writer holds the lock and rows are never deleted, so a
-        batch's rowids follow the largest one. They are not returned (eventsourcing's
-        application recorder inserts row by row to return them); nothing here uses them.
+        batch's rowids follow the largest one; its chain links and index rows are keyed by
+        them. They are not returned (eventsourcing's application recorder inserts row by
+        row to return them); no caller uses them.
         """
         ids = [row[0].hex() for row in rows]
         c.executemany(
@@ -448,8 +491,8 @@ class SQLiteLedgerRecorder(LedgerQueries, SQLiteApplicationRecorder):
         links = self._links(head, positions, rows, recorded_at)
         c.executemany("INSERT INTO event_chain VALUES (?, ?, ?)", links)
         if keys:
-            c.executemany(f"INSERT INTO event_keys VALUES ({','.join('?' * 8)})",
-                          key_rows(ids, rows, keys))
+            c.executemany(f"INSERT INTO event_keys VALUES ({','.join('?' * 7)})",
+                          key_rows(positions, keys))
 
     def _in(self, column: str, values: list[Any]) -> tuple[str, list[Any]]:
         """One parameter, a JSON array, whatever the number of values: the statement's
@@ -482,10 +525,10 @@ def rows_of(stored_events: Sequence[StoredEvent]) -> list[Row]:
             for s in stored_events]
 
 
-def key_rows(ids: Sequence[Any], rows: Sequence[Row], keys: Sequence[tuple]) -> list[tuple]:
-    """The index rows of stored events (their aggregate ids as the database takes them),
-    from `keys`: the rest of each event's row, one per event."""
-    return [(k[0], k[1], i, row[1], *k[2:]) for i, row, k in zip(ids, rows, keys, strict=True)]
+def key_rows(positions: Sequence[int], keys: Sequence[tuple]) -> list[tuple]:
+    """The index rows of stored events at these positions, from `keys`: the rest of each
+    event's row, one per event."""
+    return [(p, *k) for p, k in zip(positions, keys, strict=True)]
 
 
 def _uuid(value: Any) -> UUID:
@@ -494,14 +537,19 @@ def _uuid(value: Any) -> UUID:
 
 LEDGER_TABLES = ("event_keys", "event_chain")
 IMMUTABLE = "revledger: recorded events are never updated or deleted"
+
+
+def _event_keys_table(name: str) -> str:
+    """The index refers to each event by its position: joined to the events on their
+    primary key, and a customer's index entries are small and in recorded order."""
+    return (f"CREATE TABLE IF NOT EXISTS {name} (position INTEGER PRIMARY KEY, "
+            "event_id TEXT NOT NULL UNIQUE, content_sha256 TEXT NOT NULL, type TEXT NOT NULL, "
+            "customer_id TEXT, subscription_id TEXT, voids TEXT)")
+
+
 LEDGER_DDL = [
-    "CREATE TABLE IF NOT EXISTS event_keys ("
-    "event_id TEXT PRIMARY KEY, content_sha256 TEXT NOT NULL, "
-    "originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
-    "type TEXT NOT NULL, customer_id TEXT, subscription_id TEXT, voids TEXT)",
-    # Covering: a customer's events are found without reading event_keys rows.
-    "CREATE INDEX IF NOT EXISTS event_keys_customer "
-    "ON event_keys (customer_id, originator_id, originator_version)",
+    _event_keys_table("event_keys"),
+    "CREATE INDEX IF NOT EXISTS event_keys_customer ON event_keys (customer_id, position)",
     # At most one void per event, enforced by the database for concurrent writers.
     "CREATE UNIQUE INDEX IF NOT EXISTS event_keys_voids ON event_keys (voids) "
     "WHERE voids IS NOT NULL",
@@ -510,12 +558,6 @@ LEDGER_DDL = [
     "recorded_at TEXT NOT NULL, chain_sha256 TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS event_chain_recorded ON event_chain (recorded_at)",
 ]
-
-
-def key_row(values: tuple) -> KeyRow:
-    row = dict(zip(KEY_COLUMNS, values, strict=True))
-    row["originator_id"] = _uuid(row["originator_id"])
-    return KeyRow(**row)
 
 
 class LedgerRecorder(Protocol):
@@ -532,6 +574,7 @@ class LedgerRecorder(Protocol):
         self, filters: dict[str, str], upto: int | None = None
     ) -> list[EventRow]: ...
     def count_keys(self) -> int: ...
+    def upgrade_index(self) -> bool: ...
     def chain_head(
         self, *, known_at: str | None = None, upto: int | None = None
     ) -> Link | None: ...
@@ -561,6 +604,8 @@ class LedgerApplication(Application):
                 # No DDL at all: roles without CREATE (ingest, analyst) can open the ledger.
                 env["CREATE_TABLE"] = "no"
             super().__init__(env=env)
+            if create_tables:
+                self.ledger_recorder.upgrade_index()
 
     @contextmanager
     def schema_lock(self) -> Iterator[Any]:

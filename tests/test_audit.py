@@ -80,6 +80,42 @@ def test_the_event_tables_refuse_updates_and_deletes(ledger, raw_sql, statement)
         raw_sql(statement)
 
 
+# The index as revledger laid it out before it referred to events by position.
+OLD_INDEX = [
+    "CREATE TABLE old_keys (event_id TEXT PRIMARY KEY, content_sha256 TEXT NOT NULL, "
+    "originator_id {uuid} NOT NULL, originator_version INTEGER NOT NULL, type TEXT NOT NULL, "
+    "customer_id TEXT, subscription_id TEXT, voids TEXT)",
+    "INSERT INTO old_keys SELECT k.event_id, k.content_sha256, e.originator_id, "
+    "e.originator_version, k.type, k.customer_id, k.subscription_id, k.voids "
+    "FROM event_keys k JOIN {events} e ON e.{position} = k.position",
+    "DROP TABLE event_keys",
+    "ALTER TABLE old_keys RENAME TO event_keys",
+    "CREATE INDEX event_keys_customer "
+    "ON event_keys (customer_id, originator_id, originator_version)",
+    "CREATE UNIQUE INDEX event_keys_voids ON event_keys (voids) WHERE voids IS NOT NULL",
+]
+
+
+def test_an_index_laid_out_by_an_earlier_revledger_is_laid_out_again_when_opened(
+    ledger, raw_sql
+):
+    sqlite = ledger.startswith("sqlite")
+    before = json_of(ledger, "events"), json_of(ledger, "history", "--customer", "c1")
+    for statement in OLD_INDEX:
+        raw_sql(statement.replace("{uuid}", "TEXT" if sqlite else "uuid")
+                .replace("{position}", "rowid" if sqlite else "notification_id"))
+
+    assert (json_of(ledger, "events"), json_of(ledger, "history", "--customer", "c1")) == before
+    assert raw_sql("SELECT position, event_id FROM event_keys ORDER BY position") == [
+        (position, f"e{n}") for n, position in enumerate(positions(raw_sql), start=1)
+    ]
+    with pytest.raises(Exception, match="never updated or deleted"):
+        raw_sql("UPDATE event_keys SET content_sha256 = 'x'")
+    again = ingest_feed(ledger, jsonl(*FEED, voided("e6", "e3")).splitlines())
+    assert (again.summary.duplicates, again.summary.rejected) == (5, 1)  # e3's second void
+    assert verify(ledger)[0] == 0
+
+
 def test_truncate_is_refused_on_postgresql(pg_url):
     import psycopg
 

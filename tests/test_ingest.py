@@ -448,8 +448,11 @@ def recorded(
 
 def stored_keys(app, feed: list[dict]) -> list[tuple]:
     """Where each event of the feed is stored: its aggregate and version."""
-    rows = app.ledger_recorder.select_keys_where({"event_id": [e["event_id"] for e in feed]})
-    return sorted((k.event_id, k.originator_id, k.originator_version) for k in rows)
+    return sorted(
+        (event_id, row.originator_id, row.originator_version)
+        for event_id in {e["event_id"] for e in feed}
+        for row in app.ledger_recorder.select_events_by({"event_id": event_id})
+    )
 
 
 @pytest.mark.parametrize("fresh_db", ["sqlite", "postgresql"], indirect=True)
