@@ -53,7 +53,9 @@ def _iso_4217(value: str) -> str:
     return value
 
 
-Id = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+# Ids are stored as text columns (the index, the view), and PostgreSQL's text cannot hold
+# a NUL character: refused on both stores alike. The pattern runs in pydantic's core.
+Id = Annotated[StrictStr, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
 Count = Annotated[StrictInt, Field(ge=1)]
 Interval = Literal["day", "week", "month", "year"]
 Instant = Annotated[StrictStr, AfterValidator(_offset_required)]  # normalised to UTC text
@@ -177,6 +179,8 @@ def _describe(error: ValidationError) -> str:
     message = first["msg"].removeprefix("Value error, ")
     if first["input"] is None and len(first["loc"]) == 2 and first["loc"][1] in TERM_FIELDS:
         message = "must not be null (leave the field out to keep the term)"
+    if first["type"] == "string_pattern_mismatch":  # the one pattern: an Id's
+        message = "must not contain a NUL character"
     if first["type"] == "union_tag_invalid":
         return f"type: unknown event type {first['input'].get('type')!r}"
     if first["type"] == "union_tag_not_found":

@@ -497,7 +497,8 @@ class SQLiteLedgerRecorder(LedgerQueries, SQLiteApplicationRecorder):
     def _in(self, column: str, values: list[Any]) -> tuple[str, list[Any]]:
         """One parameter, a JSON array, whatever the number of values: the statement's
         text stays the same, so sqlite3 prepares it once, not once per batch of ingest
-        (which made the look-ups of a batch's ids and streams a third dearer)."""
+        (which made the look-ups of a batch's ids and streams a third dearer). SQLite's
+        JSON functions end a string at a NUL character: ids never hold one (`ledger.events`)."""
         return f"{column} IN (SELECT value FROM json_each(?))", [orjson.dumps(values).decode()]
 
     def _rows(self, statement: str, params: Sequence[Any]) -> list[tuple]:

@@ -40,6 +40,7 @@ def test_a_good_event_is_normalised_to_utc_and_keeps_unknown_fields():
         ({"effective_at": 1700000000}, "effective_at: Input should be a valid string"),
         ({"event_id": ""}, "event_id: String should have at least 1 character"),
         ({"event_id": "x" * 201}, "event_id: String should have at most 200 characters"),
+        ({"customer_id": "c\u0000"}, "customer_id: must not contain a NUL character"),
         ({"type": "subscription.paused"}, "type: unknown event type 'subscription.paused'"),
         ({"interval": "fortnight"}, "interval: Input should be 'day', 'week', 'month' or 'year'"),
         ({"interval_count": 0}, "interval_count: Input should be greater than or equal to 1"),

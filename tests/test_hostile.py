@@ -83,6 +83,7 @@ def test_fuzzed_lines_are_rejected_in_one_line_or_stored_exactly(data):
     orjson.dumps({**BASE, "plan": "x" * 1_000_000}),
     orjson.dumps({**BASE, "event_id": "x'; DROP TABLE event_keys; --"}),
     orjson.dumps({**BASE, "note": "\u0000\u202e", "nested": [[[{"a": [1, 2]}]]]}),
+    orjson.dumps({**BASE, "event_id": "e\u0000", "customer_id": "c\u0000"}),  # no NUL in ids
     orjson.dumps({**BASE, "currency": "U\u0405D"}),
     json.dumps({**BASE, "quantity": 2**70}).encode(),
     orjson.dumps({**BASE, "effective_at": "9999-12-31T23:59:59-01:00"}),
@@ -102,3 +103,4 @@ def test_a_line_over_128_kib_is_refused_in_one_line(sqlite_url):
     ingest_feed(sqlite_url, [line], on_reject=lambda r: rejected.append(str(r)))
     assert rejected == [f"line 1: -: line longer than 128 KiB ({len(line)} bytes): a "
                         "canonical event is a few hundred bytes"]
+
