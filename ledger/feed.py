@@ -18,7 +18,7 @@ from typing import NamedTuple
 from ledger.batches import batched
 from ledger.events import InvalidEvent, content_hash, decode_line, parse_event
 from ledger.kinds import PRICED, SUBSCRIPTION_TYPES, VOID
-from ledger.workers import forked_pool
+from ledger.workers import Spool, forked_pool
 
 LOOKAHEAD = 3  # batches checked ahead of the writer: bounds memory, keeps both busy
 # The checking process runs ahead of deciding and writing, which are the critical path:
@@ -86,17 +86,18 @@ def check_batch(batch: list[tuple[int, bytes]]) -> list[Checked | Rejected]:
     return [check_line(number, raw) for number, raw in batch if raw.strip()]
 
 
-def _check_batch_in_worker(batch: list[tuple[int, bytes]]) -> list[tuple | Rejected]:
-    """`check_batch` for the worker process: checked records travel back as plain tuples,
-    which pickle in a third of a NamedTuple's time (`_received` makes them `Checked`)."""
-    return [tuple(r) if type(r) is Checked else r for r in check_batch(batch)]
+def _check_batch_in_worker(batch: list[tuple[int, bytes]], spool: Spool) -> str:
+    """`check_batch` for the worker process, its results spooled: checked records travel
+    back as plain tuples, which pickle in a third of a NamedTuple's time (`_received`
+    makes them `Checked`)."""
+    return spool.put([tuple(r) if type(r) is Checked else r for r in check_batch(batch)])
 
 
 _checked = Checked._make
 
 
-def _received(results: list[tuple | Rejected]) -> list[Checked | Rejected]:
-    return [_checked(r) if type(r) is tuple else r for r in results]  # type: ignore[arg-type]
+def _received(spool: Spool, path: str) -> list[Checked | Rejected]:
+    return [_checked(r) if type(r) is tuple else r for r in spool.take(path)]
 
 
 def checked_batches(
@@ -113,21 +114,22 @@ def checked_batches(
         for batch in chain([first], [second] if second else [], batches):
             yield len(batch), check_batch(batch)
         return
-    pool = forked_pool(nice=CHECKER_NICE)
+    pool, spool = forked_pool(nice=CHECKER_NICE), Spool()
     try:
-        pending: deque[tuple[int, Future[list[tuple | Rejected]]]] = deque()
-        pending.append((len(second), pool.submit(_check_batch_in_worker, second)))
+        pending: deque[tuple[int, Future[str]]] = deque()
+        pending.append((len(second), pool.submit(_check_batch_in_worker, second, spool)))
         yield len(first), check_batch(first)  # while the worker starts
         for batch in batches:
-            pending.append((len(batch), pool.submit(_check_batch_in_worker, batch)))
+            pending.append((len(batch), pool.submit(_check_batch_in_worker, batch, spool)))
             if len(pending) >= LOOKAHEAD:
                 read, future = pending.popleft()
-                yield read, _received(future.result())
+                yield read, _received(spool, future.result())
         while pending:
             read, future = pending.popleft()
-            yield read, _received(future.result())
+            yield read, _received(spool, future.result())
     finally:
         pool.shutdown(cancel_futures=True)
+        spool.close()
 
 
 def numbered_lines(stream: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+import pickle
+import shutil
 import signal
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import suppress
@@ -61,3 +64,30 @@ def _die_with(parent: int) -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
     if os.getppid() != parent:  # the parent died before that took effect
         os._exit(0)
+
+
+class Spool:
+    """A worker's large results travel through files in a private directory, and their
+    paths alone through the pipe. A message cut off by the worker's death mid-send would
+    keep its reader waiting for the rest forever (the parent holds the pipe's write end
+    too, so no end of file comes); a path is written whole (a pipe takes 4 KiB at once)."""
+
+    def __init__(self) -> None:
+        self.directory = tempfile.mkdtemp(prefix="revledger-spool-")
+
+    def put(self, value: Any) -> str:
+        """In the worker: `value` kept in a file, whose path is returned."""
+        fd, path = tempfile.mkstemp(dir=self.directory)
+        with os.fdopen(fd, "wb") as file:
+            pickle.dump(value, file, protocol=pickle.HIGHEST_PROTOCOL)
+        return path
+
+    def take(self, path: str) -> Any:
+        """In the parent: the value at `path`, whose file goes."""
+        with open(path, "rb") as file:
+            value = pickle.load(file)
+        os.unlink(path)
+        return value
+
+    def close(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)

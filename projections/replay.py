@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from ledger.memory import collector_paused
 from ledger.store import LedgerApplication, LedgerRecorder
-from ledger.workers import WorkerDied, forked_process, second_core
+from ledger.workers import Spool, WorkerDied, forked_process, second_core
 from projections.facts import by_customer_stream
 from projections.versions import fold_versions
 from projections.view import CustomerRows, customer_rows
@@ -76,14 +76,15 @@ def _folded(app: LedgerApplication, upto: int, runs: list[Run]) -> Iterator[Shap
         for run in runs:
             yield from _fold(app.ledger_recorder, upto, run)
         return
-    claims = _Claims(len(runs))
+    claims, spool = _Claims(len(runs)), Spool()
     results: Queue = get_context("fork").Queue()
-    worker = forked_process(_worker, app.url, upto, runs, claims, results)
+    worker = forked_process(_worker, app.url, upto, runs, claims, results, spool)
     try:
-        yield from _shared(app.ledger_recorder, upto, runs, claims, results, worker)
+        yield from _shared(app.ledger_recorder, upto, runs, claims, results, worker, spool)
     finally:
         worker.kill()  # it only reads; stopped early (an error, a closed generator)
         worker.join()
+        spool.close()
 
 
 class _Claims:
@@ -106,7 +107,7 @@ class _Claims:
 
 
 def _shared(recorder: LedgerRecorder, upto: int, runs: list[Run], claims: _Claims,
-            results: Queue, worker: BaseProcess) -> Iterator[Shaped]:
+            results: Queue, worker: BaseProcess, spool: Spool) -> Iterator[Shaped]:
     """The runs in order, each folded here or by the worker, whichever took it. Waiting
     for a run the worker has, this process folds the next free one meanwhile."""
     ready: dict[int, Folded] = {}  # folded ahead of their turn, here or by the worker
@@ -115,27 +116,27 @@ def _shared(recorder: LedgerRecorder, upto: int, runs: list[Run], claims: _Claim
             yield from _fold(recorder, upto, run)
             continue
         while i not in ready:
-            if _receive(results, ready, worker, wait=False):
+            if _receive(results, ready, worker, spool, wait=False):
                 continue
             j = claims.take()
             if j == i:  # the worker has not reached it: folded here, as it is written
                 yield from _fold(recorder, upto, run)
                 break
             if j is None:
-                _receive(results, ready, worker, wait=True)
+                _receive(results, ready, worker, spool, wait=True)
             else:
                 ready[j] = list(_fold(recorder, upto, runs[j]))
         else:
             yield from ready.pop(i)
 
 
-def _receive(results: Queue, ready: dict[int, Folded], worker: BaseProcess,
+def _receive(results: Queue, ready: dict[int, Folded], worker: BaseProcess, spool: Spool,
              wait: bool) -> bool:
     """Collect one run from the worker, if any (waiting for one if `wait`); raises the
     worker's error, or if it died."""
     while True:
         try:
-            i, folded, error = results.get(timeout=1) if wait else results.get_nowait()
+            i, path, error = results.get(timeout=1) if wait else results.get_nowait()
         except Empty:
             if not wait:
                 return False
@@ -145,17 +146,18 @@ def _receive(results: Queue, ready: dict[int, Folded], worker: BaseProcess,
             continue
         if error is not None:
             raise error
-        ready[i] = folded
+        ready[i] = spool.take(path)
         return True
 
 
-def _worker(url: str, upto: int, runs: list[Run], claims: _Claims, results: Queue) -> None:
+def _worker(url: str, upto: int, runs: list[Run], claims: _Claims, results: Queue,
+            spool: Spool) -> None:
     """The worker's loop: fold runs from the front through a connection of its own."""
     try:
         app = LedgerApplication(url, create_tables=False)  # kept: it owns the connections
         with collector_paused():
             while (i := claims.take()) is not None:
-                results.put((i, list(_fold(app.ledger_recorder, upto, runs[i])), None))
+                results.put((i, spool.put(list(_fold(app.ledger_recorder, upto, runs[i]))), None))
     except Exception as error:  # handed over: this process's caller reports it
         try:
             pickle.dumps(error)

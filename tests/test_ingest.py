@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from concurrent.futures import BrokenExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 import ledger.feed
 import ledger.ingest
+import ledger.workers
 from cli import main
 from ledger.aggregates import Subscription, subscription_uuid
 from ledger.feed import CHECKER_NICE, checked_batches, numbered_lines
@@ -245,6 +247,24 @@ def test_lines_are_checked_in_a_process_of_lower_priority(monkeypatch):
     niceness = [r for _, results in checked_batches(lines, 1, parallel=True) for r in results]
     assert niceness[0] == os.nice(0)  # the first batch, checked here while the worker starts
     assert set(niceness[1:]) == {min(os.nice(0) + CHECKER_NICE, 19)}
+
+
+def test_a_checking_process_that_dies_handing_results_over_ends_the_feed_not_hangs(
+    monkeypatch
+):
+    """Killed (out of memory, say) halfway through handing a batch's results over: the
+    reader must not wait for the rest forever."""
+    def dying_halfway(spool, value):
+        path = put(spool, value)
+        with open(path, "r+b") as half:
+            half.truncate(os.path.getsize(path) // 2)
+        os._exit(9)
+
+    put = ledger.workers.Spool.put
+    monkeypatch.setattr(ledger.workers.Spool, "put", dying_halfway)
+    lines = list(numbered_lines(jsonl(*FEED).splitlines()))
+    with pytest.raises(BrokenExecutor):
+        list(checked_batches(lines, 1, parallel=True))
 
 
 def test_a_feed_of_many_batches_checked_in_parallel_is_recorded_in_feed_order(db_url):
