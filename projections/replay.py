@@ -98,12 +98,19 @@ class _Claims:
         self.runs = runs
         self.next = context.RawValue("i", 1)
 
-    def take(self) -> int | None:
-        with self.lock:
+    def take(self, worker: BaseProcess | None = None) -> int | None:
+        """The next free run, if any. Given the `worker`, a lock it died holding (killed
+        between two instructions) raises instead of keeping this process waiting."""
+        while not self.lock.acquire(timeout=1):
+            if worker is not None and not worker.is_alive():
+                raise WorkerDied(f"the replay worker died (exit code {worker.exitcode})")
+        try:
             if self.next.value >= self.runs:
                 return None
             self.next.value += 1
             return self.next.value - 1
+        finally:
+            self.lock.release()
 
 
 def _shared(recorder: LedgerRecorder, upto: int, runs: list[Run], claims: _Claims,
@@ -118,7 +125,7 @@ def _shared(recorder: LedgerRecorder, upto: int, runs: list[Run], claims: _Claim
         while i not in ready:
             if _receive(results, ready, worker, spool, wait=False):
                 continue
-            j = claims.take()
+            j = claims.take(worker)
             if j == i:  # the worker has not reached it: folded here, as it is written
                 yield from _fold(recorder, upto, run)
                 break

@@ -103,6 +103,21 @@ def test_a_worker_that_dies_is_an_error_not_a_short_answer(ledger, tiny_runs, mo
         list(replay(app, app.ledger_recorder.max_notification_id()))
 
 
+def test_a_worker_that_dies_holding_the_claims_lock_is_an_error_not_a_hang(ledger, tiny_runs,
+                                                                          monkeypatch):
+    parent, take = os.getpid(), replay_module._Claims.take
+
+    def dying_with_the_lock(claims, worker=None):
+        if os.getpid() != parent:
+            claims.lock.acquire()
+            os._exit(4)
+        return take(claims, worker)
+
+    monkeypatch.setattr(replay_module._Claims, "take", dying_with_the_lock)
+    with LedgerApplication(ledger) as app, pytest.raises(RuntimeError, match="exit code 4"):
+        list(replay(app, app.ledger_recorder.max_notification_id()))
+
+
 def test_a_worker_that_dies_ends_the_replay_command_in_one_line(ledger, tiny_runs, monkeypatch):
     exit_in_worker(monkeypatch, 9)
     result = CliRunner().invoke(main, ["--db", ledger, "replay"])
