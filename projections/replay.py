@@ -103,7 +103,7 @@ class _Claims:
         between two instructions) raises instead of keeping this process waiting."""
         while not self.lock.acquire(timeout=1):
             if worker is not None and not worker.is_alive():
-                raise WorkerDied(f"the replay worker died (exit code {worker.exitcode})")
+                raise _died(worker)
         try:
             if self.next.value >= self.runs:
                 return None
@@ -148,13 +148,16 @@ def _receive(results: Queue, ready: dict[int, Folded], worker: BaseProcess, spoo
             if not wait:
                 return False
             if not worker.is_alive():
-                code = worker.exitcode
-                raise WorkerDied(f"the replay worker died (exit code {code})") from None
+                raise _died(worker) from None
             continue
         if error is not None:
             raise error
         ready[i] = spool.take(path)
         return True
+
+
+def _died(worker: BaseProcess) -> WorkerDied:
+    return WorkerDied(f"the replay worker died (exit code {worker.exitcode})")
 
 
 def _worker(url: str, upto: int, runs: list[Run], claims: _Claims, results: Queue,
