@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 import pickle
+import re
 import shutil
 import signal
 import tempfile
@@ -66,6 +67,10 @@ def _die_with(parent: int) -> None:
         os._exit(0)
 
 
+SPOOL_PREFIX = "revledger-spool-"  # then the owner's pid
+_SPOOL_OWNER = re.compile(SPOOL_PREFIX + "([0-9]{1,9})-")
+
+
 class Spool:
     """A worker's large results travel through files in a private directory, and their
     paths alone through the pipe. A message cut off by the worker's death mid-send would
@@ -73,7 +78,8 @@ class Spool:
     too, so no end of file comes); a path is written whole (a pipe takes 4 KiB at once)."""
 
     def __init__(self) -> None:
-        self.directory = tempfile.mkdtemp(prefix="revledger-spool-")
+        _sweep_spools()
+        self.directory = tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-")
 
     def put(self, value: Any) -> str:
         """In the worker: `value` kept in a file, whose path is returned."""
@@ -91,3 +97,21 @@ class Spool:
 
     def close(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _sweep_spools() -> None:
+    """Remove the spools of processes that are gone: one killed outright (SIGKILL, or the
+    out-of-memory killer) had no chance to remove its own."""
+    for entry in os.scandir(tempfile.gettempdir()):
+        if (owner := _SPOOL_OWNER.match(entry.name)) and not _alive(int(owner[1])):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        pass
+    return True

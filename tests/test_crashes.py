@@ -10,6 +10,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 from bench.generate import generate
 from ledger.store import LedgerApplication
+from ledger.workers import SPOOL_PREFIX, Spool
 from projections.projection import MRRProjection
 from services.events import list_events
 from tests.feeds import jsonl
@@ -124,14 +126,37 @@ def clean_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'clean.db'}"
 
 
-def test_kill_9_during_ingest_then_rerun_equals_one_clean_ingest(db_url, clean_url, tmp_path):
+def test_kill_9_during_ingest_then_rerun_equals_one_clean_ingest(db_url, clean_url, tmp_path,
+                                                                  monkeypatch):
     feed = tmp_path / "feed.jsonl"
     feed.write_bytes(jsonl(*generate(customers=2500, seed=5)))
     lines = feed.read_bytes().count(b"\n")
+    temp = tmp_path / "temp"  # where the commands keep their workers' results (spools)
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
     assert revledger(clean_url, "ingest", str(feed)).returncode == 0
     kills = crash_and_rerun(db_url, ["ingest", str(feed)], lines * 9 // 10, seed=1)
     assert kills >= 1
     assert ledger_of(db_url) == ledger_of(clean_url)
+    assert list(temp.iterdir()) == []  # the killed commands' spools went with the re-run
+
+
+def test_the_spools_of_killed_processes_go_when_the_next_one_is_made(tmp_path, monkeypatch):
+    """A command killed outright cannot remove its spool; the next command to make one
+    removes it. A live process's spool stays."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    left = tmp_path / f"{SPOOL_PREFIX}{gone.pid}-x1y2"
+    left.mkdir()
+    (left / "results").write_bytes(b"2 MB of checked lines")
+    live = tmp_path / f"{SPOOL_PREFIX}{os.getppid()}-a3b4"
+    live.mkdir()
+    spool = Spool()
+    try:
+        assert sorted(tmp_path.iterdir()) == sorted([live, Path(spool.directory)])
+    finally:
+        spool.close()
 
 
 def kill_workers_when(process: subprocess.Popen, db_url: str, at_least: int) -> int:
