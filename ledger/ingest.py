@@ -19,7 +19,7 @@ from __future__ import annotations
 import marshal
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import BrokenExecutor, Future, ThreadPoolExecutor
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack, closing, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import chain, islice
@@ -206,8 +206,11 @@ class Ingestor:
             total.add(summary)
             on_batch(summary)
 
-        with collector_paused():
-            batches = checked_batches(lines, self.batch_size, parallel=self.parallel)
+        # closing: an error stops the checking process and removes its spool at once,
+        # whoever keeps the error (and with it this frame) afterwards.
+        with collector_paused(), closing(
+            checked_batches(lines, self.batch_size, parallel=self.parallel)
+        ) as batches:
             try:
                 first = list(islice(batches, 2))  # one batch, or several: see `_writer`
                 with _Pipeline(self, report, self._writer(several=len(first) > 1)) as pipeline:

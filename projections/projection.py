@@ -10,6 +10,7 @@ transaction. Both give the same rows: those of a customer depend only on its eve
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from itertools import zip_longest
 
 from eventsourcing.persistence import IntegrityError, Tracking
@@ -78,9 +79,12 @@ class MRRProjection:
 
         head = self.head()
         columns = Columns()
-        customers = self.view.rebuild(gathering(replay(self.app, head, on_progress), columns),
-                                      Tracking(self.app.name, head),
-                                      lambda: columns.index().to_bytes())
+        # closing: an error stops the replay's worker and removes its spool at once,
+        # whoever keeps the error (and with it these frames) afterwards.
+        with closing(replay(self.app, head, on_progress)) as replayed:
+            customers = self.view.rebuild(gathering(replayed, columns),
+                                          Tracking(self.app.name, head),
+                                          lambda: columns.index().to_bytes())
         return head, customers
 
     def first_difference(self) -> tuple[int, str | None, bool]:
@@ -90,7 +94,8 @@ class MRRProjection:
         from projections.replay import replay
 
         position, columns = self.position, Columns()
-        fresh = table_rows(gathering(replay(self.app, position), columns))
+        with closing(replay(self.app, position)) as replayed:
+            fresh = table_rows(gathering(replayed, columns))
         stored_columns = self.view.load_snapshot(position)
         columns_differ = (stored_columns is not None
                           and stored_columns != columns.index().to_bytes())

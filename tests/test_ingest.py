@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sqlite3
+import tempfile
 from concurrent.futures import BrokenExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -265,6 +267,28 @@ def test_a_checking_process_that_dies_handing_results_over_ends_the_feed_not_han
     lines = list(numbered_lines(jsonl(*FEED).splitlines()))
     with pytest.raises(BrokenExecutor):
         list(checked_batches(lines, 1, parallel=True))
+
+
+def test_an_ingest_that_fails_midway_stops_its_checking_process_and_removes_its_spool(
+    db_url, tmp_path, monkeypatch
+):
+    """At once, not when the error is let go: a caller may keep it (errors as data), and
+    its traceback holds the frames of the feed being checked."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    decide = Ingestor._decide
+
+    def failing_on_the_second_batch(self, candidates, pending=None):
+        if pending is not None:
+            raise OperationalError("the disk is full")
+        return decide(self, candidates, pending)
+
+    monkeypatch.setattr(Ingestor, "_decide", failing_on_the_second_batch)
+    with open_ledger(db_url) as app, pytest.raises(OperationalError) as kept:
+        Ingestor(app, batch_size=1, parallel=True).ingest(
+            numbered_lines(jsonl(*FEED).splitlines()))
+    assert kept.value.__traceback__ is not None
+    assert list(tmp_path.glob("revledger-spool-*")) == []
+    assert not multiprocessing.active_children()
 
 
 def test_a_feed_of_many_batches_checked_in_parallel_is_recorded_in_feed_order(db_url):

@@ -7,13 +7,16 @@ and both processes fold some of them.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import tempfile
 from datetime import date
 from itertools import pairwise
 
 import pytest
 from click.testing import CliRunner
 
+import projections.projection
 import projections.replay as replay_module
 from bench.generate import generate
 from cli import main
@@ -83,6 +86,24 @@ def test_an_error_in_the_worker_is_raised_here(ledger, tiny_runs, monkeypatch):
     monkeypatch.setattr(replay_module, "_fold", failing_in_worker)
     with LedgerApplication(ledger) as app, pytest.raises(ValueError, match="could not fold"):
         list(replay(app, app.ledger_recorder.max_notification_id()))
+
+
+def test_a_rebuild_that_fails_midway_stops_its_worker_and_removes_its_spool(
+    ledger, tiny_runs, tmp_path, monkeypatch
+):
+    """At once, whoever keeps the error (and with it the frames of the replay) afterwards."""
+    def failing_after_one_customer(customers, columns):
+        next(iter(customers))
+        raise OSError("database or disk is full")
+        yield
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(projections.projection, "gathering", failing_after_one_customer)
+    with LedgerApplication(ledger) as app, pytest.raises(OSError) as kept:
+        MRRProjection(app).rebuild()
+    assert kept.value.__traceback__ is not None
+    assert list(tmp_path.glob("revledger-spool-*")) == []
+    assert not multiprocessing.active_children()
 
 
 def exit_in_worker(monkeypatch, code: int) -> None:
