@@ -103,4 +103,3 @@ def test_a_line_over_128_kib_is_refused_in_one_line(sqlite_url):
     ingest_feed(sqlite_url, [line], on_reject=lambda r: rejected.append(str(r)))
     assert rejected == [f"line 1: -: line longer than 128 KiB ({len(line)} bytes): a "
                         "canonical event is a few hundred bytes"]
-

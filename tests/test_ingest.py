@@ -25,6 +25,7 @@ from ledger.aggregates import Subscription, subscription_uuid
 from ledger.feed import CHECKER_NICE, checked_batches, numbered_lines
 from ledger.ingest import Ingestor, Outcome, _Heads
 from ledger.store import SQLiteLedgerRecorder
+from ledger.workers import SPOOL_PREFIX
 from projections.projection import read_facts
 from services.errors import LedgerError
 from services.events import list_events
@@ -287,7 +288,7 @@ def test_an_ingest_that_fails_midway_stops_its_checking_process_and_removes_its_
         Ingestor(app, batch_size=1, parallel=True).ingest(
             numbered_lines(jsonl(*FEED).splitlines()))
     assert kept.value.__traceback__ is not None
-    assert list(tmp_path.glob("revledger-spool-*")) == []
+    assert list(tmp_path.glob(SPOOL_PREFIX + "*")) == []
     assert not multiprocessing.active_children()
 
 

@@ -21,6 +21,7 @@ import projections.replay as replay_module
 from bench.generate import generate
 from cli import main
 from ledger.store import LedgerApplication
+from ledger.workers import SPOOL_PREFIX
 from projections import reference
 from projections.engine import MRRIndex
 from projections.fold import fold
@@ -102,7 +103,7 @@ def test_a_rebuild_that_fails_midway_stops_its_worker_and_removes_its_spool(
     with LedgerApplication(ledger) as app, pytest.raises(OSError) as kept:
         MRRProjection(app).rebuild()
     assert kept.value.__traceback__ is not None
-    assert list(tmp_path.glob("revledger-spool-*")) == []
+    assert list(tmp_path.glob(SPOOL_PREFIX + "*")) == []
     assert not multiprocessing.active_children()
 
 
