@@ -1,4 +1,4 @@
-"""The canonical event feed (contract v1): one pydantic-validated `TypedDict` per event type.
+"""The canonical event feed (contract v1.1): one pydantic-validated `TypedDict` per event type.
 
 Validation is strict on purpose: a billing feed that sends `99.9` as a JSON number or a
 naive timestamp has a bug, and guessing what it meant would make a figure unexplainable
@@ -30,8 +30,9 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 from ledger.instants import utc_instant
 from ledger.kinds import EVENT_TYPES
 
-_AMOUNT = re.compile(r"^\d{1,15}(\.\d{1,2})?$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+# contract v1.1: >= 0 and < 10^12, at most 12 decimal places, ASCII digits only
+_AMOUNT = re.compile(r"0*(\d{1,12})(\.\d{1,12})?", re.ASCII)
+_CURRENCY = re.compile(r"[A-Z]{3}", re.ASCII)
 
 
 def _offset_required(value: str) -> str:
@@ -42,13 +43,14 @@ def _offset_required(value: str) -> str:
 
 
 def _decimal_string(value: str) -> str:
-    if not _AMOUNT.match(value):
-        raise ValueError("must be a decimal string >= 0 with at most 2 decimal places")
+    if not _AMOUNT.fullmatch(value):
+        raise ValueError("must be a decimal string of ASCII digits, >= 0 and < 10^12, with at "
+                         "most 12 decimal places (e.g. \"99.00\")")
     return value
 
 
 def _iso_4217(value: str) -> str:
-    if not _CURRENCY.match(value):
+    if not _CURRENCY.fullmatch(value):
         raise ValueError("must be an ISO 4217 code of 3 upper-case letters")
     return value
 
@@ -56,7 +58,8 @@ def _iso_4217(value: str) -> str:
 # Ids are stored as text columns (the index, the view), and PostgreSQL's text cannot hold
 # a NUL character: refused on both stores alike. The pattern runs in pydantic's core.
 Id = Annotated[StrictStr, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
-Count = Annotated[StrictInt, Field(ge=1)]
+IntervalCount = Annotated[StrictInt, Field(ge=1, le=1000)]
+Quantity = Annotated[StrictInt, Field(ge=0, le=10**9)]
 Interval = Literal["day", "week", "month", "year"]
 Instant = Annotated[StrictStr, AfterValidator(_offset_required)]  # normalised to UTC text
 Amount = Annotated[StrictStr, AfterValidator(_decimal_string)]
@@ -96,12 +99,20 @@ class SubscriptionStarted(_SubscriptionEvent):
     amount: Amount
     currency: Currency
     interval: Interval
-    interval_count: NotRequired[Count]  # 1 if left out
-    quantity: NotRequired[Count]  # 1 if left out
+    interval_count: NotRequired[IntervalCount]  # 1 if left out
+    quantity: NotRequired[Quantity]  # 1 if left out
 
 
 class SubscriptionReactivated(SubscriptionStarted):
     type: Literal["subscription.reactivated"]  # type: ignore[misc]
+
+
+class SubscriptionSnapshot(SubscriptionStarted):
+    """v1.1: the subscription's whole state as its billing system sees it (a webhook that
+    carries the full object); valid whether or not the ledger has seen it before."""
+
+    type: Literal["subscription.snapshot"]  # type: ignore[misc]
+    status: Literal["active", "inactive"]
 
 
 TERM_FIELDS = ("plan", "amount", "currency", "interval", "interval_count", "quantity")
@@ -116,8 +127,8 @@ class SubscriptionChanged(_SubscriptionEvent):
     amount: NotRequired[Amount]
     currency: NotRequired[Currency]
     interval: NotRequired[Interval]
-    interval_count: NotRequired[Count]
-    quantity: NotRequired[Count]
+    interval_count: NotRequired[IntervalCount]
+    quantity: NotRequired[Quantity]
 
 
 def _names_a_term(change: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +155,7 @@ CanonicalEvent = Annotated[
     | Annotated[SubscriptionChanged, AfterValidator(_names_a_term)]
     | SubscriptionCancelled
     | SubscriptionReactivated
+    | SubscriptionSnapshot
     | EventVoided,
     Field(discriminator="type"),
 ]

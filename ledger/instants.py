@@ -9,19 +9,29 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-# RFC 3339 date-time with a mandatory offset; fractional seconds up to microseconds.
+# RFC 3339 date-time with a mandatory offset, ASCII digits only. Any number of fractional
+# digits is valid: the ledger keeps microseconds (the rest is cut off, never rounded, so an
+# instant never moves into the next second, day or month). A leap second (:60) is read as
+# the last microsecond of its minute, so it sorts after every instant of that minute.
 _RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$"
+    r"(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:)(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})",
+    re.ASCII,
 )
 # The form billing systems mostly send: whole seconds in UTC.
-_WHOLE_SECONDS_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", re.ASCII)
+_WHOLE_SECONDS_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:[0-5]\dZ", re.ASCII)
 
 
 def parse_instant(text: str) -> datetime:
     """Parse an RFC 3339 timestamp that carries an offset; naive times are refused."""
-    if not _RFC3339.match(text):
+    match = _RFC3339.fullmatch(text)
+    if match is None:
         raise ValueError(f"not an RFC 3339 timestamp with offset: {text!r}")
-    moment = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
+    minute, second, fraction, offset = match.groups()
+    micro = (fraction or "")[:6].ljust(6, "0")
+    if second == "60":
+        second, micro = "59", "999999"
+    moment = datetime.fromisoformat(
+        f"{minute.upper()}{second}.{micro}{offset.upper()}".replace(" ", "T"))
     try:
         return moment.astimezone(UTC)
     except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is past year 9999 in UTC

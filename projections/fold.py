@@ -17,7 +17,7 @@ from operator import itemgetter
 
 from ledger.kinds import PRICED
 from projections.facts import Fact
-from projections.mrr import TWELFTHS, ZERO, SubscriptionState, apply
+from projections.mrr import TWELFTHS, ZERO, SubscriptionState, apply, decimals_beyond_cents
 
 Steps = list[tuple[str, Fraction]]
 _INACTIVE = (SubscriptionState(), 0)
@@ -54,9 +54,15 @@ def fold_customer(facts: Iterable[Fact]) -> CustomerHistory:
 
 
 def scale_of(facts: Iterable[Fact]) -> int:
-    """A denominator for every MRR of these facts: 12 x the lcm of their interval counts."""
-    counts = {f.payload.get("interval_count") or 1 for f in facts if f.type in PRICED}
-    return 12 * math.lcm(*counts) if counts else 12
+    """A denominator for every MRR of these facts (in cents): 12 x the lcm of their
+    interval counts x 10 for each decimal place of an amount beyond the cents."""
+    counts, decimals = {1}, 0
+    for f in facts:
+        if f.type in PRICED:
+            counts.add(f.payload.get("interval_count") or 1)
+            if (amount := f.payload.get("amount")) is not None:
+                decimals = max(decimals, decimals_beyond_cents(amount))
+    return 12 * math.lcm(*counts) * 10**decimals
 
 
 class Timeline:
@@ -93,6 +99,8 @@ class Timeline:
                 * (scale // (12 * state.interval_count))
                 if state.active else 0
             )
+            if type(after) is Fraction:  # an amount with more than 2 decimals: whole here
+                after = after.numerator
             subscriptions[fact.subscription_id] = (state, after)
             if after != before:
                 total += after - before

@@ -1,6 +1,7 @@
 """A subscription's state and its monthly recurring revenue (contract: Folding a subscription).
 
-Amounts are integer cents; MRR is an exact `Fraction` of cents. Nothing here rounds.
+Amounts are cents: an integer for the usual two decimals, an exact `Fraction` for more (a
+unit price may carry 12); MRR is an exact `Fraction` of cents. Nothing here rounds.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from ledger.kinds import STARTS
+from ledger.kinds import SNAPSHOT, WHOLE
 
 # F, the intervals per month, as twelfths: MRR = amount x quantity x F / interval_count.
 TWELFTHS = {"month": 12, "year": 1, "week": 52, "day": 365}
@@ -18,7 +19,7 @@ ZERO = Fraction(0)
 
 class SubscriptionState(NamedTuple):
     active: bool = False
-    amount: int = 0  # cents per interval
+    amount: int | Fraction = 0  # cents per interval
     quantity: int = 1
     interval: str = "month"
     interval_count: int = 1
@@ -34,24 +35,31 @@ class SubscriptionState(NamedTuple):
 
 
 @lru_cache(maxsize=1 << 16)
-def amount_to_cents(amount: str) -> int:
-    """`"99.5"` -> 9950, for a validated amount (digits, at most 2 decimal places).
-    Cached: a ledger repeats its plans' prices on most events."""
-    whole, _, cents = amount.partition(".")
-    return int(whole) * 100 + int(cents.ljust(2, "0"))
+def amount_to_cents(amount: str) -> int | Fraction:
+    """`"99.5"` -> 9950 and `"0.123"` -> 123/10: a validated amount (ASCII digits, at most
+    12 decimal places) in cents. Cached: a ledger repeats its plans' prices on most events."""
+    whole, _, decimals = amount.partition(".")
+    if len(decimals) <= 2:
+        return int(whole) * 100 + int(decimals.ljust(2, "0"))
+    return Fraction(int(whole + decimals), 10 ** (len(decimals) - 2))
 
+
+def decimals_beyond_cents(amount: str) -> int:
+    """How many decimal places an amount has beyond the cents."""
+    return max(0, len(amount.partition(".")[2]) - 2)
 
 
 def apply(state: SubscriptionState, type: str, payload: dict[str, Any]) -> SubscriptionState:
     """The state after one event: it sets the fields it names, and `active` by its type.
 
-    `started` and `reactivated` name every term (interval_count and quantity default to
-    1); `changed` names only what it carries; `cancelled` names none. Fields a type does
-    not define (extra fields kept for the audit trail) are ignored.
+    `started`, `reactivated` and `snapshot` name every term (interval_count and quantity
+    default to 1); `snapshot` sets `active` from its status. `changed` names only what it
+    carries; `cancelled` names none. Fields a type does not define (extra fields kept for
+    the audit trail) are ignored.
     """
-    if type in STARTS:
+    if type in WHOLE:
         return SubscriptionState(
-            True,
+            type != SNAPSHOT or payload["status"] == "active",
             amount_to_cents(payload["amount"]),
             payload.get("quantity", 1),
             payload["interval"],

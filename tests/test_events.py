@@ -31,9 +31,16 @@ def test_a_good_event_is_normalised_to_utc_and_keeps_unknown_fields():
     ("change", "expected"),
     [
         ({"amount": 99.0}, "amount: Input should be a valid string"),
-        ({"amount": "-1.00"}, "amount: must be a decimal string >= 0"),
-        ({"amount": "9.999"}, "amount: must be a decimal string >= 0"),
-        ({"amount": "1e3"}, "amount: must be a decimal string >= 0"),
+        ({"amount": "-1.00"}, "amount: must be a decimal string of ASCII digits, >= 0"),
+        ({"amount": "9.9999999999999"}, "amount: must be a decimal string of ASCII digits"),
+        ({"amount": "1e3"}, "amount: must be a decimal string of ASCII digits, >= 0"),
+        ({"amount": "1000000000000"}, "amount: must be a decimal string of ASCII digits"),
+        ({"amount": "\u0661\u0660\u0660.\u0665\u0660"}, "amount: must be a decimal string"),
+        ({"amount": "10.00\n"}, "amount: must be a decimal string of ASCII digits"),
+        ({"amount": " 10.00"}, "amount: must be a decimal string of ASCII digits"),
+        ({"interval_count": 1001}, "interval_count: Input should be less than or equal to 1000"),
+        ({"quantity": -1}, "quantity: Input should be greater than or equal to 0"),
+        ({"quantity": 10**9 + 1}, "quantity: Input should be less than or equal to 1000000000"),
         ({"effective_at": "2024-01-15T10:00:00"}, "effective_at: must be an RFC 3339"),
         ({"effective_at": "2024-01-15"}, "effective_at: must be an RFC 3339"),
         ({"effective_at": "2024-02-30T00:00:00Z"}, "effective_at: must be an RFC 3339"),
@@ -136,8 +143,39 @@ def test_an_instant_in_the_usual_form_reads_as_the_general_rule_reads_it(moment)
 
 
 @pytest.mark.parametrize("text", ["2023-02-29T00:00:00Z", "2024-01-01T24:00:00Z",
-                                  "2024-13-01T00:00:00Z", "2024-01-01T00:00:60Z",
-                                  "٢٠٢٤-01-01T00:00:00Z"])
+                                  "2024-13-01T00:00:00Z", "2024-01-01T00:00:61Z",
+                                  "٢٠٢٤-01-01T00:00:00Z", "2024-01-01T00:00:00Z\n",
+                                  "2024-01-01T00:00:00.Z", "0001-01-01T00:00:00+00:01"])
 def test_an_impossible_instant_in_the_usual_form_is_refused(text):
     with pytest.raises(ValueError):
         utc_instant(text)
+
+
+@pytest.mark.parametrize(("text", "utc"), [
+    ("2016-12-31T23:59:60Z", "2016-12-31T23:59:59.999999Z"),  # a leap second: the minute's end
+    ("2017-01-01T05:29:60.5+05:30", "2016-12-31T23:59:59.999999Z"),
+    ("2024-01-15T08:00:00.123456789Z", "2024-01-15T08:00:00.123456Z"),  # cut, never rounded
+    ("2024-01-31T23:59:59.9999999Z", "2024-01-31T23:59:59.999999Z"),  # stays in January
+    ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000000Z"),
+    ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999999Z"),
+    ("2024-01-01T00:00:00-00:00", "2024-01-01T00:00:00.000000Z"),
+])
+def test_every_valid_rfc3339_instant_is_kept_to_the_microsecond(text, utc):
+    assert utc_instant(text) == utc
+    assert parse_event({**GOOD, "effective_at": text})["effective_at"] == utc
+
+
+@pytest.mark.parametrize("change", [
+    {"amount": "999999999999.999999999999"}, {"amount": "0.000000000001"}, {"amount": "0"},
+    {"interval_count": 1000}, {"quantity": 0}, {"quantity": 10**9},
+])
+def test_the_extremes_the_contract_allows_are_accepted(change):
+    assert parse_event({**GOOD, **change})
+
+
+def test_a_snapshot_carries_a_status_of_active_or_inactive():
+    snapshot = {**GOOD, "type": "subscription.snapshot", "status": "inactive"}
+    assert parse_event(snapshot)["status"] == "inactive"
+    assert reason({**snapshot, "status": "paused"}).startswith(
+        "status: Input should be 'active' or 'inactive'")
+    assert reason({k: v for k, v in snapshot.items() if k != "status"}) == "status: Field required"
