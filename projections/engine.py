@@ -24,9 +24,10 @@ import orjson
 from ledger.batches import batched
 from projections.movements import Movement
 from projections.nrr import Retention
-from projections.periods import Period, month_end, months, next_month, previous_month
+from projections.periods import END_OF_TIME, Period, month_end, month_label, month_start, months
 
 NEVER = np.iinfo(np.int64).max
+_AFTER_9999 = "10000-01-01T00:00:00"  # END_OF_TIME, which numpy's datetimes can hold
 CHUNK = 20_000
 # What `MRRIndex.from_bytes` raises for a damaged blob (cut short, overwritten, another file)
 UNREADABLE = (ValueError, LookupError, OSError, EOFError, zipfile.BadZipFile)
@@ -37,7 +38,8 @@ UNREADABLE_ROWS = (ValueError, LookupError, TypeError, ArithmeticError)
 
 def instants(texts: Sequence[str | None]) -> np.ndarray:
     """Fixed-width UTC texts as int64 microseconds since the epoch; None as NEVER."""
-    values = np.array([t[:-1] if t else "NaT" for t in texts], dtype="datetime64[us]")
+    values = np.array([(_AFTER_9999 if t == END_OF_TIME else t[:-1]) if t else "NaT"
+                       for t in texts], dtype="datetime64[us]")
     out = values.astype(np.int64)
     out[np.isnat(values)] = NEVER
     return out
@@ -191,38 +193,43 @@ class MRRIndex:
         )
 
     def movements(self, first: date, last: date) -> list[Movement]:
-        span = months(first, last)
-        earliest = self._first_month() or first
-        month = min(earliest, first)
-        previous = self.mrr_at(month_end(previous_month(month)))
-        paid = previous > 0
+        previous = self.mrr_at(month_start(first))
+        paid = self._paid_at_a_month_end(instant(month_start(first)))
         out = []
-        while month <= last:
+        for month in months(first, last):
             current = self.mrr_at(month_end(month))
-            if month in span:
-                out.append(self._movement(month, previous, current, paid))
+            out.append(self._movement(month, previous, current, paid))
             paid = paid | (current > 0)
-            previous, month = current, next_month(month)
+            previous = current
         return out
+
+    def _paid_at_a_month_end(self, bound: int) -> np.ndarray:
+        """Which customers had MRR > 0 at the end of some month, that month's end at or
+        before `bound`: straight from the steps, however many months lie between. A step
+        holds at the first month end after it unless the next step comes first."""
+        at, offsets = self.mrr.at, self.mrr.offsets
+        if len(at) == 0:
+            return np.zeros(len(self.customers), dtype=bool)
+        following = np.append(at[1:], NEVER)
+        following[offsets[1:][offsets[1:] > offsets[:-1]] - 1] = NEVER  # last of a customer
+        month = at.astype("datetime64[us]").astype("datetime64[M]")
+        boundary = (month + 1).astype("datetime64[us]").astype(np.int64)
+        held = (self.units > 0).astype(bool) & (boundary <= bound) & (following >= boundary)
+        counts = np.concatenate(([0], np.cumsum(held)))
+        return (counts[offsets[1:]] - counts[offsets[:-1]]) > 0
 
     def _movement(self, month: date, p: np.ndarray, q: np.ndarray, paid: np.ndarray) -> Movement:
         starts = (p == 0) & (q > 0)
         grew, shrank, lost = (p > 0) & (q > p), (q > 0) & (q < p), (p > 0) & (q == 0)
         total = self._fraction
         return Movement(
-            month.strftime("%Y-%m"),
+            month_label(month),
             new=total(q[starts & ~paid].sum()),
             expansion=total((q - p)[grew].sum()),
             contraction=total((p - q)[shrank].sum()),
             churn=total(p[lost].sum()),
             reactivation=total(q[starts & paid].sum()),
         )
-
-    def _first_month(self) -> date | None:
-        if len(self.mrr.at) == 0:
-            return None
-        first = np.datetime64(int(self.mrr.at.min()), "us").astype("datetime64[D]").item()
-        return date(first.year, first.month, 1)
 
 
 class Columns:

@@ -19,7 +19,7 @@ class Fact(NamedTuple):
     recorded_at: str  # fixed-width UTC text, like effective_at
     event_id: str
     type: str
-    effective_at: str | None  # fixed-width UTC text
+    effective_at: str | None  # fixed-width UTC text; None for every void (see decode_fact)
     customer_id: str | None
     subscription_id: str | None
     payload: dict[str, Any]
@@ -41,7 +41,9 @@ def decode_fact(position: int, state: bytes) -> Fact | None:
         utc_text(data["timestamp"]["_data_"]),
         event_id,
         type_,
-        data["effective_at"],
+        # A void takes effect when it is recorded, at every effective instant: its own
+        # `effective_at`, if it carries one, is informative only (contract v1.1).
+        None if type_ == VOID else data["effective_at"],
         None if type_ == VOID else payload["customer_id"],  # only its type's own fields
         payload["subscription_id"] if type_ in SUBSCRIPTION_TYPES else None,
         payload,

@@ -1,7 +1,9 @@
 """Dates, months and cohort periods as half-open ranges of instants (contract: Time).
 
 A date D means the end of D, UTC: an event counts when `effective_at < D+1 00:00Z`. Every
-bound is fixed-width UTC text, comparable with stored `effective_at` values as strings.
+bound is fixed-width UTC text, comparable with stored `effective_at` values as strings. The
+bound after 9999-12-31 is `END_OF_TIME`, a text later than every instant: every date the
+contract allows, 0001-01-01 to 9999-12-31, has its bound.
 """
 
 from __future__ import annotations
@@ -17,13 +19,22 @@ class PeriodError(ValueError):
     pass
 
 
+END_OF_TIME = "9999-12-31T24:00:00.000000Z"  # the end of 9999-12-31: after every instant
+
+
 def _start_of(day: date) -> str:
     return format_instant(datetime(day.year, day.month, day.day, tzinfo=UTC))
 
 
+def _first_of(year: int, month: int) -> str:
+    """The first instant of a month, counted on past 12 (`END_OF_TIME` after 9999-12)."""
+    year, month = year + (month - 1) // 12, (month - 1) % 12 + 1
+    return END_OF_TIME if year > 9999 else _start_of(date(year, month, 1))
+
+
 def parse_date(text: str) -> date:
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text, re.ASCII):
             return date.fromisoformat(text)
     except ValueError:
         pass
@@ -32,28 +43,42 @@ def parse_date(text: str) -> date:
 
 def end_of(day: date) -> str:
     """The bound for "at the end of `day`": the next day's first instant."""
-    return _start_of(day + timedelta(days=1))
+    return END_OF_TIME if day == date.max else _start_of(day + timedelta(days=1))
 
 
 def parse_month(text: str) -> date:
     """`2024-03` -> the first day of that month."""
-    match = re.fullmatch(r"(\d{4})-(\d{2})", text)
-    if not match or not 1 <= int(match[2]) <= 12:
+    match = re.fullmatch(r"(\d{4})-(\d{2})", text, re.ASCII)
+    if not match or not 1 <= int(match[2]) <= 12 or int(match[1]) == 0:
         raise PeriodError(f"not a month (YYYY-MM): {text!r}")
     return date(int(match[1]), int(match[2]), 1)
 
 
+def month_label(first: date) -> str:
+    """`YYYY-MM`, four-digit years included (strftime writes year 1 as `1`)."""
+    return first.isoformat()[:7]
+
+
 def next_month(first: date) -> date:
+    if (first.year, first.month) == (9999, 12):
+        raise PeriodError("there is no month after 9999-12")
     return date(first.year + first.month // 12, first.month % 12 + 1, 1)
 
 
 def previous_month(first: date) -> date:
+    if (first.year, first.month) == (1, 1):
+        raise PeriodError("there is no month before 0001-01")
     return date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
+
+
+def month_start(first: date) -> str:
+    """The bound for "at the end of the month before the one starting `first`"."""
+    return _start_of(first)
 
 
 def month_end(first: date) -> str:
     """The bound for "at the end of the month starting `first`"."""
-    return _start_of(next_month(first))
+    return _first_of(first.year, first.month + 1)
 
 
 def months(start: date, end: date) -> list[date]:
@@ -77,17 +102,15 @@ class Period:
 
 def parse_period(text: str) -> Period:
     """`2023`, `2023-Q2` or `2023-07`."""
-    if match := re.fullmatch(r"(\d{4})", text):
-        first, last = date(int(match[1]), 1, 1), date(int(match[1]) + 1, 1, 1)
-    elif match := re.fullmatch(r"(\d{4})-[Qq]([1-4])", text):
-        first = date(int(match[1]), 3 * int(match[2]) - 2, 1)
-        last = next_month(next_month(next_month(first)))
-    elif re.fullmatch(r"\d{4}-\d{2}", text):
-        first = parse_month(text)
-        last = next_month(first)
+    if (match := re.fullmatch(r"(\d{4})", text, re.ASCII)) and int(match[1]) > 0:
+        first, months_ = date(int(match[1]), 1, 1), 12
+    elif (match := re.fullmatch(r"(\d{4})-[Qq]([1-4])", text, re.ASCII)) and int(match[1]) > 0:
+        first, months_ = date(int(match[1]), 3 * int(match[2]) - 2, 1), 3
+    elif re.fullmatch(r"\d{4}-\d{2}", text, re.ASCII):
+        first, months_ = parse_month(text), 1
     else:
         raise PeriodError(f"not a period (YYYY, YYYY-Qn or YYYY-MM): {text!r}")
-    return Period(text.upper(), _start_of(first), _start_of(last))
+    return Period(text.upper(), _start_of(first), _first_of(first.year, first.month + months_))
 
 
 GRAINS = ("month", "quarter", "year")
@@ -104,19 +127,19 @@ def period_of(day: date, grain: str) -> Period:
 
 def periods(first: date, last: date, grain: str) -> list[Period]:
     """The periods of a grain from the one containing `first` to the one containing `last`."""
+    if last < first:
+        raise PeriodError("the end is before the start")
     out = [period_of(first, grain)]
     end = period_of(last, grain)
-    while out[-1] != end:
+    while out[-1] != end:  # `end` is not the last period, so `out[-1].end` is a real day
         out.append(period_of(date.fromisoformat(out[-1].end[:10]), grain))
     return out
 
 
 def parse_known_at(text: str) -> str:
     """An RFC 3339 instant with offset (or a date, meaning its end) as fixed-width text."""
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        day = parse_date(text) + timedelta(days=1)
-        last = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(microseconds=1)
-        return format_instant(last)
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text, re.ASCII):
+        return f"{parse_date(text).isoformat()}T23:59:59.999999Z"
     try:
         return utc_instant(text)
     except ValueError as exc:
@@ -124,10 +147,15 @@ def parse_known_at(text: str) -> str:
 
 
 def parse_segment(pairs: tuple[str, ...]) -> dict[str, str]:
+    """All given pairs must hold, so one key with two values matches no customer: refused
+    as a usage error, which says more than an empty answer would."""
     segment: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise PeriodError(f"not a segment (KEY=VALUE): {pair!r}")
+        if segment.get(key, value) != value:
+            raise PeriodError(f"key {key!r} given twice ({segment[key]!r} and {value!r}): "
+                              "no customer has both values")
         segment[key] = value
     return segment

@@ -11,7 +11,7 @@ from projections.cohorts import triangle
 from projections.facts import by_customer_stream
 from projections.fold import visible
 from projections.movements import KINDS
-from projections.periods import end_of, month_end, months, next_month, periods, previous_month
+from projections.periods import end_of, month_end, month_label, months, next_month, periods
 from projections.split import split_expansion
 from services.ledger import open_ledger
 from services.metrics import engine, engine_for, retention_fields
@@ -70,8 +70,8 @@ def summary_report(url: str, start: date, end: date,
         m0, c0 = e.total(end_of(start))
         m1, c1 = e.total(end_of(end))
         r = e.nrr(end_of(start), end_of(end), None, None)
-        first = next_month(start.replace(day=1))
-        moves = e.movements(first, end.replace(day=1)) if first <= end else []
+        moves = (e.movements(next_month(start.replace(day=1)), end.replace(day=1))
+                 if start.replace(day=1) < end.replace(day=1) else [])
         # The split needs subscriptions, which the projection does not keep: a replay.
         upto = reflects["ledger_head"]["position"] if reflects["ledger_head"] else 0
         customers = ((c, visible(facts, known_at)) for c, facts in
@@ -114,7 +114,7 @@ def chart_series(url: str, kind: str, first: date, last: date,
     span = months(first.replace(day=1), last.replace(day=1))
     with engine(url, known_at) as (e, reflects):
         if kind == "mrr":
-            points = [{"month": m.strftime("%Y-%m"), "mrr": e.total(month_end(m))[0]}
+            points = [{"month": month_label(m), "mrr": e.total(month_end(m))[0]}
                       for m in span]
         elif kind == "movements":
             points = [{"month": mv.month, **{k: getattr(mv, k) for k in KINDS}}
@@ -122,12 +122,15 @@ def chart_series(url: str, kind: str, first: date, last: date,
         else:
             points = []
             for m in span:
-                r = e.nrr(month_end(_months_back(m, 12)), month_end(m), None, None)
-                points.append({"month": m.strftime("%Y-%m"), "nrr": r.nrr, "grr": r.grr})
+                year_before = _months_back(m, 12)
+                r = e.nrr(month_end(year_before), month_end(m), None, None) if year_before \
+                    else None  # before 0001-01 nobody paid: no cohort
+                points.append({"month": month_label(m), "nrr": r and r.nrr,
+                               "grr": r and r.grr})
     return {"kind": kind, "points": points, "manifest": reflects}
 
 
-def _months_back(first: date, count: int) -> date:
-    for _ in range(count):
-        first = previous_month(first)
-    return first
+def _months_back(first: date, count: int) -> date | None:
+    """The month `count` months before, or None before 0001-01."""
+    month = first.year * 12 + first.month - 1 - count
+    return date(month // 12, month % 12 + 1, 1) if month >= 12 else None
