@@ -17,22 +17,30 @@ if TYPE_CHECKING:
 @format_option
 @click.pass_obj
 def verify(db: str, fmt: str) -> None:
-    """Recompute the hash chain over every stored event and check that the projection
-    (and the query columns stored from it) equals a fresh fold of the events. Exit 0 if
-    all hold; else exit 1 naming the first bad position and event."""
+    """Recompute the hash chain over every stored event, and hold the projection to a
+    reference fold of the events that shares no code with the projection's: every version
+    of every customer's rows (what --known-at reads) and the query columns stored from the
+    current rows. Exit 0 if all hold; else exit 1 naming the first bad position and event,
+    or the first customer and position whose rows differ."""
     from services.verify import verify_ledger
 
     with working("verifying the chain and the projection"):
         result = verify_ledger(db)
     chain, head = result.chain, result.chain.head
+    compared, difference = result.projection, result.projection.difference
     fields = {
         "ok": result.ok,
         "events": chain.events,
         "head_position": head.position if head else None,
         "head_chain_sha256": head.chain_sha256 if head else None,
-        "customers": result.customers,
-        "bad_position": chain.position,
+        "customers": compared.customers,
+        "rows_compared": compared.rows,
+        "versions_compared": compared.versions,
+        "query_columns_compared": compared.columns,
+        "seconds": round(result.seconds, 3),
+        "bad_position": chain.position if chain.problem else difference and difference.position,
         "bad_event_id": chain.event_id,
+        "bad_customer": difference and difference.customer,
         "problem": chain.problem or _projection_problem(result),
     }
     if chain.problem is not None:
@@ -43,18 +51,19 @@ def verify(db: str, fmt: str) -> None:
         line = f"revledger: verify FAILED: {fields['problem']}"
     else:
         where = f"head {head.position} {head.chain_sha256}" if head else "empty ledger"
-        line = (f"verified: {chain.events} events chained ({where}); projection of "
-                f"{result.customers} customers equals a fresh fold")
+        columns = " and the query columns" if compared.columns else ""
+        line = (f"verified: {chain.events} events chained ({where}); the projection of "
+                f"{compared.customers} customers ({compared.rows} rows, {compared.versions} "
+                f"versions){columns} equals the reference fold, in {result.seconds:.2f} s")
     emit_outcome(fmt, line, fields, to_stderr=not result.ok)
     if not result.ok:
         sys.exit(1)
 
 
 def _projection_problem(result: Verification) -> str | None:
-    if result.differing_customer is not None:
-        return (f"the projection of customer {result.differing_customer} differs from a "
-                "fresh fold of its events (run `revledger replay`)")
-    if result.columns_differ:
-        return ("the stored query columns differ from the projection's rows "
-                "(run `revledger replay`)")
-    return None
+    difference = result.projection.difference
+    if difference is None:
+        return None
+    where = "" if difference.position is None else f" at position {difference.position}"
+    return (f"the projection of customer {difference.customer} differs from the reference "
+            f"fold of its events{where} ({difference.what}): run `revledger replay`")

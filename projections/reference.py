@@ -1,84 +1,327 @@
-"""Metrics straight from folded customer histories: the reference computation.
+"""The reference: the contract's fold and metrics, written as plainly as the contract reads.
 
-Clear per-customer loops, exactly as the contract words them. Queries on a known-at
-replay use it, and the tests hold the fast engine (`projections.engine`) to it.
+This is the check, not the product. `verify` and the tests hold the fast paths (the
+incremental fold, the bitemporal versions, the column engine) to it, so it shares none of
+their code: it reads the events as delivered (its own timestamp and amount parsing), keeps
+every event in a list, sorts the visible ones by effective time and folds them one by one,
+and answers every question by folding again. Slow on purpose; nothing here is cached,
+scaled or vectorised. It imports nothing from the project.
+
+Instants are fixed-width UTC text (`2024-01-15T08:00:00.000000Z`), which sorts in time
+order. "At the end of day D" is written as "effective at or before D's last microsecond",
+which needs no day after 9999-12-31.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from datetime import date
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
+from typing import Any, NamedTuple
 
-from projections.fold import CustomerHistory, attributes_before, mrr_before
-from projections.movements import Movement, classify
-from projections.nrr import Retention, retention
-from projections.periods import Period, month_end, months, next_month, previous_month
-
-Histories = Mapping[str, CustomerHistory]
-
-
-def mrr_at(histories: Histories, bound: str) -> tuple[Fraction, int]:
-    """Total MRR and the number of customers with MRR > 0, before `bound`."""
-    values = [mrr_before(h.steps, bound) for h in histories.values()]
-    return sum(values, Fraction(0)), sum(1 for v in values if v > 0)
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+    r"(?:[Zz]|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,
+)
+PER_MONTH = {"month": Fraction(1), "year": Fraction(1, 12), "week": Fraction(52, 12),
+             "day": Fraction(365, 12)}
 
 
-def cohort(
-    histories: Histories,
-    start: str,
-    end: str,
-    vintage: Period | None = None,
-    segment: Mapping[str, str] | None = None,
-) -> Iterator[tuple[str, Fraction, Fraction]]:
-    """(customer, MRR at start > 0, MRR at end) of each customer in the NRR cohort."""
-    for customer, history in histories.items():
-        m0 = mrr_before(history.steps, start)
-        if m0 <= 0:
+def utc(text: str) -> str:
+    """An RFC 3339 timestamp as fixed-width UTC text: fractions beyond microseconds are
+    cut off, and a leap second (:60) is the last microsecond of its minute."""
+    m = _RFC3339.fullmatch(text)
+    if m is None:
+        raise ValueError(f"not an RFC 3339 timestamp with offset: {text!r}")
+    year, month, day, hour, minute, second = (int(m[i]) for i in range(1, 7))
+    micro = int((m[7] or "0")[:6].ljust(6, "0"))
+    if second == 60:
+        second, micro = 59, 999999
+    moment = datetime(year, month, day, hour, minute, second, micro)
+    if m[8]:
+        shift = timedelta(hours=int(m[9]), minutes=int(m[10]))
+        moment = moment - shift if m[8] == "+" else moment + shift
+    return moment.isoformat(timespec="microseconds") + "Z"
+
+
+def last_instant(day: date) -> str:
+    return f"{day.isoformat()}T23:59:59.999999Z"
+
+
+class Event(NamedTuple):
+    """A recorded event: its place in recorded order, when it was recorded, and the
+    canonical record as delivered (raw JSON object)."""
+
+    position: int
+    recorded_at: str
+    record: dict[str, Any]
+
+    @property
+    def event_id(self) -> str:
+        return self.record["event_id"]
+
+    @property
+    def type(self) -> str:
+        return self.record["type"]
+
+    @property
+    def effective_at(self) -> str:
+        return utc(self.record["effective_at"])
+
+
+def stored_event(position: int, state: bytes) -> Event | None:
+    """The event in a stored state, as the ledger wrote it (None for its settings)."""
+    data = json.loads(state)
+    if "payload" not in data:
+        return None
+    recorded = datetime.fromisoformat(data["timestamp"]["_data_"]).astimezone(UTC)
+    return Event(position, recorded.replace(tzinfo=None).isoformat(timespec="microseconds")
+                 + "Z", data["payload"])
+
+
+def visible(events: Iterable[Event], known_at: str | None = None) -> list[Event]:
+    """The events that count: recorded by `known_at`, not voids, not voided by then."""
+    seen = [e for e in events if known_at is None or e.recorded_at <= known_at]
+    voided = {e.record["voids"] for e in seen if e.type == "event.voided"}
+    return [e for e in seen if e.type != "event.voided" and e.event_id not in voided]
+
+
+def amount(text: str) -> Fraction:
+    whole, _, decimals = text.partition(".")
+    return Fraction(int(whole + decimals), 10 ** len(decimals))
+
+
+@dataclass
+class History:
+    """One customer's fold: MRR (in the currency's units) and attributes after each
+    effective instant of its events, and its first instant with MRR > 0."""
+
+    mrr: list[tuple[str, Fraction]] = field(default_factory=list)
+    attributes: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    @property
+    def steps(self) -> list[tuple[str, Fraction]]:
+        """The instants where MRR changes, with the MRR from then on."""
+        out, previous = [], Fraction(0)
+        for at, value in self.mrr:
+            if value != previous:
+                out.append((at, value))
+                previous = value
+        return out
+
+    @property
+    def first_paid(self) -> str | None:
+        return next((at for at, value in self.mrr if value > 0), None)
+
+    def mrr_at(self, last: str) -> Fraction:
+        """MRR once every event effective at or before `last` has applied."""
+        value = Fraction(0)
+        for at, mrr in self.mrr:
+            if at <= last:
+                value = mrr
+        return value
+
+    def attributes_at(self, last: str) -> dict[str, str]:
+        value: dict[str, str] = {}
+        for at, attributes in self.attributes:
+            if at <= last:
+                value = attributes
+        return value
+
+
+def fold(events: Iterable[Event]) -> History:
+    """One customer's visible events, folded in effective order (ties: recorded order)."""
+    history = History()
+    subscriptions: dict[str, dict[str, Any]] = {}
+    attributes: dict[str, str] = {}
+    for event in sorted(events, key=lambda e: (e.effective_at, e.position)):
+        r, at = event.record, event.effective_at
+        if event.type.startswith("customer."):
+            attributes = {**attributes, **r.get("attributes", {})}
+            _set(history.attributes, at, attributes)
             continue
-        if vintage and not (vintage.start <= (history.first_paid or "") < vintage.end):
-            continue
-        if segment:
-            attributes = attributes_before(history, start)
-            if any(attributes.get(k) != v for k, v in segment.items()):
-                continue
-        yield customer, m0, mrr_before(history.steps, end)
+        state = subscriptions.setdefault(r["subscription_id"], {
+            "active": False, "amount": Fraction(0), "quantity": 1, "interval": "month",
+            "interval_count": 1})
+        if event.type in ("subscription.started", "subscription.reactivated",
+                          "subscription.snapshot"):
+            state["amount"] = amount(r["amount"])
+            state["quantity"] = r.get("quantity", 1)
+            state["interval"] = r["interval"]
+            state["interval_count"] = r.get("interval_count", 1)
+            state["active"] = r.get("status", "active") == "active"
+        elif event.type == "subscription.changed":
+            for term in ("quantity", "interval", "interval_count"):
+                if term in r:
+                    state[term] = r[term]
+            if "amount" in r:
+                state["amount"] = amount(r["amount"])
+        elif event.type == "subscription.cancelled":
+            state["active"] = False
+        total = sum((mrr(s) for s in subscriptions.values()), Fraction(0))
+        _set(history.mrr, at, total)
+    return history
 
 
-def nrr(
-    histories: Histories,
-    start: str,
-    end: str,
-    vintage: Period | None = None,
-    segment: Mapping[str, str] | None = None,
-) -> Retention:
-    return retention((m0, m1) for _, m0, m1 in cohort(histories, start, end, vintage, segment))
+def mrr(state: dict[str, Any]) -> Fraction:
+    """amount x quantity x F / interval_count, for an active subscription."""
+    if not state["active"]:
+        return Fraction(0)
+    return (state["amount"] * state["quantity"] * PER_MONTH[state["interval"]]
+            / state["interval_count"])
 
 
-def movements(histories: Histories, first: date, last: date) -> list[Movement]:
+def _set(steps: list, at: str, value: Any) -> None:
+    """The value after every event at `at`: a later event at the same instant replaces."""
+    if steps and steps[-1][0] == at:
+        steps[-1] = (at, value)
+    else:
+        steps.append((at, value))
+
+
+def customer_of(events: list[Event]) -> dict[str, str]:
+    """Each event's customer: its own `customer_id`, or for a void its target's."""
+    owner = {e.event_id: e.record["customer_id"] for e in events if e.type != "event.voided"}
+    return {e.event_id: owner.get(e.record["voids"], "") if e.type == "event.voided"
+            else owner[e.event_id] for e in events}
+
+
+def versions(events: list[Event]) -> list[tuple[int, History]]:
+    """One customer's fold after each of its recordings (its events recorded at one
+    instant), keyed by that recording's last position: what `--known-at` must see."""
+    ordered = sorted(events, key=lambda e: e.position)
     out = []
-    span = months(first, last)
-    for month in span:
-        sums: dict[str, Fraction] = {}
-        previous = month_end(previous_month(month))
-        for history in histories.values():
-            p = mrr_before(history.steps, previous)
-            q = mrr_before(history.steps, month_end(month))
-            paid_before = p > 0 or _paid_at_a_month_end_before(history, previous)
-            kind = classify(p, q, paid_before)
-            if kind:
-                sums[kind[0]] = sums.get(kind[0], Fraction(0)) + kind[1]
-        out.append(Movement(month.strftime("%Y-%m"), **sums))
+    for i, event in enumerate(ordered):
+        if i + 1 == len(ordered) or ordered[i + 1].recorded_at != event.recorded_at:
+            out.append((event.position, fold(visible(ordered[: i + 1]))))
     return out
 
 
-def _paid_at_a_month_end_before(history: CustomerHistory, bound: str) -> bool:
-    """Whether MRR was > 0 at some month end before `bound` (itself a month end)."""
-    if not history.steps:
-        return False
-    month = date.fromisoformat(history.steps[0][0][:7] + "-01")
-    while (end := month_end(month)) <= bound:
-        if mrr_before(history.steps, end) > 0:
+class Reference:
+    """Every metric of the contract over a ledger's events, as known at `known_at`."""
+
+    def __init__(self, events: Iterable[Event], known_at: str | None = None) -> None:
+        events = list(events)
+        owners = customer_of(events)
+        by_customer: dict[str, list[Event]] = {}
+        for event in visible(events, known_at):
+            by_customer.setdefault(owners[event.event_id], []).append(event)
+        self.histories = {c: fold(es) for c, es in sorted(by_customer.items())}
+
+    def mrr(self, day: date) -> tuple[Fraction, int]:
+        """Total MRR at the end of `day`, and the number of customers with MRR > 0."""
+        values = [h.mrr_at(last_instant(day)) for h in self.histories.values()]
+        return sum(values, Fraction(0)), sum(1 for v in values if v > 0)
+
+    def nrr(self, start: date, end: date, cohort: str | None = None,
+            segment: dict[str, str] | None = None) -> dict[str, Any]:
+        """The contract's endpoint NRR/GRR of the customers paying at the end of `start`."""
+        r = dict.fromkeys(("starting_mrr", "ending_mrr", "expansion", "contraction",
+                           "churn"), Fraction(0))
+        r["customers"] = 0
+        for history in self.histories.values():
+            m0 = history.mrr_at(last_instant(start))
+            if m0 <= 0:
+                continue
+            if cohort is not None and not in_period(history.first_paid, cohort):
+                continue
+            attributes = history.attributes_at(last_instant(start))
+            if any(attributes.get(k) != v for k, v in (segment or {}).items()):
+                continue
+            m1 = history.mrr_at(last_instant(end))
+            r["customers"] += 1
+            r["starting_mrr"] += m0
+            r["ending_mrr"] += m1
+            if m1 == 0:
+                r["churn"] += m0
+            elif m1 > m0:
+                r["expansion"] += m1 - m0
+            elif m1 < m0:
+                r["contraction"] += m0 - m1
+        s = r["starting_mrr"]
+        r["nrr"] = r["ending_mrr"] / s if s else None
+        r["grr"] = (s - r["contraction"] - r["churn"]) / s if s else None
+        return r
+
+    def movements(self, first: str, last: str) -> list[dict[str, Any]]:
+        """Monthly movements of the months `first`..`last` (YYYY-MM), month-end snapshots."""
+        out = []
+        for month in month_range(first, last):
+            row: dict[str, Any] = {"month": month}
+            row.update(dict.fromkeys(("new", "expansion", "contraction", "churn",
+                                      "reactivation"), Fraction(0)))
+            before = month_start(month)
+            for history in self.histories.values():
+                p = history.mrr_at(_microsecond_before(before))
+                q = history.mrr_at(last_instant(month_last_day(month)))
+                if q > p > 0:
+                    row["expansion"] += q - p
+                elif 0 < q < p:
+                    row["contraction"] += p - q
+                elif p > 0 == q:
+                    row["churn"] += p
+                elif p == 0 < q:
+                    kind = "reactivation" if paid_at_a_month_end_before(history, before) else "new"
+                    row[kind] += q
+            out.append(row)
+        return out
+
+
+def paid_at_a_month_end_before(history: History, before: str) -> bool:
+    """Whether MRR was > 0 at the end of some month ending before `before` (a month's
+    first instant). A step with MRR > 0 holds at the end of the month it falls in, unless
+    the next step comes in that same month (or at the next month's first instant)."""
+    steps = history.steps
+    for i, (at, value) in enumerate(steps):
+        boundary = month_start(next_month(at[:7]))
+        following = steps[i + 1][0] if i + 1 < len(steps) else None
+        if value > 0 and boundary <= before and (following is None or following >= boundary):
             return True
-        month = next_month(month)
     return False
+
+
+def in_period(instant: str | None, period: str) -> bool:
+    """Whether an instant lies in `2023`, `2023-Q2` or `2023-07`."""
+    if instant is None:
+        return False
+    year, month = instant[:4], int(instant[5:7])
+    if re.fullmatch(r"\d{4}", period):
+        return year == period
+    if m := re.fullmatch(r"(\d{4})-[Qq]([1-4])", period):
+        return year == m[1] and (month - 1) // 3 + 1 == int(m[2])
+    return instant[:7] == period
+
+
+def month_start(month: str) -> str:
+    """A month's first instant; after 9999-12, a text later than every instant."""
+    return f"{month}-01T00:00:00.000000Z" if month <= "9999-12" else "9999-12-31T24"
+
+
+def next_month(month: str) -> str:
+    year, m = int(month[:4]), int(month[5:7])
+    return f"{year + m // 12:04d}-{m % 12 + 1:02d}"
+
+
+def month_last_day(month: str) -> date:
+    following = next_month(month)
+    if following > "9999-12":
+        return date(9999, 12, 31)
+    return date.fromisoformat(following + "-01") - timedelta(days=1)
+
+
+def _microsecond_before(first_instant: str) -> str:
+    """The last instant before a month's first: events effective then count at its end."""
+    if first_instant.startswith("0001-01-01"):
+        return "0000"  # before every instant
+    return last_instant(date.fromisoformat(first_instant[:10]) - timedelta(days=1))
+
+
+def month_range(first: str, last: str) -> list[str]:
+    out = [first]
+    while out[-1] < last:
+        out.append(next_month(out[-1]))
+    return out

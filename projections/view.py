@@ -179,6 +179,28 @@ class MRRView:
                 list(self._stream(c, f"SELECT * FROM {table} ORDER BY {key}"))
                 for table, key in zip(VIEW_TABLES, _KEYS, strict=True))
 
+    def stored_of(self, customers: list[str]) -> ViewRows:
+        """These customers' rows with their ranges, in `VIEW_TABLES` order, by key."""
+        if not customers:
+            return [], [], []
+        marks = ", ".join("?" * len(customers))
+        with self.datastore.transaction(commit=False) as c:
+            out = []
+            for table, key in zip(VIEW_TABLES, _KEYS, strict=True):
+                c.execute(self._sql(f"SELECT * FROM {table} WHERE customer_id IN ({marks}) "
+                                    f"ORDER BY {key}"), customers)
+                out.append([tuple(row.values()) if isinstance(row, dict) else tuple(row)
+                            for row in c.fetchall()])
+        return out[0], out[1], out[2]
+
+    def customer_count(self) -> int:
+        """How many customers have rows in any of the tables."""
+        union = " UNION ".join(f"SELECT customer_id FROM {table}" for table in VIEW_TABLES)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT COUNT(*) FROM ({union}) AS ids")
+            row = c.fetchone()
+        return int(row["count"] if isinstance(row, dict) else row[0])
+
     def _stream(self, c: Any, statement: str) -> Iterator[tuple]:
         raw = c.sqlite_cursor.connection.cursor()  # plain tuples: faster than sqlite3.Row
         raw.row_factory = None

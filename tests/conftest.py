@@ -14,6 +14,10 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from tests.strategies import register_profiles
+
+register_profiles()
+
 PG_URL = os.environ.get("REVLEDGER_TEST_POSTGRES")
 
 

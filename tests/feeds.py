@@ -6,8 +6,24 @@ from typing import Any
 
 import orjson
 
+from projections import reference
 from projections.facts import Fact
 from projections.fold import CustomerHistory, fold, fold_customer
+
+
+def stored_reference(app: Any, upto: int | None = None) -> reference.Reference:
+    """The reference over a ledger's stored events (up to a position), read as stored."""
+    recorder = app.ledger_recorder
+    upto = recorder.max_notification_id() or 0 if upto is None else upto
+    return reference.Reference(e for p, state in recorder.iter_states(upto)
+                               if (e := reference.stored_event(p, state)))
+
+
+def in_units(r: Any) -> dict[str, Any]:
+    """An engine's `Retention` (cents) in the reference's terms (currency units)."""
+    return {"customers": r.customers, "nrr": r.nrr, "grr": r.grr,
+            **{k: getattr(r, k) / 100 for k in ("starting_mrr", "ending_mrr", "expansion",
+                                                 "contraction", "churn")}}
 
 
 def started(
@@ -69,3 +85,13 @@ class Feed:
 
     def history(self, customer: str = "c1", known_at: str | None = None) -> CustomerHistory:
         return fold(self.facts, known_at).get(customer) or fold_customer([])
+
+    def events(self) -> list[reference.Event]:
+        """The same events as the reference reads them (records as delivered)."""
+        return [reference.Event(f.position, f.recorded_at, {
+            "event_id": f.event_id, "type": f.type,
+            **({"effective_at": f.effective_at} if f.effective_at else {}),
+            **{k: v for k, v in f.payload.items() if v is not None}}) for f in self.facts]
+
+    def reference(self, known_at: str | None = None) -> reference.Reference:
+        return reference.Reference(self.events(), known_at)

@@ -66,7 +66,8 @@ def test_an_untouched_ledger_verifies(ledger):
     code, output = verify(ledger)
     assert code == 0, output
     assert output.startswith("verified: 6 events chained (head ")
-    assert output.endswith("projection of 2 customers equals a fresh fold")
+    assert "; the projection of 2 customers (6 rows, 4 versions) and the query columns " \
+        "equals the reference fold, in " in output
 
 
 @pytest.mark.parametrize("statement", [
@@ -164,7 +165,9 @@ def test_a_tampered_projection_is_named_by_customer(ledger, raw_sql):
     raw_sql("UPDATE mrr_steps SET mrr = '1' WHERE customer_id = 'c2'")
     code, output = verify(ledger)
     assert code == 1
-    assert "the projection of customer c2 differs from a fresh fold" in output
+    assert "the projection of customer c2 differs from the reference fold of its events at " \
+        "position" in output
+    assert "(MRR steps): run `revledger replay`" in output
 
 
 @pytest.mark.parametrize("known_at", [False, True], ids=["current", "known-at"])
@@ -198,8 +201,9 @@ def test_query_columns_other_than_the_projections_are_caught(ledger):
         view.save_snapshot(position, MRRIndex.from_rows([], [], []).to_bytes())
     code, output = verify(ledger)
     assert code == 1
-    assert output == ("revledger: verify FAILED: the stored query columns differ from the "
-                      "projection's rows (run `revledger replay`)")
+    assert output == ("revledger: verify FAILED: the projection of customer c1 differs from "
+                      "the reference fold of its events (query columns: first paid instant): "
+                      "run `revledger replay`")
     assert CliRunner().invoke(main, ["--db", ledger, "replay"]).exit_code == 0
     assert verify(ledger)[0] == 0
 

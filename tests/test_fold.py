@@ -8,11 +8,13 @@ from fractions import Fraction
 
 import pytest
 
-from projections import reference
-from projections.fold import fold, mrr_before
+from projections.engine import MRRIndex
+from projections.fold import by_customer, mrr_before
 from projections.mrr import amount_to_cents
 from projections.nrr import retention
 from projections.periods import end_of, parse_period
+from projections.versions import fold_versions
+from projections.view import customer_rows, table_rows
 from tests.feeds import Feed, at
 
 
@@ -84,7 +86,7 @@ def test_a_trial_at_amount_zero_is_not_paying_until_converted():
     history = feed.history()
     assert mrr(feed, "2024-01-14") == 0
     assert history.first_paid == at("2024-01-15")
-    assert reference.mrr_at({"c1": history}, end_of(date(2024, 1, 14))) == (0, 0)
+    assert feed.reference().mrr(date(2024, 1, 14)) == (0, 0)
 
 
 def test_a_backdated_event_rewrites_the_past_not_only_the_tail():
@@ -137,28 +139,44 @@ def two_customers() -> Feed:
     return feed
 
 
+def engine_of(feed: Feed) -> MRRIndex:
+    """The query engine over the fold's current rows, as the projection would store them."""
+    rows = [customer_rows(c, fold_versions(fs)) for c, fs in by_customer(feed.facts).items()]
+    steps, attributes, customers = table_rows(rows)
+    return MRRIndex.from_rows([r[:1] + r[3:] for r in customers],
+                              [(r[0], r[1], r[4]) for r in steps],
+                              [(r[0], r[1], r[4]) for r in attributes])
+
+
+START, END = date(2023, 12, 31), date(2024, 12, 31)
+
+
 def test_nrr_worked_example_with_expansion_and_churn():
-    histories = fold(two_customers().facts)
-    r = reference.nrr(histories, end_of(date(2023, 12, 31)), end_of(date(2024, 12, 31)))
-    assert (r.customers, r.starting_mrr, r.ending_mrr) == (2, 15000, 13000)
-    assert (r.expansion, r.contraction, r.churn) == (3000, 0, 5000)
-    assert (r.nrr, r.grr) == (Fraction(13, 15), Fraction(2, 3))
+    r = two_customers().reference().nrr(START, END)
+    assert (r["customers"], r["starting_mrr"], r["ending_mrr"]) == (2, 150, 130)
+    assert (r["expansion"], r["contraction"], r["churn"]) == (30, 0, 50)
+    assert (r["nrr"], r["grr"]) == (Fraction(13, 15), Fraction(2, 3))
+    e = engine_of(two_customers()).nrr(end_of(START), end_of(END))
+    assert (e.customers, e.starting_mrr, e.ending_mrr) == (2, 15000, 13000)  # cents
+    assert (e.expansion, e.contraction, e.churn) == (3000, 0, 5000)
 
 
 def test_cohort_is_the_vintage_of_the_first_paid_instant():
-    histories = fold(two_customers().facts)
-    start, end = end_of(date(2023, 12, 31)), end_of(date(2024, 12, 31))
-    assert reference.nrr(histories, start, end, parse_period("2023-Q1")).customers == 1
-    assert reference.nrr(histories, start, end, parse_period("2023-07")).starting_mrr == 5000
-    assert reference.nrr(histories, start, end, parse_period("2022")).customers == 0
+    ref, engine = two_customers().reference(), engine_of(two_customers())
+    for cohort, customers, starting in (("2023-Q1", 1, 100), ("2023-07", 1, 50),
+                                        ("2022", 0, 0)):
+        assert (ref.nrr(START, END, cohort)["customers"],
+                ref.nrr(START, END, cohort)["starting_mrr"]) == (customers, starting)
+        r = engine.nrr(end_of(START), end_of(END), parse_period(cohort))
+        assert (r.customers, r.starting_mrr) == (customers, starting * 100)
 
 
 def test_segment_is_read_at_the_start_date():
-    histories = fold(two_customers().facts)
-    start, end = end_of(date(2023, 12, 31)), end_of(date(2024, 12, 31))
-    r = reference.nrr(histories, start, end, segment={"region": "EU"})
-    assert r.customers == 1  # b moved to EU only in June 2024
-    assert r.starting_mrr == 10000
+    r = two_customers().reference().nrr(START, END, segment={"region": "EU"})
+    assert r["customers"] == 1  # b moved to EU only in June 2024
+    assert r["starting_mrr"] == 100
+    e = engine_of(two_customers()).nrr(end_of(START), end_of(END), segment={"region": "EU"})
+    assert (e.customers, e.starting_mrr) == (1, 10000)
 
 
 def test_movements_tell_reactivation_from_new_by_month_end_snapshots():
@@ -169,11 +187,12 @@ def test_movements_tell_reactivation_from_new_by_month_end_snapshots():
              currency="USD", plan="p", interval="month")
     feed.start("2024-03-03", "0.00", customer="b", sub="sb")  # a trial: not paying
     feed.add("subscription.changed", "2024-04-20", customer="b", sub="sb", amount="20.00")
-    months = {m.month: m for m in reference.movements(fold(feed.facts), date(2024, 1, 1),
-                                                      date(2024, 4, 1))}
-    assert months["2024-01"].new == 10000
-    assert months["2024-02"].churn == 10000
-    assert (months["2024-04"].reactivation, months["2024-04"].new) == (8000, 2000)
+    months = {m["month"]: m for m in feed.reference().movements("2024-01", "2024-04")}
+    assert months["2024-01"]["new"] == 100
+    assert months["2024-02"]["churn"] == 100
+    assert (months["2024-04"]["reactivation"], months["2024-04"]["new"]) == (80, 20)
+    engine = {m.month: m for m in engine_of(feed).movements(date(2024, 1, 1), date(2024, 4, 1))}
+    assert (engine["2024-04"].reactivation, engine["2024-04"].new) == (8000, 2000)
 
 
 def test_endpoint_nrr_arithmetic_identity_and_zero_start():

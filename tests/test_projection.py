@@ -12,22 +12,17 @@ import csv
 import json
 from datetime import date
 from fractions import Fraction
-from unittest.mock import patch
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-import projections.replay as replay_module
 from cli import main
 from ledger.playbook import SAMPLE, playbook_events
 from ledger.store import LedgerApplication
-from projections import reference
 from projections.engine import MRRIndex
-from projections.fold import fold
-from projections.periods import end_of, parse_period
-from projections.projection import MRRProjection, read_facts
+from projections.projection import MRRProjection
 from services.ingest import ingest_feed
 from tests.feeds import cancelled, changed, jsonl, started, voided
 
@@ -134,83 +129,6 @@ def test_demo_prints_mrr_nrr_and_grr(tmp_path):
 
 DAYS = st.dates(date(2024, 1, 1), date(2024, 12, 31)).map(lambda d: f"{d}T12:00:00Z")
 AMOUNTS = st.sampled_from(["0.00", "9.99", "25.00", "100.00", "1200.00"])
-
-
-@st.composite
-def streams(draw):
-    """Random subscription histories, delivered in a random order with repeats and voids."""
-    events = []
-    for n in range(draw(st.integers(1, 14))):
-        sub = draw(st.sampled_from(sorted(CUSTOMERS)))
-        customer, at = CUSTOMERS[sub], draw(DAYS)
-        kind = draw(st.sampled_from(["started", "changed", "cancelled", "reactivated",
-                                     "customer"]))
-        if kind in ("started", "reactivated"):
-            event = started(f"e{n}", sub, customer, at, amount=draw(AMOUNTS),
-                            interval=draw(st.sampled_from(["month", "year", "week", "day"])),
-                            quantity=draw(st.integers(1, 3)))
-            event["type"] = f"subscription.{kind}"
-        elif kind == "changed":
-            event = changed(f"e{n}", sub, customer, at, **draw(st.sampled_from(
-                [{"amount": "50.00"}, {"quantity": 2}, {"interval": "year", "amount": "600.00"}])))
-        elif kind == "cancelled":
-            event = cancelled(f"e{n}", sub, customer, at)
-        else:
-            event = {"event_id": f"e{n}", "type": "customer.updated", "customer_id": customer,
-                     "effective_at": at, "attributes": {"region": draw(st.sampled_from("AB"))}}
-        events.append(event)
-    for n, target in enumerate(draw(st.lists(st.sampled_from(events), max_size=2, unique_by=id))):
-        events.append(voided(f"v{n}", target["event_id"]))
-    events += draw(st.lists(st.sampled_from(events), max_size=3))  # duplicate deliveries
-    arrival = draw(st.permutations(events))
-    voids_last = [e for e in arrival if e["type"] != "event.voided"] + [
-        e for e in arrival if e["type"] == "event.voided"]
-    cut = draw(st.integers(0, len(voids_last)))
-    return voids_last[:cut], voids_last[cut:]
-
-
-@pytest.mark.parametrize("fresh_db", ["sqlite", "postgresql"], indirect=True)
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(stream=streams())
-def test_projection_equals_the_pure_fold_and_rebuild_reproduces_it(fresh_db, stream):
-    url = fresh_db()
-    first, second = stream
-    then = []  # (position, current rows) after each ingest
-    for part in (first, second):  # two ingests: the second catches up incrementally
-        if part:
-            ingest_feed(url, jsonl(*part).splitlines())
-            with LedgerApplication(url) as app:
-                projection = MRRProjection(app)
-                projection.catch_up()
-                then.append((projection.position, projection.view.load()))
-    with LedgerApplication(url) as app:
-        histories = fold(list(read_facts(app)))
-        projection = MRRProjection(app)
-        projection.catch_up()
-        caught_up = projection.view.load()
-        index = MRRIndex.from_rows(*caught_up)
-        index = MRRIndex.from_bytes(index.to_bytes())  # the stored snapshot answers alike
-        for start, end in ((date(2024, 1, 31), date(2024, 12, 31)),
-                           (date(2024, 3, 15), date(2024, 7, 1))):
-            s, e = end_of(start), end_of(end)
-            assert index.nrr(s, e) == reference.nrr(histories, s, e)
-            segment = {"region": "A"}
-            assert index.nrr(s, e, segment=segment) == reference.nrr(histories, s, e,
-                                                                       segment=segment)
-            cohort = parse_period("2024-Q1")
-            assert index.nrr(s, e, cohort) == reference.nrr(histories, s, e, cohort)
-            assert index.total(e) == reference.mrr_at(histories, e)
-        assert index.movements(date(2024, 1, 1), date(2024, 12, 1)) == reference.movements(
-            histories, date(2024, 1, 1), date(2024, 12, 1))
-        for position, rows in then:  # the view as known then: what it held then
-            assert projection.view.load(position) == rows
-        stored = projection.view.stored()
-        projection.rebuild()
-        assert projection.view.stored() == stored
-        with patch.object(replay_module, "RUN", 2):  # shared between two processes (SQLite)
-            projection.rebuild()
-        assert projection.view.stored() == stored
 
 
 @given(st.lists(st.tuples(st.fractions(min_value=Fraction(1, 100), max_value=10**6),

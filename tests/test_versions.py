@@ -3,14 +3,18 @@ are exactly a fold of what was recorded by then. MRRs are in cents."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from fractions import Fraction
 
 from hypothesis import given
-from hypothesis import strategies as st
 
-from projections.fold import CustomerHistory, fold_customer, scale_of, visible
+from ledger.events import parse_event
+from projections import reference
+from projections.facts import Fact
+from projections.fold import CustomerHistory, scale_of
 from projections.versions import Versions, _recordings, _versions, fold_versions
 from tests.feeds import Feed, at
+from tests.strategies import DrawnFeed, feeds
 
 
 def held(versions: Versions, position: int) -> CustomerHistory | None:
@@ -90,60 +94,53 @@ def test_one_recording_instant_is_one_version_at_its_last_position():
     assert all(until is None for *_, until in versions.steps)
 
 
-KINDS = st.sampled_from(["started", "changed", "cancelled", "reactivated", "attributes",
-                         "void"])
-SCRIPTS = st.lists(st.tuples(KINDS, st.integers(1, 28), st.sampled_from(["s1", "s2"]),
-                             st.integers(0, 2), st.booleans()), max_size=16)
+def per_customer(drawn: DrawnFeed, recordings: list[list[dict]] | None = None
+                 ) -> Iterator[tuple[list[Fact], list[reference.Event]]]:
+    """Each customer's facts (as the fast path reads them) and events (as the reference
+    reads them): one recording per ingest, or per list of `recordings`."""
+    facts: dict[str, list[Fact]] = {}
+    events: dict[str, list[reference.Event]] = {}
+    owner: dict[str, str] = {}
+    position = 0
+    for k, recording in enumerate(recordings or drawn.recorded):
+        for record in recording:
+            position += 1
+            event = parse_event(record)
+            void = record["type"] == "event.voided"
+            customer = owner[record["voids"]] if void else record["customer_id"]
+            owner[record["event_id"]] = customer
+            facts.setdefault(customer, []).append(Fact(
+                position, at(f"2030-01-{k + 1:02d}"), record["event_id"], record["type"],
+                None if void else event["effective_at"], None if void else customer,
+                record.get("subscription_id") if record["type"].startswith("subscription.")
+                else None, record))
+            events.setdefault(customer, []).append(
+                reference.Event(position, at(f"2030-01-{k + 1:02d}"), record))
+    for customer in facts:
+        yield facts[customer], events[customer]
 
 
-def recorded(script: list[tuple]) -> Feed:
-    """Facts from a script of (kind, day, subscription, amount, new recording instant)."""
-    feed, instant = Feed(), 1
-    for kind, day, sub, amount, next_instant in script:
-        instant += next_instant
-        when = {"recorded": f"2030-01-{instant:02d}"}
-        effective = f"2024-{day % 12 + 1:02d}-{day:02d}"
-        targets = [f for f in feed.facts if f.type != "event.voided"
-                   and f.event_id not in {g.payload.get("voids") for g in feed.facts}]
-        if kind == "void" and targets:
-            feed.add("event.voided", None, customer=None, sub=None,
-                     voids=targets[day % len(targets)].event_id, **when)
-        elif kind in ("started", "reactivated"):
-            feed.start(effective, amount=("0.00", "50.00", "99.99")[amount], sub=sub, **when)
-            feed.facts[-1] = feed.facts[-1]._replace(type=f"subscription.{kind}")
-        elif kind == "changed":
-            feed.add("subscription.changed", effective, sub=sub, quantity=amount + 1, **when)
-        elif kind == "cancelled":
-            feed.add("subscription.cancelled", effective, sub=sub, **when)
-        elif kind == "attributes":
-            feed.add("customer.updated", effective, sub=None, attributes={"k": str(amount)},
-                     **when)
-    return feed
+@given(feeds(max_ingests=4))
+def test_the_rows_held_at_each_recording_are_the_reference_fold_of_what_was_recorded(drawn):
+    for facts, events in per_customer(drawn):
+        versions = fold_versions(facts)
+        assert held(versions, 0) is None
+        for position, expected in reference.versions(events):
+            got = held(versions, position)
+            assert got is not None
+            assert [(at, value / 100) for at, value in got.steps] == expected.steps
+            assert got.attributes == expected.attributes
+            assert got.first_paid == expected.first_paid
 
 
-def assert_each_recording_is_a_fold_of_what_was_recorded_by_then(feed: Feed) -> Versions:
-    versions = fold_versions(feed.facts)
-    instants = {f.recorded_at: f.position for f in feed.facts}  # the last position of each
-    for known_at, position in instants.items():
-        assert held(versions, position) == fold_customer(visible(feed.facts, known_at))
-    assert held(versions, 0) is None
-    return versions
-
-
-@given(SCRIPTS)
-def test_the_rows_held_at_each_recording_are_a_fold_of_what_was_recorded_by_then(script):
-    assert_each_recording_is_a_fold_of_what_was_recorded_by_then(recorded(script))
-
-
-@given(SCRIPTS)
-def test_a_history_recorded_in_effective_order_gives_the_rows_of_the_general_path(script):
+@given(feeds(max_ingests=1))
+def test_a_history_recorded_in_effective_order_gives_the_rows_of_the_general_path(drawn):
     """Its shortcut (no version folded again) gives the very rows, not only equal views."""
-    in_order = sorted((step for step in script if step[0] != "void"),
-                      key=lambda step: (step[1] % 12, step[1]))
-    feed = recorded(in_order)
-    versions = assert_each_recording_is_a_fold_of_what_was_recorded_by_then(feed)
-    batches = list(_recordings(feed.facts))
-    scale = scale_of(feed.facts)
-    steps, attributes, first_paid = _versions(feed.facts, scale, batches)
-    assert versions == Versions([(at, Fraction(v, scale), *r) for at, v, *r in steps],
-                                attributes, first_paid)
+    kept = [e for e in drawn.recorded[0] if e["type"] != "event.voided"]
+    in_order = sorted(kept, key=lambda e: parse_event(e)["effective_at"])
+    for facts, _ in per_customer(drawn, [[e] for e in in_order]):
+        versions = fold_versions(facts)
+        scale = scale_of(facts)
+        steps, attributes, first_paid = _versions(facts, scale, list(_recordings(facts)))
+        assert versions == Versions([(at, Fraction(v, scale), *r) for at, v, *r in steps],
+                                    attributes, first_paid)
