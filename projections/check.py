@@ -57,9 +57,11 @@ def compare(projection: MRRProjection) -> Comparison:
             events = [e for p, state in sorted(rows) if (e := reference.stored_event(p, state))]
             steps, attributes, paid = stored.get(customer, ([], [], []))
             out.rows += len(steps) + len(attributes) + len(paid)
+            versions = reference.versions(events)
+            out.versions += len(versions)
             difference = (_events_problem(customer, events)
-                          or _versions_problem(customer, events, steps, attributes, paid, out)
-                          or _columns_problem(customer, events, columns))
+                          or _versions_problem(customer, versions, steps, attributes, paid)
+                          or _columns_problem(customer, versions[-1][1], columns))
             if difference:
                 out.difference = difference
                 return out
@@ -97,12 +99,11 @@ def _events_problem(customer: str, events: list[reference.Event]) -> Difference 
     return None
 
 
-def _versions_problem(customer: str, events: list[reference.Event], steps: list,
-                      attributes: list, paid: list, out: Comparison) -> Difference | None:
+def _versions_problem(customer: str, versions: list[tuple[int, reference.History]],
+                      steps: list, attributes: list, paid: list) -> Difference | None:
     """The rows held at each position where either side changes equal the reference's
     fold of the recordings made by then."""
-    versions = reference.versions(events)
-    out.versions += len(versions)
+    versions = list(versions)
     positions = {p for p, _ in versions}
     for row in (*steps, *attributes):
         positions.update(p for p in row[1:3] if p is not None)
@@ -143,14 +144,14 @@ def _stored_columns(projection: MRRProjection, position: int, out: Comparison
     return {name: i for i, name in enumerate(index.customers)}, index
 
 
-def _columns_problem(customer: str, events: list[reference.Event],
+def _columns_problem(customer: str, expected: reference.History,
                      columns: Columns | None) -> Difference | None:
-    """The customer's current rows, as the query columns hold them."""
+    """The customer's current rows (`expected`: the reference's last version), as the
+    query columns hold them."""
     if columns is None:
         return None
     numbers, index = columns
     i = numbers.get(customer)
-    expected = reference.fold(reference.visible(events))
     if i is None or _at(int(index.first_paid[i])) != expected.first_paid:
         return Difference(customer, None, "query columns: first paid instant")
     rows = range(index.mrr.offsets[i], index.mrr.offsets[i + 1])

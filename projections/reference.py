@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 _RFC3339 = re.compile(
@@ -31,6 +32,7 @@ PER_MONTH = {"month": Fraction(1), "year": Fraction(1, 12), "week": Fraction(52,
              "day": Fraction(365, 12)}
 
 
+@lru_cache(maxsize=1 << 16)  # a pure function of the text; a ledger repeats its instants
 def utc(text: str) -> str:
     """An RFC 3339 timestamp as fixed-width UTC text: fractions beyond microseconds are
     cut off, and a leap second (:60) is the last microsecond of its minute."""
@@ -90,6 +92,7 @@ def visible(events: Iterable[Event], known_at: str | None = None) -> list[Event]
     return [e for e in seen if e.type != "event.voided" and e.event_id not in voided]
 
 
+@lru_cache(maxsize=1 << 16)
 def amount(text: str) -> Fraction:
     whole, _, decimals = text.partition(".")
     return Fraction(int(whole + decimals), 10 ** len(decimals))
@@ -137,6 +140,7 @@ def fold(events: Iterable[Event]) -> History:
     """One customer's visible events, folded in effective order (ties: recorded order)."""
     history = History()
     subscriptions: dict[str, dict[str, Any]] = {}
+    monthly: dict[str, Fraction] = {}  # each subscription's MRR
     attributes: dict[str, str] = {}
     for event in sorted(events, key=lambda e: (e.effective_at, e.position)):
         r, at = event.record, event.effective_at
@@ -162,8 +166,8 @@ def fold(events: Iterable[Event]) -> History:
                 state["amount"] = amount(r["amount"])
         elif event.type == "subscription.cancelled":
             state["active"] = False
-        total = sum((mrr(s) for s in subscriptions.values()), Fraction(0))
-        _set(history.mrr, at, total)
+        monthly[r["subscription_id"]] = mrr(state)
+        _set(history.mrr, at, sum(monthly.values(), Fraction(0)))
     return history
 
 
