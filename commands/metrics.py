@@ -49,7 +49,7 @@ def mrr(db: str, at: date, known_at: str | None, fmt: str) -> None:
     # Imported here, not at the top: `revledger --help` and other commands start faster.
     from services.metrics import mrr_report
 
-    with working("replaying the events" if known_at else "reading the projection"):
+    with working("reading the projection" + (" as known then" if known_at else "")):
         report = mrr_report(db, at, known_at)
     _scalar(fmt, report, f"MRR at the end of {at}")
 
@@ -65,7 +65,7 @@ def nrr(db: str, start: date, end: date, cohort: Period | None, segment: dict[st
         raise click.BadParameter("the end is before the start", param_hint="--end")
     from services.metrics import nrr_report
 
-    with working("replaying the events" if known_at else "reading the projection"):
+    with working("reading the projection" + (" as known then" if known_at else "")):
         report = nrr_report(db, start, end, cohort, segment, known_at)
     if fmt == "table":
         report = {**report, "nrr": percent(report["nrr_exact"]),
@@ -91,7 +91,7 @@ def movements(db: str, start: date, end: date, known_at: str | None, fmt: str) -
         raise click.BadParameter("the end month is before the start month", param_hint="--end")
     from services.metrics import movements_report
 
-    with working("replaying the events" if known_at else "reading the projection"):
+    with working("reading the projection" + (" as known then" if known_at else "")):
         report = movements_report(db, start, end, known_at)
     if fmt == "json":
         emit_json(report)

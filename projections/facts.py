@@ -26,7 +26,7 @@ class Fact(NamedTuple):
 
     @property
     def voids(self) -> str | None:
-        return self.payload["voids"] if self.type == "event.voided" else None
+        return self.payload["voids"] if self.type == VOID else None
 
 
 def decode_fact(position: int, state: bytes) -> Fact | None:

@@ -15,7 +15,7 @@ from fractions import Fraction
 from functools import lru_cache
 from operator import itemgetter
 
-from ledger.kinds import PRICED
+from ledger.kinds import PRICED, VOID
 from projections.facts import Fact
 from projections.mrr import TWELFTHS, ZERO, SubscriptionState, apply, decimals_beyond_cents
 
@@ -39,10 +39,10 @@ class CustomerHistory:
 def visible(facts: Iterable[Fact], known_at: str | None = None) -> list[Fact]:
     """The facts that count: recorded by `known_at` (if given) and not voided by then."""
     seen = list(facts) if known_at is None else [f for f in facts if f.recorded_at <= known_at]
-    voided = {f.payload["voids"] for f in seen if f.type == "event.voided"}
+    voided = {f.payload["voids"] for f in seen if f.type == VOID}
     if not voided:  # the usual case
         return seen
-    return [f for f in seen if f.type != "event.voided" and f.event_id not in voided]
+    return [f for f in seen if f.type != VOID and f.event_id not in voided]
 
 
 def fold_customer(facts: Iterable[Fact]) -> CustomerHistory:

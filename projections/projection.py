@@ -18,12 +18,12 @@ from ledger.batches import batched
 from ledger.store import LedgerApplication
 from projections.engine import Columns, owners
 from projections.facts import Fact, by_customer_stream, decode_fact
+from projections.progress import Progress
 from projections.versions import Versions, fold_versions
 from projections.view import CustomerRows, SQLiteMRRView, customer_rows
 
 PAGE = 5000
 REBUILD_AFTER = 4 * PAGE
-Progress = Callable[[int, int], None]  # (events done, events in all)
 
 
 Fold = Callable[[list[Fact]], Versions]

@@ -20,17 +20,15 @@ from multiprocessing import get_context
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from queue import Empty
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from ledger.memory import collector_paused
 from ledger.store import LedgerApplication, LedgerRecorder
 from ledger.workers import Spool, WorkerDied, forked_process, second_core
 from projections.facts import by_customer_stream
+from projections.progress import Progress
 from projections.versions import fold_versions
 from projections.view import CustomerRows, customer_rows
-
-if TYPE_CHECKING:
-    from projections.projection import Progress
 
 RUN = 5_000  # events per run: small enough to keep both processes busy to the end, large
 # enough that a run's set-up (a query, a result sent back) costs little beside it

@@ -13,7 +13,7 @@ from projections.nrr import retention
 from projections.periods import Period, end_of
 from projections.projection import read_facts
 from services.errors import LedgerError
-from services.ledger import open_ledger
+from services.ledger import known_head, open_ledger
 from services.metrics import manifest, retention_fields
 from services.present import money
 
@@ -22,9 +22,8 @@ def customer_history(url: str, customer: str, known_at: str | None = None) -> di
     """The customer's events in effective order (voids in their place, voided events
     marked), each with the customer's MRR once it applied."""
     with open_ledger(url) as app:
-        recorder = app.ledger_recorder
-        head = recorder.chain_head(known_at=known_at)
-        rows = recorder.select_customer_events([customer], head.position if head else 0)
+        head, upto = known_head(app, known_at)
+        rows = app.ledger_recorder.select_customer_events([customer], upto)
     facts = [f for _, position, state in rows if (f := decode_fact(position, state))]
     if not facts:
         raise LedgerError(f"the ledger holds no events of customer {customer!r}"
@@ -63,8 +62,8 @@ def explain_nrr_report(
     """`nrr`, one row per cohort customer, from a replay of the events (known at
     `known_at`, or all of them)."""
     with open_ledger(url) as app:
-        head = app.ledger_recorder.chain_head(known_at=known_at)
-        facts = by_customer(read_facts(app, head.position if head else 0), known_at)
+        head, upto = known_head(app, known_at)
+        facts = by_customer(read_facts(app, upto), known_at)
     histories = {customer: fold_customer(fs) for customer, fs in facts.items()}
     rows = explain_nrr(histories, facts, end_of(start), end_of(end), vintage, segment)
     totals = retention((r.starting_mrr, r.ending_mrr) for r in rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.instants import format_instant
-from services.ledger import open_ledger
+from services.ledger import known_head, open_ledger
 
 
 def list_events(
@@ -29,10 +29,7 @@ def list_events(
     }
     with open_ledger(url) as app:
         decode = app.mapper.transcoder.decode
-        upto = None
-        if known_at is not None:
-            head = app.ledger_recorder.chain_head(known_at=known_at)
-            upto = head.position if head else 0
+        upto = None if known_at is None else known_head(app, known_at)[1]
         rows = []
         for row in app.ledger_recorder.select_events_by(filters, upto):
             state = decode(row.state)

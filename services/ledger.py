@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from eventsourcing.persistence import PersistenceError
 
+from ledger.chain import Link
 from ledger.store import LedgerApplication, UnsupportedDatabase, redact
 from ledger.workers import WorkerDied
 from services.errors import LedgerError
@@ -39,6 +40,13 @@ def open_ledger(url: str) -> Iterator[LedgerApplication]:
                           "recorded, and running the command again is safe") from None
     finally:
         app.close()
+
+
+def known_head(app: LedgerApplication, known_at: str | None) -> tuple[Link | None, int]:
+    """The last event recorded by `known_at` (all of them if None) and its position (0 for
+    none): where an answer as known then reads up to."""
+    head = app.ledger_recorder.chain_head(known_at=known_at)
+    return head, head.position if head else 0
 
 
 def first_line(exc: BaseException) -> str:

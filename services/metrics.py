@@ -18,7 +18,7 @@ from projections.movements import KINDS
 from projections.nrr import Retention
 from projections.periods import Period, end_of
 from projections.projection import MRRProjection
-from services.ledger import open_ledger
+from services.ledger import known_head, open_ledger
 from services.present import money, ratio
 from services.projections import current_index, index_from_rows
 
@@ -33,10 +33,10 @@ def engine(url: str, known_at: str | None) -> Iterator[tuple[MRRIndex, dict[str,
 def engine_for(app: LedgerApplication, known_at: str | None) -> tuple[MRRIndex, dict[str, Any]]:
     recorder = app.ledger_recorder
     if known_at:  # the projection's rows as they were then, in the same query columns
-        head = recorder.chain_head(known_at=known_at)
+        head, upto = known_head(app, known_at)
         projection = MRRProjection(app)
         projection.catch_up()
-        index = index_from_rows(projection, head.position if head else 0)
+        index = index_from_rows(projection, upto)
         return index, manifest(head, known_at)
     index, position = current_index(app)
     return index, manifest(recorder.chain_head(upto=position))

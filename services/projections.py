@@ -11,7 +11,8 @@ from eventsourcing.persistence import OperationalError, ProgrammingError
 
 from ledger.store import LedgerApplication
 from projections.engine import UNREADABLE, UNREADABLE_ROWS, MRRIndex
-from projections.projection import MRRProjection, Progress
+from projections.progress import Progress
+from projections.projection import MRRProjection
 from services.errors import LedgerError
 from services.ledger import first_line, open_ledger
 
