@@ -23,7 +23,9 @@ import orjson
 
 from ledger.batches import batched
 from projections.movements import Movement
+from projections.movements import split as movement_split
 from projections.nrr import Retention
+from projections.nrr import split as retention_split
 from projections.periods import END_OF_TIME, Period, month_end, month_label, month_start, months
 
 NEVER = np.iinfo(np.int64).max
@@ -181,15 +183,15 @@ class MRRIndex:
         for key, value in (segment or {}).items():
             base &= self.attribute_is(key, value, start)
         m0, m1 = m0[base], m1[base]
-        grew, shrank = m1 > m0, (m1 > 0) & (m1 < m0)
+        lost, grew, shrank = retention_split(m0, m1)
         return Retention(
             customers=int(base.sum()),
             starting_mrr=self._fraction(m0.sum()),
             ending_mrr=self._fraction(m1.sum()),
             expansion=self._fraction((m1[grew] - m0[grew]).sum()),
             contraction=self._fraction((m0[shrank] - m1[shrank]).sum()),
-            churn=self._fraction(m0[m1 == 0].sum()),
-            churned=int((m1 == 0).sum()),
+            churn=self._fraction(m0[lost].sum()),
+            churned=int(lost.sum()),
         )
 
     def movements(self, first: date, last: date) -> list[Movement]:
@@ -219,8 +221,7 @@ class MRRIndex:
         return (counts[offsets[1:]] - counts[offsets[:-1]]) > 0
 
     def _movement(self, month: date, p: np.ndarray, q: np.ndarray, paid: np.ndarray) -> Movement:
-        starts = (p == 0) & (q > 0)
-        grew, shrank, lost = (p > 0) & (q > p), (q > 0) & (q < p), (p > 0) & (q == 0)
+        grew, shrank, lost, starts = movement_split(p, q)
         total = self._fraction
         return Movement(
             month_label(month),

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from projections.facts import Fact
-from projections.fold import CustomerHistory, attributes_before, mrr_before
+from projections.fold import EFFECTIVE_ORDER, CustomerHistory, attributes_before, mrr_before
+from projections.nrr import category
 from projections.periods import Period
 
 
@@ -24,13 +25,7 @@ class Contribution:
     @property
     def category(self) -> str:
         """The contract's split of a cohort customer's change (flat: no change)."""
-        if self.ending_mrr == 0:
-            return "churn"
-        if self.ending_mrr > self.starting_mrr:
-            return "expansion"
-        if self.ending_mrr < self.starting_mrr:
-            return "contraction"
-        return "flat"
+        return category(self.starting_mrr, self.ending_mrr)
 
 
 def explain_nrr(
@@ -48,7 +43,7 @@ def explain_nrr(
         moved = sorted(
             (f for f in facts[customer]
              if f.effective_at in changes and f.subscription_id is not None),
-            key=lambda f: (f.effective_at, f.position),
+            key=EFFECTIVE_ORDER,
         )
         rows.append(Contribution(customer, m0, m1, tuple(f.event_id for f in moved)))
     return rows

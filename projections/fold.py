@@ -17,7 +17,7 @@ from operator import itemgetter
 
 from ledger.kinds import PRICED, VOID
 from projections.facts import Fact
-from projections.mrr import TWELFTHS, ZERO, SubscriptionState, apply, decimals_beyond_cents
+from projections.mrr import ZERO, SubscriptionState, apply, decimals_beyond_cents, scaled_mrr
 
 Steps = list[tuple[str, Fraction]]
 _INACTIVE = (SubscriptionState(), 0)
@@ -94,11 +94,7 @@ class Timeline:
                 continue
             state, before = subscriptions.get(fact.subscription_id, _INACTIVE)
             state = apply(state, fact.type, fact.payload)
-            after = (
-                state.amount * state.quantity * TWELFTHS[state.interval]
-                * (scale // (12 * state.interval_count))
-                if state.active else 0
-            )
+            after = scaled_mrr(state, scale)
             if type(after) is Fraction:  # an amount with more than 2 decimals: whole here
                 after = after.numerator
             subscriptions[fact.subscription_id] = (state, after)

@@ -27,11 +27,18 @@ class SubscriptionState(NamedTuple):
 
     @property
     def mrr(self) -> Fraction:
-        if not self.active:
-            return ZERO
-        return Fraction(
-            self.amount * self.quantity * TWELFTHS[self.interval], 12 * self.interval_count
-        )
+        scale = 12 * self.interval_count
+        return Fraction(scaled_mrr(self, scale), scale)
+
+
+def scaled_mrr(state: SubscriptionState, scale: int) -> int | Fraction:
+    """MRR x `scale`, for a `scale` that 12 x interval_count divides: the contract's
+    amount x quantity x F / interval_count, with F in twelfths (whole while the amount is
+    whole cents: what the fold's integer arithmetic relies on). 0 when inactive."""
+    if not state.active:
+        return 0
+    return (state.amount * state.quantity * TWELFTHS[state.interval]
+            * (scale // (12 * state.interval_count)))
 
 
 @lru_cache(maxsize=1 << 16)

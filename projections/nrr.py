@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any, TypeVar
 
 ZERO = Fraction(0)
+T = TypeVar("T", bound=Any)  # a number, or an array of them
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,20 @@ class Retention:
         return kept / self.starting_mrr if self.starting_mrr else None
 
 
+def split(m0: T, m1: T) -> tuple[T, T, T]:
+    """A cohort customer's change from m0 = MRR(start) > 0 to m1 = MRR(end): (churn,
+    expansion, contraction), none of them when flat. Written with `&`, so it holds alike for
+    two numbers (bools) and for two arrays of every customer's (masks): the one statement
+    of the rule."""
+    return m1 == 0, m1 > m0, (m1 > 0) & (m1 < m0)
+
+
+def category(m0: Fraction, m1: Fraction) -> str:
+    churn, expansion, contraction = split(m0, m1)
+    return ("churn" if churn else "expansion" if expansion
+            else "contraction" if contraction else "flat")
+
+
 def retention(pairs: Iterable[tuple[Fraction, Fraction]]) -> Retention:
     """From each cohort customer's (MRR at start > 0, MRR at end)."""
     customers = churned = 0
@@ -37,11 +53,12 @@ def retention(pairs: Iterable[tuple[Fraction, Fraction]]) -> Retention:
         customers += 1
         starting += m0
         ending += m1
-        if m1 == 0:
+        lost, grew, shrank = split(m0, m1)
+        if lost:
             churn += m0
             churned += 1
-        elif m1 > m0:
+        elif grew:
             expansion += m1 - m0
-        elif m1 < m0:
+        elif shrank:
             contraction += m0 - m1
     return Retention(customers, starting, ending, expansion, contraction, churn, churned)

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from fractions import Fraction
 
 from projections.facts import Fact
+from projections.fold import EFFECTIVE_ORDER
 from projections.mrr import SubscriptionState, apply
 
 ZERO = Fraction(0)
@@ -23,7 +24,7 @@ def states_at(facts: list[Fact], bound: str) -> dict[str, SubscriptionState]:
     """Each subscription's state counting the facts effective strictly before `bound`
     (visible facts only, applied in effective order, ties in recorded order)."""
     states: dict[str, SubscriptionState] = {}
-    for fact in sorted(facts, key=lambda f: (f.effective_at, f.position)):
+    for fact in sorted(facts, key=EFFECTIVE_ORDER):
         if fact.subscription_id is None or fact.effective_at >= bound:  # type: ignore[operator]
             continue
         states[fact.subscription_id] = apply(
