@@ -194,6 +194,13 @@ class MRRIndex:
             churned=int(lost.sum()),
         )
 
+    def expanded(self, start: str, end: str) -> list[str]:
+        """The customers paying at `start` whose MRR grew by `end` (the NRR cohort's
+        expansion), in customer order."""
+        m0, m1 = self.mrr_at(start), self.mrr_at(end)
+        _, grew, _ = retention_split(m0, m1)
+        return [self.customers[i] for i in np.flatnonzero(grew & (m0 > 0))]
+
     def movements(self, first: date, last: date) -> list[Movement]:
         previous = self.mrr_at(month_start(first))
         paid = self._paid_at_a_month_end(instant(month_start(first)))

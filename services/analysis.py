@@ -72,10 +72,12 @@ def summary_report(url: str, start: date, end: date,
         r = e.nrr(end_of(start), end_of(end), None, None)
         moves = (e.movements(next_month(start.replace(day=1)), end.replace(day=1))
                  if start.replace(day=1) < end.replace(day=1) else [])
-        # The split needs subscriptions, which the projection does not keep: a replay.
+        # The split needs subscriptions, which the projection does not keep: the events of
+        # the customers who expanded, as recorded by the answer's position (not a replay).
         upto = reflects["ledger_head"]["position"] if reflects["ledger_head"] else 0
-        customers = ((c, visible(facts, known_at)) for c, facts in
-                     by_customer_stream(app.ledger_recorder.iter_customer_events(upto)))
+        expanded = e.expanded(end_of(start), end_of(end))
+        customers = [(c, visible(facts)) for c, facts in by_customer_stream(
+            app.ledger_recorder.select_customer_events(expanded, upto))]
         from_quantity, from_price = split_expansion(customers, end_of(start), end_of(end))
     totals = {kind: sum((getattr(m, kind) for m in moves), Fraction(0)) for kind in KINDS}
     warnings = []
