@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.instants import format_instant
+from projections.facts import decode_fact
 from services.ledger import known_head, open_ledger
 
 
@@ -28,22 +28,21 @@ def list_events(
         if value is not None
     }
     with open_ledger(url) as app:
-        decode = app.mapper.transcoder.decode
         upto = None if known_at is None else known_head(app, known_at)[1]
         rows = []
         for row in app.ledger_recorder.select_events_by(filters, upto):
-            state = decode(row.state)
-            payload = state["payload"]
+            fact = decode_fact(row.position, row.state)  # as the projections read it
+            assert fact is not None  # the index holds canonical events only
             rows.append(
                 {
                     "position": row.position,
-                    "recorded_at": format_instant(state["timestamp"]),
-                    "effective_at": state["effective_at"],
-                    "type": state["type"],
-                    "event_id": state["event_id"],
-                    "customer_id": payload.get("customer_id"),
-                    "subscription_id": payload.get("subscription_id"),
-                    "payload": payload,
+                    "recorded_at": fact.recorded_at,
+                    "effective_at": fact.effective_at,
+                    "type": fact.type,
+                    "event_id": fact.event_id,
+                    "customer_id": fact.customer_id,
+                    "subscription_id": fact.subscription_id,
+                    "payload": fact.payload,
                     "chain_sha256": row.chain_sha256,
                 }
             )
