@@ -16,16 +16,13 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 import orjson
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     IntegrityError,
-    JSONTranscoder,
     OperationalError,
     StoredEvent,
 )
@@ -38,6 +35,7 @@ from eventsourcing.sqlite import (
 
 from ledger.aggregates import LEDGER_ID, Ledger
 from ledger.chain import Link, extend, recorded_at
+from ledger.settings import env_for_url
 
 KEY_COLUMNS = (
     "position",
@@ -72,87 +70,6 @@ class EventRow:
     originator_version: int
     state: bytes
     chain_sha256: str | None
-
-
-class UnsupportedDatabase(ValueError):
-    pass
-
-
-def env_for_url(url: str) -> dict[str, str]:
-    """eventsourcing settings for a `--db` URL (`sqlite:///path` or `postgresql://...`)."""
-    parts = urlsplit(url)
-    if parts.scheme == "sqlite":
-        path = unquote(parts.path)
-        path = path[1:] if path.startswith("//") else path.removeprefix("/") or ""
-        if parts.netloc or not path:
-            raise UnsupportedDatabase(f"expected sqlite:///relative/path or sqlite:////abs: {url}")
-        return {
-            "PERSISTENCE_MODULE": "ledger.store:SQLiteLedgerFactory",
-            "SQLITE_DBNAME": path,
-            "SQLITE_LOCK_TIMEOUT": "60",
-            "APPLICATION_RECORDER_TOPIC": "ledger.store:SQLiteLedgerRecorder",
-            "TRANSCODER_TOPIC": "ledger.store:OrjsonTranscoder",
-        }
-    if parts.scheme in ("postgresql", "postgres"):
-        if not parts.hostname or not parts.path.strip("/"):
-            raise UnsupportedDatabase(f"expected postgresql://user:pass@host:port/db: {url}")
-        return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
-            "POSTGRES_HOST": parts.hostname,
-            "POSTGRES_PORT": str(parts.port or 5432),
-            "POSTGRES_USER": unquote(parts.username or os.environ.get("USER", "postgres")),
-            "POSTGRES_PASSWORD": unquote(parts.password or ""),
-            "POSTGRES_CONNECT_TIMEOUT": "10",
-            "POSTGRES_POOL_SIZE": "2",
-            # eventsourcing's default (5 s) would end a rebuild's write transaction while
-            # its reader waits for the server to sort the whole ledger.
-            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "120",
-            "APPLICATION_RECORDER_TOPIC": "ledger.postgres:PostgresLedgerRecorder",
-            "TRANSCODER_TOPIC": "ledger.store:OrjsonTranscoder",
-        }
-    raise UnsupportedDatabase(f"unsupported database URL (sqlite:/// or postgresql://): {url}")
-
-
-class OrjsonTranscoder(JSONTranscoder):
-    """eventsourcing's JSON transcoder, encoding with orjson (several times faster).
-
-    The bytes decode with the standard transcoder: datetimes (passed through to the
-    registered transcodings) and Decimals still become `{"_type_", "_data_"}` objects.
-    What orjson refuses (integers beyond 64 bits) falls back to the standard encoder. An
-    `orjson.Fragment` (a payload that is already checked JSON) is written as it is: decoding
-    and encoding each line again cost ingest about a tenth of its time.
-    orjson writes UUIDs as plain strings, so events must not carry UUID fields.
-    """
-
-    _last: tuple[Any, dict[str, Any]] = (None, {})  # the last datetime encoded, and how
-
-    def encode(self, obj: Any) -> bytes:
-        try:
-            return orjson.dumps(
-                obj, default=self._encode_obj, option=orjson.OPT_PASSTHROUGH_DATETIME
-            )
-        except orjson.JSONEncodeError:
-            return super().encode(obj)
-
-    def _encode_obj(self, o: Any) -> dict[str, Any]:
-        """As eventsourcing's, remembering the last datetime: every event of an ingest
-        batch carries the same recording instant, encoded once instead of per event."""
-        last, encoded = self._last
-        if o is last:
-            return encoded
-        encoded = super()._encode_obj(o)
-        if isinstance(o, datetime):
-            self._last = (o, encoded)  # one assignment: safe between threads
-        return encoded
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(":" + parts.password + "@", ":***@", 1)
-    return url
 
 
 PAGE_SIZE = 16384  # of a new ledger file; one made before keeps its own

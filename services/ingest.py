@@ -11,7 +11,8 @@ from typing import Any
 
 from ledger.feed import Rejected, numbered_lines
 from ledger.ingest import Ingestor, IngestSummary, Outcome
-from ledger.store import LedgerApplication, redact
+from ledger.settings import redact
+from ledger.store import LedgerApplication
 from ledger.stripe import canonical_lines, read_events
 from projections.projection import MRRProjection
 from services.errors import LedgerError
