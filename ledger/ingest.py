@@ -40,7 +40,8 @@ from ledger.aggregates import (
 from ledger.feed import Checked, Rejected, checked_batches
 from ledger.instants import format_instant, parse_instant
 from ledger.memory import collector_paused
-from ledger.store import KeyRow, LedgerApplication, rows_of
+from ledger.queries import KeyRow, rows_of
+from ledger.store import LedgerApplication
 from ledger.workers import WorkerDied, forked_pool, second_core
 
 BATCH_SIZE = 5000

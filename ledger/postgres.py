@@ -15,14 +15,8 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from ledger.chain import Link
-from ledger.store import (
-    IMMUTABLE,
-    LEDGER_DDL,
-    LEDGER_TABLES,
-    LedgerQueries,
-    key_rows,
-    rows_of,
-)
+from ledger.queries import LedgerQueries, key_rows, rows_of
+from ledger.tables import IMMUTABLE, LEDGER_DDL, LEDGER_TABLES
 
 
 class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
