@@ -24,10 +24,10 @@ def env_for_url(url: str) -> dict[str, str]:
         if parts.netloc or not path:
             raise UnsupportedDatabase(f"expected sqlite:///relative/path or sqlite:////abs: {url}")
         return {
-            "PERSISTENCE_MODULE": "ledger.store:SQLiteLedgerFactory",
+            "PERSISTENCE_MODULE": "ledger.sqlite:SQLiteLedgerFactory",
             "SQLITE_DBNAME": path,
             "SQLITE_LOCK_TIMEOUT": "60",
-            "APPLICATION_RECORDER_TOPIC": "ledger.store:SQLiteLedgerRecorder",
+            "APPLICATION_RECORDER_TOPIC": "ledger.sqlite:SQLiteLedgerRecorder",
             "TRANSCODER_TOPIC": "ledger.transcoder:OrjsonTranscoder",
         }
     if parts.scheme in ("postgresql", "postgres"):
