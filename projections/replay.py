@@ -22,9 +22,9 @@ from multiprocessing.queues import Queue
 from queue import Empty
 from typing import TYPE_CHECKING, NamedTuple
 
+from ledger.application import LedgerApplication
 from ledger.memory import collector_paused
 from ledger.queries import LedgerRecorder
-from ledger.store import LedgerApplication
 from ledger.workers import Spool, WorkerDied, forked_process, second_core
 from projections.facts import by_customer_stream
 from projections.versions import fold_versions

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 
 from eventsourcing.persistence import PersistenceError
 
+from ledger.application import LedgerApplication
 from ledger.settings import UnsupportedDatabase, redact
-from ledger.store import LedgerApplication
 from ledger.workers import WorkerDied
 from services.errors import LedgerError
 

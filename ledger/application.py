@@ -1,5 +1,10 @@
-"""The ledger's application: eventsourcing's, on the database a URL names, and the
-writers' turns.
+"""The ledger's application: eventsourcing's, on the database a URL names.
+
+Besides the events, it owns what several processes sharing one ledger must agree on: the
+schema lock (tables created once, by one of them) and the writers' turns (a batch decided
+on the state it is appended to). The persistence it runs on is picked by
+`ledger.settings` (`ledger.sqlite` or `ledger.postgres`); it asks the recorder only what
+`ledger.queries.LedgerRecorder` says.
 """
 
 from __future__ import annotations
