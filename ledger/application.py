@@ -21,6 +21,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from ledger.aggregates import LEDGER_ID, Ledger
 from ledger.queries import LedgerRecorder
 from ledger.settings import env_for_url
+from ledger.tables import LEDGER_TABLES
 
 
 class LedgerApplication(Application):
@@ -34,11 +35,16 @@ class LedgerApplication(Application):
             env["CREATE_TABLE"] = "no"
         self.url = url
         self.kind = "postgresql" if env["PERSISTENCE_MODULE"].endswith("postgres") else "sqlite"
+        self._creates_tables = create_tables
         self._turns: _Turns | None = None
         with self.schema_lock() as conn:
-            if conn is not None and _schema_complete(conn):
-                # No DDL at all: roles without CREATE (ingest, analyst) can open the ledger.
-                env["CREATE_TABLE"] = "no"
+            if conn is not None:
+                from ledger.postgres import tables_exist  # a postgresql:// ledger loads it
+
+                if tables_exist(conn, LEDGER_TABLES):
+                    # No DDL for the ledger: roles without CREATE (ingest, analyst) can
+                    # open it. A projection's tables are its own (`tracking_recorder`).
+                    env["CREATE_TABLE"] = "no"
             super().__init__(env=env)
             if create_tables:
                 self.ledger_recorder.upgrade_index()
@@ -105,19 +111,16 @@ class LedgerApplication(Application):
         return ledger.currency
 
     def tracking_recorder(self, cls: type | None = None) -> Any:
-        """A tracking recorder on the same database, for projections."""
+        """A tracking recorder on the same database, for a projection, its tables created
+        under the schema lock: with the ledger's, or, where the ledger's existed already,
+        by the recorder's own `create_table`, which decides whether its tables are missing
+        (the ledger knows none of them). None are created for a ledger opened with
+        `create_tables=False`."""
         with self.schema_lock():
-            return self.factory.tracking_recorder(cls)  # type: ignore[arg-type]
-
-
-def _schema_complete(conn: Any) -> bool:
-    """Whether a PostgreSQL ledger's tables all exist (the view's last table is created
-    last): then opening it needs no CREATE privilege."""
-    row = conn.execute(
-        "SELECT to_regclass('event_chain') IS NOT NULL "
-        "AND to_regclass('engine_snapshot') IS NOT NULL"
-    ).fetchone()
-    return bool(row[0])
+            recorder = self.factory.tracking_recorder(cls)  # type: ignore[arg-type]
+            if self._creates_tables and not self.factory.env_create_table():
+                recorder.create_table()
+            return recorder
 
 
 class _Turns:
