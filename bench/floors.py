@@ -39,12 +39,12 @@ from ledger.aggregates import (
     stream_event,
     subscription_uuid,
 )
+from ledger.application import LedgerApplication
 from ledger.chain import extend
 from ledger.events import content_hash, parse_event
 from ledger.feed import numbered_lines
 from ledger.ingest import BATCH_SIZE, Ingestor
 from ledger.instants import format_instant
-from ledger.store import LedgerApplication
 from projections.engine import Columns
 from projections.facts import by_customer_stream
 from projections.projection import MRRProjection, gathering

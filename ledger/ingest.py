@@ -37,10 +37,11 @@ from ledger.aggregates import (
     stream_event,
     subscription_uuid,
 )
+from ledger.application import LedgerApplication
 from ledger.feed import Checked, Rejected, checked_batches
 from ledger.instants import format_instant, parse_instant
 from ledger.memory import collector_paused
-from ledger.store import KeyRow, LedgerApplication, rows_of
+from ledger.queries import KeyRow, rows_of
 from ledger.workers import WorkerDied, forked_pool, second_core
 
 BATCH_SIZE = 5000

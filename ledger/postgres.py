@@ -5,7 +5,7 @@ Imported only for a postgresql:// ledger (it loads psycopg).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -15,14 +15,8 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from ledger.chain import Link
-from ledger.store import (
-    IMMUTABLE,
-    LEDGER_DDL,
-    LEDGER_TABLES,
-    LedgerQueries,
-    key_rows,
-    rows_of,
-)
+from ledger.queries import LedgerQueries, key_rows, rows_of
+from ledger.tables import IMMUTABLE, LEDGER_DDL, LEDGER_TABLES
 
 
 class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
@@ -140,3 +134,16 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
             cursor.itersize = 5000
             cursor.execute(statement.replace("?", "%s"), params)
             yield from cursor
+
+
+def tables_exist(connection: Any, tables: Iterable[str]) -> bool:
+    """Whether these tables all exist (in the search path), asked on a psycopg connection
+    or cursor. Each owner of tables (the ledger, a projection) asks of its own before
+    creating them: once they exist, opening them runs no DDL, so roles without CREATE
+    (docs/operations.md) can."""
+    names = list(tables)
+    row = connection.execute(
+        f"SELECT {' AND '.join(['to_regclass(%s) IS NOT NULL'] * len(names))} AS complete",
+        names,
+    ).fetchone()
+    return bool(row["complete"] if isinstance(row, dict) else row[0])

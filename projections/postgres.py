@@ -9,7 +9,8 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL
 
-from projections.view import DDL, MRRView
+from ledger.postgres import tables_exist
+from projections.view import DDL, TABLES, MRRView
 
 
 class PostgresMRRView(MRRView, PostgresTrackingRecorder):
@@ -24,6 +25,15 @@ class PostgresMRRView(MRRView, PostgresTrackingRecorder):
             SQL(s.replace("customer_id TEXT", 'customer_id TEXT COLLATE "C"')
                 .replace("BLOB", "BYTEA").replace(" WITHOUT ROWID", "")) for s in DDL
         )
+
+    def create_table(self) -> None:
+        """The view's tables and its tracking table (one transaction), unless they all
+        exist: opening a complete view then runs no DDL, so roles without CREATE (ingest,
+        analyst) can. Checked here, where they are created, not by the ledger."""
+        with self.datastore.transaction(commit=False) as c:
+            complete = tables_exist(c, (self.tracking_table_name, *TABLES))
+        if not complete:
+            super().create_table()
 
     def _stream(self, c: Any, statement: str) -> Iterator[tuple]:
         # a server-side cursor: rows arrive a batch at a time

@@ -14,8 +14,8 @@ from contextlib import closing
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
+from ledger.application import LedgerApplication
 from ledger.batches import batched
-from ledger.store import LedgerApplication
 from projections.engine import Columns, owners
 from projections.facts import Fact, by_customer_stream, decode_fact
 from projections.progress import Progress

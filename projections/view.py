@@ -25,6 +25,7 @@ from ledger.batches import batched
 from projections.versions import Versions
 
 VIEW_TABLES = ("mrr_steps", "attribute_steps", "customers")
+TABLES = (*VIEW_TABLES, "engine_snapshot")  # all that `DDL` creates: the rows, and a cache
 _READS = (  # {held}: the rows' range holds the position asked for
     "SELECT customer_id, first_paid_at FROM customers WHERE {held} ORDER BY customer_id",
     "SELECT customer_id, effective_at, mrr FROM mrr_steps WHERE {held} "
@@ -144,7 +145,7 @@ class MRRView:
         # with a long sort, and a transaction idle meanwhile could be timed out.
         first = next(chunks, [])
         with self._cursor() as c:
-            for table in (*VIEW_TABLES, "engine_snapshot"):  # the columns of the old rows too
+            for table in TABLES:  # the query columns of the old rows too
                 c.execute(f"DELETE FROM {table}")
             c.execute(self._sql(f"DELETE FROM {self._tracking_table} WHERE application_name = ?"),
                       (tracking.application_name,))

@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ledger.application import LedgerApplication
 from ledger.feed import Rejected, numbered_lines
 from ledger.ingest import Ingestor, IngestSummary, Outcome
-from ledger.store import LedgerApplication, redact
+from ledger.settings import redact
 from ledger.stripe import canonical_lines, read_events
 from projections.projection import MRRProjection
 from services.errors import LedgerError

@@ -8,8 +8,9 @@ from contextlib import contextmanager
 
 from eventsourcing.persistence import PersistenceError
 
+from ledger.application import LedgerApplication
 from ledger.chain import Link
-from ledger.store import LedgerApplication, UnsupportedDatabase, redact
+from ledger.settings import UnsupportedDatabase, redact
 from ledger.workers import WorkerDied
 from services.errors import LedgerError
 

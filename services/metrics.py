@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
+from ledger.application import LedgerApplication
 from ledger.chain import Link
-from ledger.store import LedgerApplication
 from projections.engine import MRRIndex
 from projections.movements import KINDS
 from projections.nrr import Retention

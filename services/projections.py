@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from eventsourcing.persistence import OperationalError, ProgrammingError
 
-from ledger.store import LedgerApplication
+from ledger.application import LedgerApplication
 from projections.engine import UNREADABLE, UNREADABLE_ROWS, MRRIndex
 from projections.progress import Progress
 from projections.projection import MRRProjection

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from ledger.store import LedgerApplication
+from ledger.application import LedgerApplication
 from projections.engine import MRRIndex
 from projections.projection import MRRProjection
 from services.ingest import ingest_feed

@@ -18,9 +18,9 @@ import uvicorn
 
 from api.app import create_app
 from bench.generate import generate
+from ledger.application import LedgerApplication
 from ledger.feed import numbered_lines
 from ledger.ingest import Ingestor
-from ledger.store import LedgerApplication
 from projections.engine import MRRIndex
 from projections.periods import end_of
 from projections.projection import MRRProjection
@@ -122,7 +122,7 @@ WRITER = """
 import sys
 from ledger.feed import numbered_lines
 from ledger.ingest import Ingestor
-from ledger.store import LedgerApplication
+from ledger.application import LedgerApplication
 with LedgerApplication(sys.argv[1]) as app, open(sys.argv[2], "rb") as feed:
     summary = Ingestor(app, batch_size=40, parallel=True).ingest(numbered_lines(feed))
 print(summary.accepted, summary.rejected)

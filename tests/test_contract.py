@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from ledger.store import LedgerApplication
+from ledger.application import LedgerApplication
 from projections import reference
 from projections.periods import parse_month, parse_period
 from projections.projection import MRRProjection

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from bench.generate import generate
-from ledger.store import LedgerApplication
+from ledger.application import LedgerApplication
 from ledger.workers import SPOOL_PREFIX, Spool
 from projections.projection import MRRProjection
 from services.events import list_events

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
+from ledger.application import LedgerApplication
 from ledger.feed import numbered_lines
 from ledger.ingest import Ingestor
 from ledger.kinds import VOID
-from ledger.store import LedgerApplication
 from projections.facts import Fact
 from projections.projection import MRRProjection
 from projections.versions import Versions, fold_versions

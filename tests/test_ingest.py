@@ -24,7 +24,7 @@ from cli import main
 from ledger.aggregates import Subscription, subscription_uuid
 from ledger.feed import CHECKER_NICE, checked_batches, numbered_lines
 from ledger.ingest import Ingestor, Outcome, _Heads
-from ledger.store import SQLiteLedgerRecorder
+from ledger.sqlite import SQLiteLedgerRecorder
 from ledger.workers import SPOOL_PREFIX
 from projections.projection import read_facts
 from services.errors import LedgerError

@@ -19,8 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cli import main
+from ledger.application import LedgerApplication
 from ledger.playbook import SAMPLE, playbook_events
-from ledger.store import LedgerApplication
 from projections.engine import MRRIndex
 from projections.projection import MRRProjection
 from services.ingest import ingest_feed

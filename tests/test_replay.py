@@ -20,7 +20,7 @@ import projections.projection
 import projections.replay as replay_module
 from bench.generate import generate
 from cli import main
-from ledger.store import LedgerApplication
+from ledger.application import LedgerApplication
 from ledger.workers import SPOOL_PREFIX
 from projections.check import compare
 from projections.engine import MRRIndex

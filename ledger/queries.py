@@ -1,0 +1,330 @@
+"""The ledger's reads and row shapes beyond eventsourcing's, written once for both stores.
+
+Each database's recorder (`ledger.sqlite`, `ledger.postgres`) mixes `LedgerQueries` into
+eventsourcing's application recorder and supplies its dialect: how a statement is run,
+streamed, and how a set of values is tested. `LedgerRecorder` is what the rest of the
+code may ask of either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+from uuid import UUID
+
+import orjson
+from eventsourcing.persistence import IntegrityError, StoredEvent
+
+from ledger.chain import Link, extend, recorded_at
+from ledger.tables import event_keys_table
+
+KEY_COLUMNS = (  # the index's columns, in its table's order (`KeyRow`'s fields)
+    "position",
+    "event_id",
+    "content_sha256",
+    "type",
+    "customer_id",
+    "subscription_id",
+    "voids",
+)
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    """What the index knows of one recorded canonical event."""
+
+    position: int  # of the stored event, in the ledger's total order
+    event_id: str
+    content_sha256: str
+    type: str
+    customer_id: str | None
+    subscription_id: str | None
+    voids: str | None
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """A stored canonical event with its position in the ledger's total order."""
+
+    position: int
+    originator_id: UUID
+    originator_version: int
+    state: bytes
+    chain_sha256: str | None
+
+
+Row = tuple[bytes, int, str, bytes]  # a stored event: aggregate id bytes, version, topic, state
+
+
+def rows_of(stored_events: Sequence[StoredEvent]) -> list[Row]:
+    """Stored events as plain tuples: what the recorders insert, and what ingest hands to
+    its SQLite writer process (marshalled, which takes only plain values)."""
+    return [(s.originator_id.bytes, s.originator_version, s.topic, s.state)
+            for s in stored_events]
+
+
+def key_rows(positions: Sequence[int], keys: Sequence[tuple]) -> list[tuple]:
+    """The index rows of stored events at these positions, from `keys`: the rest of each
+    event's row, one per event."""
+    return [(p, *k) for p, k in zip(positions, keys, strict=True)]
+
+
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(value)
+
+
+class LedgerQueries:
+    """The ledger's reads beyond eventsourcing's, written once for both stores: SQL uses
+    `?` placeholders and `{position}` for the notification id; a dialect supplies the rest."""
+
+    events_table_name: str
+    position = "rowid"
+    collate = ""  # a byte-order collation where the default is not one
+
+    def _stream(self, statement: str, params: Sequence[Any]) -> Iterator[tuple]:
+        raise NotImplementedError
+
+    def _rows(self, statement: str, params: Sequence[Any]) -> list[tuple]:
+        raise NotImplementedError
+
+    def _in(self, column: str, values: list[Any]) -> tuple[str, list[Any]]:
+        """A membership test and its parameters."""
+        return f"{column} IN ({','.join('?' * len(values))})", values
+
+    def _uuid_param(self, value: UUID) -> Any:
+        return value.hex
+
+    def _join(self) -> str:
+        return f"{self.events_table_name} e JOIN event_keys k ON k.position = e.{self.position}"
+
+    _index_columns = "SELECT name FROM pragma_table_info('event_keys')"
+
+    def _ddl(self, statement: str) -> Any:
+        """A statement of LEDGER_DDL as this database takes it."""
+        return statement
+
+    def _index_ddl(self) -> list[Any]:
+        """The statements creating the index's table, its indexes and its triggers."""
+        raise NotImplementedError
+
+    def upgrade_index(self) -> bool:
+        """Lay out again an index written by a revledger from before it referred to events
+        by position (it named their aggregate and version): the same rows, keyed by the
+        events' positions, in one transaction. The events are not touched; the index is
+        derived from them. True if there was one to upgrade."""
+        with self.datastore.transaction(commit=False) as c:
+            if not self._old_index(c):
+                return False
+        with self.datastore.transaction(commit=True) as c:
+            # A write first: SQLite's write lock is then held, so the layout read next is
+            # current even if another process has just upgraded the index.
+            c.execute(self._ddl(event_keys_table("event_keys_v2")))
+            if not self._old_index(c):
+                c.execute("DROP TABLE event_keys_v2")
+                return False
+            c.execute(
+                f"INSERT INTO event_keys_v2 SELECT e.{self.position}, k.event_id, "
+                "k.content_sha256, k.type, k.customer_id, k.subscription_id, k.voids "
+                f"FROM event_keys k JOIN {self.events_table_name} e "
+                "ON e.originator_id = k.originator_id "
+                "AND e.originator_version = k.originator_version"
+            )
+            c.execute("DROP TABLE event_keys")
+            c.execute("ALTER TABLE event_keys_v2 RENAME TO event_keys")
+            for statement in self._index_ddl():
+                c.execute(statement)
+        return True
+
+    def _old_index(self, c: Any) -> bool:
+        c.execute(self._index_columns)
+        return any((row["name"] if isinstance(row, dict) else row[0]) == "originator_id"
+                   for row in c.fetchall())
+
+    def select_keys_where(self, tests: dict[str, Iterable[str]]) -> list[KeyRow]:
+        """Index rows whose column is among the given values, for any of the columns: one
+        statement, so one consistent snapshot even while other writers commit."""
+        clauses, params = [], []
+        for column, values in tests.items():
+            if values := list(values):
+                clause, more = self._in(column, values)
+                clauses.append(clause)
+                params.extend(more)
+        if not clauses:
+            return []
+        statement = (f"SELECT {', '.join(KEY_COLUMNS)} FROM event_keys "
+                     f"WHERE {' OR '.join(clauses)}")
+        return [KeyRow(*row) for row in self._rows(statement, params)]
+
+    def select_heads(self, ids: Sequence[UUID]) -> list[tuple[UUID, int, str]]:
+        """(aggregate id, version, customer id) of those of these streams that exist: the
+        customer is read from the event that opened the stream."""
+        if not ids:
+            return []
+        test, params = self._in("e.originator_id", [self._uuid_param(i) for i in ids])
+        t = self.events_table_name
+        rows = self._rows(
+            f"SELECT e.originator_id, (SELECT MAX(m.originator_version) FROM {t} m "
+            f"WHERE m.originator_id = e.originator_id), e.state FROM {t} e "
+            f"WHERE {test} AND e.originator_version = 1",
+            params,
+        )
+        heads = []
+        for stream_id, version, state in rows:
+            opened = orjson.loads(state)
+            heads.append((_uuid(stream_id), version, opened.get("customer_id", opened["key"])))
+        return heads
+
+    def select_events_by(
+        self, filters: dict[str, str], upto: int | None = None
+    ) -> list[EventRow]:
+        """Canonical events matching index columns (up to a position), in recorded order."""
+        assert set(filters) <= set(KEY_COLUMNS)
+        tests = [f"k.{column} = ?" for column in filters]
+        params: list[Any] = list(filters.values())
+        if upto is not None:
+            tests.append(f"e.{self.position} <= ?")
+            params.append(upto)
+        return [
+            EventRow(row[0], _uuid(row[1]), row[2], bytes(row[3]), row[4])
+            for row in self._rows(
+                f"SELECT e.{self.position}, e.originator_id, e.originator_version, e.state, "
+                f"c.chain_sha256 FROM {self._join()} "
+                f"LEFT JOIN event_chain c ON c.position = e.{self.position} "
+                f"{'WHERE ' + ' AND '.join(tests) if tests else ''} "
+                f"ORDER BY e.{self.position}",
+                params,
+            )
+        ]
+
+    _HEAD = "SELECT position, recorded_at, chain_sha256 FROM event_chain "
+    _LAST = "ORDER BY position DESC LIMIT 1"
+
+    def chain_head(self, *, known_at: str | None = None, upto: int | None = None) -> Link | None:
+        """The last link of the chain, or of its prefix recorded by `known_at`, or of its
+        prefix up to position `upto`."""
+        if known_at is not None:
+            rows = self._rows(self._HEAD + "WHERE recorded_at <= ? " + self._LAST, [known_at])
+        elif upto is not None:
+            rows = self._rows(self._HEAD + "WHERE position <= ? " + self._LAST, [upto])
+        else:
+            rows = self._rows(self._HEAD + self._LAST, [])
+        return Link(*rows[0]) if rows else None
+
+    def _links(
+        self,
+        head: Link | None,
+        positions: Sequence[int],
+        rows: Sequence[Row],
+        recorded: str | None,
+    ) -> list[tuple]:
+        """The chain rows of a transaction's events; refused (and the transaction rolled
+        back, to be decided again) if they were stamped before the head."""
+        chained = (
+            (p, *row, recorded or recorded_at(row[3]))
+            for p, row in zip(positions, rows, strict=True)
+        )
+        try:
+            return list(extend(head, chained))
+        except ValueError as exc:
+            raise IntegrityError(str(exc)) from None
+
+    def count_keys(self) -> int:
+        return self._rows("SELECT COUNT(*) FROM event_keys", [])[0][0]
+
+    def iter_customer_events(
+        self, upto: int, first: str | None = None, after: str | None = None
+    ) -> Iterator[tuple[str, int, bytes]]:
+        """(customer_id, position, state) of every event up to `upto`, by customer; only
+        of customers from `first` on and before `after`, if given (byte order)."""
+        tests, params = [f"e.{self.position} <= ?"], [upto]
+        if first is not None:
+            tests.append(f"k.customer_id {self.collate} >= ?")
+            params.append(first)
+        if after is not None:
+            tests.append(f"k.customer_id {self.collate} < ?")
+            params.append(after)
+        return self._stream(  # states as stored: bytes (or text, which orjson reads too)
+            f"SELECT k.customer_id, e.{self.position}, e.state FROM {self._join()} "
+            f"WHERE {' AND '.join(tests)} ORDER BY k.customer_id {self.collate}",
+            params,
+        )
+
+    def customer_bounds(self, every: int) -> list[str]:
+        """Customer ids cutting the customers' events into runs of about `every` events,
+        in byte order: where to split a replay between processes. Each is found by
+        skipping `every` entries of the customer index from the last."""
+        bounds: list[str] = []
+        while row := self._rows(
+            "SELECT customer_id FROM event_keys WHERE customer_id > ? "
+            "ORDER BY customer_id LIMIT 1 OFFSET ?", [bounds[-1] if bounds else "", every - 1]
+        ):
+            bounds.append(row[0][0])
+        return bounds
+
+    def iter_states(self, upto: int) -> Iterator[tuple[int, bytes]]:
+        """(position, state) of every stored event up to `upto`, in order."""
+        for position, state in self._stream(
+            f"SELECT {self.position}, state FROM {self.events_table_name} "
+            f"WHERE {self.position} <= ? ORDER BY {self.position}",
+            [upto],
+        ):
+            yield position, bytes(state)
+
+    def iter_chain(self) -> Iterator[tuple]:
+        """Every stored event beside its chain link, by position; a side is all None
+        where the other has no partner (a deleted row, say)."""
+        e, t = self.position, self.events_table_name
+        for row in self._stream(
+            f"SELECT e.{e}, e.originator_id, e.originator_version, e.topic, e.state, "
+            f"c.position, c.recorded_at, c.chain_sha256 FROM {t} e "
+            f"FULL OUTER JOIN event_chain c ON c.position = e.{e} "
+            f"ORDER BY COALESCE(e.{e}, c.position)",
+            [],
+        ):
+            state = row[4]
+            if isinstance(state, str):  # SQLite keeps whatever type a writer stored
+                state = state.encode()
+            yield (*row[:4], None if state is None else bytes(state), *row[5:])
+
+    def select_customer_events(self, customers: Sequence[str], upto: int) -> list[tuple]:
+        """(customer_id, position, state) of these customers' events up to `upto`."""
+        if not customers:
+            return []
+        test, params = self._in("k.customer_id", list(customers))
+        return [
+            (row[0], row[1], bytes(row[2]))
+            for row in self._rows(
+                f"SELECT k.customer_id, e.{self.position}, e.state FROM {self._join()} "
+                f"WHERE {test} AND e.{self.position} <= ? "
+                f"ORDER BY k.customer_id, e.{self.position}",
+                [*params, upto],
+            )
+        ]
+
+
+class LedgerRecorder(Protocol):
+    """What the ledger needs of its recorder beyond eventsourcing's ApplicationRecorder
+    (implemented for SQLite in `ledger.sqlite` and for PostgreSQL in `ledger.postgres`)."""
+
+    writes_in_thread: bool  # whether ingest gains by writing in a thread of its own
+
+    def select_notifications(self, start: int | None, limit: int) -> Sequence[Any]: ...
+    def max_notification_id(self) -> int | None: ...
+    def select_keys_where(self, tests: dict[str, Iterable[str]]) -> list[KeyRow]: ...
+    def select_heads(self, ids: Sequence[UUID]) -> list[tuple[UUID, int, str]]: ...
+    def select_events_by(
+        self, filters: dict[str, str], upto: int | None = None
+    ) -> list[EventRow]: ...
+    def count_keys(self) -> int: ...
+    def upgrade_index(self) -> bool: ...
+    def chain_head(
+        self, *, known_at: str | None = None, upto: int | None = None
+    ) -> Link | None: ...
+    def select_customer_events(self, customers: Sequence[str], upto: int) -> list[tuple]: ...
+    def iter_customer_events(
+        self, upto: int, first: str | None = None, after: str | None = None
+    ) -> Iterator[tuple[str, int, bytes]]: ...
+    def customer_bounds(self, every: int) -> list[str]: ...
+    def iter_states(self, upto: int) -> Iterator[tuple[int, bytes]]: ...
+    def iter_chain(self) -> Iterator[tuple]: ...
