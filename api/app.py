@@ -17,10 +17,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.signature import SignatureError, verify
 from ledger.events import DELIVERY, InvalidEvent
 from ledger.ingest import Outcome
-from ledger.stripe import canonical_event
+from ledger.sources.stripe import SignatureError, canonical_event, verify
 from services.errors import LedgerError
 from services.ingest import LedgerWriter
 

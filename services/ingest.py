@@ -11,8 +11,8 @@ from typing import Any
 
 from ledger.feed import Rejected, numbered_lines
 from ledger.ingest import Ingestor, IngestSummary, Outcome
+from ledger.sources.stripe import canonical_lines, read_events
 from ledger.store import LedgerApplication, redact
-from ledger.stripe import canonical_lines, read_events
 from projections.projection import MRRProjection
 from services.errors import LedgerError
 from services.ledger import DATABASE_ERRORS, first_line, open_ledger

@@ -1,0 +1,1 @@
+"""Billing sources: the write side's input adapters, one module per source."""
