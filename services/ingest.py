@@ -1,4 +1,5 @@
-"""Ingest: a canonical feed, a Stripe backfill, or records posted over HTTP."""
+"""Ingest from any billing source (ledger.sources): a file or export (`ingest_feed`), or
+deliveries over HTTP (`LedgerWriter`). The source translates; recording is written once."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ledger.feed import Rejected, numbered_lines
+from ledger.feed import Rejected
 from ledger.ingest import Ingestor, IngestSummary, Outcome
-from ledger.sources.stripe import canonical_lines, read_events
+from ledger.sources import Ignored, source_named
 from ledger.store import LedgerApplication, redact
 from projections.projection import MRRProjection
 from services.errors import LedgerError
@@ -24,7 +25,7 @@ class IngestResult:
     summary: IngestSummary
     seconds: float  # recording the events
     projection_seconds: float  # bringing the projection up to date afterwards
-    ignored: int = 0  # Stripe events of types that carry no revenue
+    ignored: int = 0  # records of types that carry no revenue (e.g. a Stripe invoice)
 
     @property
     def events_per_second(self) -> float:
@@ -37,36 +38,30 @@ def ingest_feed(
     url: str,
     feed: Iterable[bytes],
     *,
+    source: str = "canonical",
     on_reject: Callable[[Rejected], None] = lambda r: None,
     on_batch: Callable[[IngestSummary], None] = lambda s: None,
 ) -> IngestResult:
-    """Record every good line of a JSON Lines feed; report each bad one to `on_reject`."""
-    return _record(url, numbered_lines(feed), on_reject, on_batch)
-
-
-def import_stripe(
-    url: str,
-    data: Iterable[bytes],
-    *,
-    on_reject: Callable[[Rejected], None] = lambda r: None,
-    on_batch: Callable[[IngestSummary], None] = lambda s: None,
-) -> IngestResult:
-    """Record Stripe Event objects (a JSON array or JSON Lines) through the mapping."""
-    ignored: list[int] = []
-    unmapped = 0
+    """Record every good record of a file or export from `source` (canonical JSON Lines
+    unless named, e.g. "stripe" for Stripe Event objects); report each bad one to
+    `on_reject`, whether the source could not translate it or ingest refused it."""
+    items = source_named(source).parse(feed)  # lazy: the file is read as it is recorded
+    untranslated = ignored = 0
 
     def lines() -> Iterator[tuple[int, bytes]]:
-        nonlocal unmapped
-        for item in canonical_lines(read_events(data), ignored):
-            if isinstance(item, Rejected):
-                unmapped += 1
-                on_reject(item)
-            else:
+        nonlocal untranslated, ignored
+        for item in items:
+            if isinstance(item, tuple):
                 yield item
+            elif isinstance(item, Ignored):
+                ignored += 1
+            else:
+                untranslated += 1
+                on_reject(item)
 
     result = _record(url, lines(), on_reject, on_batch)
-    result.summary.rejected += unmapped
-    return IngestResult(result.summary, result.seconds, result.projection_seconds, len(ignored))
+    result.summary.rejected += untranslated
+    return replace(result, ignored=ignored)
 
 
 def _record(
