@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -79,6 +79,15 @@ def _record(
     return IngestResult(summary, recorded - started, time.perf_counter() - recorded)
 
 
+@dataclass(frozen=True)
+class Delivered:
+    """What became of one delivery: each event's outcome, numbered from 1 within it; or
+    `ignored` (no outcomes) when the source sent something that carries no revenue."""
+
+    outcomes: list[Outcome]
+    ignored: bool = False
+
+
 @dataclass
 class _Request:
     lines: list[bytes]
@@ -96,12 +105,24 @@ class LedgerWriter:
     again.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, secrets: Mapping[str, str | None] | None = None) -> None:
+        """`secrets`: source name -> the secret its deliveries are signed with."""
         self.url = url
+        self._secrets = dict(secrets or {})
         self._writing = threading.Lock()
         self._queueing = threading.Lock()
         self._queue: list[_Request] = []
         self._open: tuple[LedgerApplication, Ingestor, MRRProjection] | None = None
+
+    def deliver(self, source: str, body: bytes, headers: Mapping[str, str]) -> Delivered:
+        """One request from `source` (a name in ledger.sources): the source checks its
+        signature, if it signs, and translates it; its events are then recorded like any
+        other request's. Raises `RefusedDelivery` (`SignatureError`) before anything is
+        recorded, `LedgerError` when the database is unavailable."""
+        delivery = source_named(source, self._secrets.get(source)).delivery(body, headers)
+        if delivery.ignored:
+            return Delivered([], ignored=True)
+        return Delivered(self.record(delivery.lines))
 
     def record(self, lines: list[bytes]) -> list[Outcome]:
         """Each line's outcome, numbered from 1 within this request."""
