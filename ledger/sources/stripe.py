@@ -299,8 +299,8 @@ class StripeSource:
     name = "stripe"
 
     def parse(self, data: Iterable[bytes]) -> Iterator[Line | Rejected | Ignored]:
-        """An export: a JSON array of Event objects (e.g. from the Events API) or JSON
-        Lines, numbered by event."""
+        """An export: a JSON array of Event objects (e.g. from the Events API), numbered
+        by position, or JSON Lines, numbered by line."""
         return canonical_lines(read_events(data))
 
     def delivery(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
