@@ -17,12 +17,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.signature import SignatureError, verify
-from ledger.events import DELIVERY, InvalidEvent
 from ledger.ingest import Outcome
-from ledger.stripe import canonical_event
+from ledger.sources import RefusedDelivery, SignatureError
 from services.errors import LedgerError
-from services.ingest import LedgerWriter
+from services.ingest import Delivered, LedgerWriter
 
 MAX_BODY = 8 << 20  # a request is a handful of events, not a backfill
 
@@ -34,7 +32,7 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 
 def create_app(url: str, token: str | None, stripe_secret: str | None) -> Starlette:
     """`token` None means no authentication (`serve --no-auth`)."""
-    writer = LedgerWriter(url)
+    writer = LedgerWriter(url, secrets={"stripe": stripe_secret})
 
     def unavailable(exc: LedgerError) -> Response:
         return json_response(503, {"error": str(exc)}, {"Retry-After": "5"})
@@ -53,15 +51,7 @@ def create_app(url: str, token: str | None, stripe_secret: str | None) -> Starle
         body = await _body(request)
         if body is None:
             return json_response(413, {"error": f"body larger than {MAX_BODY} bytes"})
-        try:  # one JSON object (however laid out), or JSON Lines
-            lines = [body] if isinstance(orjson.loads(body), dict) else body.splitlines()
-        except orjson.JSONDecodeError:
-            lines = body.splitlines()
-        try:
-            outcomes = await _threaded(writer.record, lines)
-        except LedgerError as exc:
-            return unavailable(exc)
-        return _answer(outcomes)
+        return await deliver("canonical", body, request)
 
     async def stripe(request: Request) -> Response:
         if stripe_secret is None:
@@ -70,27 +60,22 @@ def create_app(url: str, token: str | None, stripe_secret: str | None) -> Starle
         body = await _body(request)
         if body is None:
             return json_response(413, {"error": f"body larger than {MAX_BODY} bytes"})
+        return await deliver("stripe", body, request)
+
+    async def deliver(source: str, body: bytes, request: Request) -> Response:
+        """The service's answer to one delivery, in HTTP."""
         try:
-            verify(request.headers.get("stripe-signature"), body, stripe_secret)
+            delivered: Delivered = await _threaded(writer.deliver, source, body,
+                                                   request.headers)
         except SignatureError as exc:
             return json_response(400, {"error": f"signature: {exc}"})
-        try:
-            event = orjson.loads(body)
-            canonical = canonical_event(event) if isinstance(event, dict) else None
-        except orjson.JSONDecodeError:
-            return json_response(400, {"error": "invalid JSON"})
-        except InvalidEvent as exc:  # an object the mapping cannot read
-            return json_response(400, {"error": f"{exc.event_id}: {exc.reason}"})
-        if canonical is None:
-            return json_response(200, {"results": [], "ignored": True})
-        # The raw body and its signature, kept so an auditor can check the HMAC later.
-        canonical[DELIVERY] = {"raw_body": body.decode(),
-                               "stripe_signature": request.headers["stripe-signature"]}
-        try:
-            outcomes = await _threaded(writer.record, [orjson.dumps(canonical)])
+        except RefusedDelivery as exc:
+            return json_response(400, {"error": str(exc)})
         except LedgerError as exc:
             return unavailable(exc)
-        return _answer(outcomes)
+        if delivered.ignored:
+            return json_response(200, {"results": [], "ignored": True})
+        return _answer(delivered.outcomes)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

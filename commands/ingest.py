@@ -45,10 +45,7 @@ def ingest(db: str, feed: BinaryIO, rejects: BinaryIO | None, fmt: str) -> None:
     Good lines are stored even when others are rejected; each rejected line is reported
     on stderr as `line N: EVENT_ID: reason`. Exit status 1 if any line was rejected.
     """
-    # Imported here, not at the top: `revledger --help` and other commands start faster.
-    from services.ingest import ingest_feed
-
-    _run(ingest_feed, db, feed, rejects, fmt)
+    _run("canonical", db, feed, rejects, fmt)
 
 
 @click.group("import")
@@ -68,12 +65,14 @@ def import_stripe(db: str, file: BinaryIO, rejects: BinaryIO | None, fmt: str) -
     Events of types that carry no revenue are counted as ignored. Exit status 1 if any
     event was rejected.
     """
-    from services.ingest import import_stripe as run_import
-
-    _run(run_import, db, file, rejects, fmt)
+    _run("stripe", db, file, rejects, fmt)
 
 
-def _run(service, db: str, feed: BinaryIO, rejects: BinaryIO | None, fmt: str) -> None:  # type: ignore[no-untyped-def]
+def _run(source: str, db: str, feed: BinaryIO, rejects: BinaryIO | None, fmt: str) -> None:
+    """Record a file from `source` (a name in ledger.sources), then print the summary."""
+    # Imported here, not at the top: `revledger --help` and other commands start faster.
+    from services.ingest import ingest_feed
+
     lines = _Counting(feed)
 
     def on_reject(reject: Rejected) -> None:
@@ -83,7 +82,7 @@ def _run(service, db: str, feed: BinaryIO, rejects: BinaryIO | None, fmt: str) -
 
     with ExitStack() as stack:
         on_batch = _progress(stack, feed, lines)
-        result = service(db, lines, on_reject=on_reject, on_batch=on_batch)
+        result = ingest_feed(db, lines, source=source, on_reject=on_reject, on_batch=on_batch)
     s = result.summary
     ignored = f", ignored {result.ignored}" if result.ignored else ""
     emit_outcome(

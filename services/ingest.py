@@ -1,19 +1,20 @@
-"""Ingest: a canonical feed, a Stripe backfill, or records posted over HTTP."""
+"""Ingest from any billing source (ledger.sources): a file or export (`ingest_feed`), or
+deliveries over HTTP (`LedgerWriter`). The source translates; recording is written once."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ledger.application import LedgerApplication
-from ledger.feed import Rejected, numbered_lines
+from ledger.feed import Rejected
 from ledger.ingest import Ingestor, IngestSummary, Outcome
 from ledger.settings import redact
-from ledger.stripe import canonical_lines, read_events
+from ledger.sources import Ignored, source_named
 from projections.projection import MRRProjection
 from services.errors import LedgerError
 from services.ledger import DATABASE_ERRORS, first_line, open_ledger
@@ -25,7 +26,7 @@ class IngestResult:
     summary: IngestSummary
     seconds: float  # recording the events
     projection_seconds: float  # bringing the projection up to date afterwards
-    ignored: int = 0  # Stripe events of types that carry no revenue
+    ignored: int = 0  # records of types that carry no revenue (e.g. a Stripe invoice)
 
     @property
     def events_per_second(self) -> float:
@@ -38,36 +39,30 @@ def ingest_feed(
     url: str,
     feed: Iterable[bytes],
     *,
+    source: str = "canonical",
     on_reject: Callable[[Rejected], None] = lambda r: None,
     on_batch: Callable[[IngestSummary], None] = lambda s: None,
 ) -> IngestResult:
-    """Record every good line of a JSON Lines feed; report each bad one to `on_reject`."""
-    return _record(url, numbered_lines(feed), on_reject, on_batch)
-
-
-def import_stripe(
-    url: str,
-    data: Iterable[bytes],
-    *,
-    on_reject: Callable[[Rejected], None] = lambda r: None,
-    on_batch: Callable[[IngestSummary], None] = lambda s: None,
-) -> IngestResult:
-    """Record Stripe Event objects (a JSON array or JSON Lines) through the mapping."""
-    ignored: list[int] = []
-    unmapped = 0
+    """Record every good record of a file or export from `source` (canonical JSON Lines
+    unless named, e.g. "stripe" for Stripe Event objects); report each bad one to
+    `on_reject`, whether the source could not translate it or ingest refused it."""
+    items = source_named(source).parse(feed)  # lazy: the file is read as it is recorded
+    untranslated = ignored = 0
 
     def lines() -> Iterator[tuple[int, bytes]]:
-        nonlocal unmapped
-        for item in canonical_lines(read_events(data), ignored):
-            if isinstance(item, Rejected):
-                unmapped += 1
-                on_reject(item)
-            else:
+        nonlocal untranslated, ignored
+        for item in items:
+            if isinstance(item, tuple):
                 yield item
+            elif isinstance(item, Ignored):
+                ignored += 1
+            else:
+                untranslated += 1
+                on_reject(item)
 
     result = _record(url, lines(), on_reject, on_batch)
-    result.summary.rejected += unmapped
-    return IngestResult(result.summary, result.seconds, result.projection_seconds, len(ignored))
+    result.summary.rejected += untranslated
+    return replace(result, ignored=ignored)
 
 
 def _record(
@@ -83,6 +78,15 @@ def _record(
         if summary.accepted:
             current_index(app)  # queries then find the projection and its columns current
     return IngestResult(summary, recorded - started, time.perf_counter() - recorded)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What became of one delivery: each event's outcome, numbered from 1 within it; or
+    `ignored` (no outcomes) when the source sent something that carries no revenue."""
+
+    outcomes: list[Outcome]
+    ignored: bool = False
 
 
 @dataclass
@@ -102,12 +106,24 @@ class LedgerWriter:
     again.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, secrets: Mapping[str, str | None] | None = None) -> None:
+        """`secrets`: source name -> the secret its deliveries are signed with."""
         self.url = url
+        self._secrets = dict(secrets or {})
         self._writing = threading.Lock()
         self._queueing = threading.Lock()
         self._queue: list[_Request] = []
         self._open: tuple[LedgerApplication, Ingestor, MRRProjection] | None = None
+
+    def deliver(self, source: str, body: bytes, headers: Mapping[str, str]) -> Delivered:
+        """One request from `source` (a name in ledger.sources): the source checks its
+        signature, if it signs, and translates it; its events are then recorded like any
+        other request's. Raises `RefusedDelivery` (`SignatureError`) before anything is
+        recorded, `LedgerError` when the database is unavailable."""
+        delivery = source_named(source, self._secrets.get(source)).delivery(body, headers)
+        if delivery.ignored:
+            return Delivered([], ignored=True)
+        return Delivered(self.record(delivery.lines))
 
     def record(self, lines: list[bytes]) -> list[Outcome]:
         """Each line's outcome, numbered from 1 within this request."""

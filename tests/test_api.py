@@ -21,8 +21,8 @@ import uvicorn
 from click.testing import CliRunner
 
 from api.app import create_app
-from api.signature import sign, verify
 from cli import main
+from ledger.sources.stripe import sign, verify
 from services.events import list_events
 from services.ingest import ingest_feed
 from services.metrics import mrr_report

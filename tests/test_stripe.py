@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from cli import main
 from ledger.events import InvalidEvent, parse_event
-from ledger.stripe import canonical_event
+from ledger.sources.stripe import canonical_event
 from services.metrics import mrr_report
 from tests.stripe_events import DAY, T0, coupon, event, price, subscription
 

@@ -1,4 +1,5 @@
-"""Stripe Event objects -> canonical events (the mapping in docs/integrations.md).
+"""Stripe as a billing source: Event objects -> canonical events (the mapping in
+docs/integrations.md), the webhook's signature, and exports of Event objects.
 
 Pure: no HTTP, no store. A Stripe event maps to at most one canonical event whose
 `event_id` is `stripe:` + the Stripe event id, so redelivery (Stripe delivers at least
@@ -12,7 +13,11 @@ billing-period fields that moved onto the items.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import hashlib
+import hmac
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from itertools import chain
@@ -20,9 +25,10 @@ from typing import Any
 
 import orjson
 
-from ledger.events import InvalidEvent
+from ledger.events import DELIVERY, InvalidEvent
 from ledger.feed import Rejected
 from ledger.instants import format_instant
+from ledger.sources.base import Delivery, Ignored, Line, RefusedDelivery, SignatureError, header
 
 SUBSCRIPTION_TYPES = (
     "customer.subscription.created",
@@ -42,6 +48,7 @@ _ZERO_DECIMAL = {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", 
                  "VND", "VUV", "XAF", "XOF", "XPF"}
 _THREE_DECIMAL = {"BHD", "JOD", "KWD", "OMR", "TND"}
 _CENT = Decimal("0.01")
+TOLERANCE = 300  # seconds between Stripe signing and our check, either way
 
 
 def canonical_event(event: dict[str, Any]) -> dict[str, Any] | None:
@@ -207,10 +214,10 @@ def _instant(seconds: Any) -> str:
 
 
 def canonical_lines(
-    events: Iterable[tuple[int, bytes, Any]], ignored: list[int]
-) -> Iterator[tuple[int, bytes] | Rejected]:
-    """(number, canonical line) per mapped Stripe event, or its rejection; the numbers of
-    events of types not mapped are appended to `ignored`."""
+    events: Iterable[tuple[int, bytes, Any]],
+) -> Iterator[Line | Rejected | Ignored]:
+    """(number, canonical line) per mapped Stripe event, its rejection, or `Ignored` for
+    an event of a type not mapped."""
     for number, raw, event in events:
         try:
             if event is None:
@@ -222,7 +229,7 @@ def canonical_lines(
             yield Rejected(number, bad.event_id, bad.reason, raw)
             continue
         if canonical is None:
-            ignored.append(number)
+            yield Ignored(number)
         else:
             yield number, orjson.dumps(canonical)
 
@@ -250,3 +257,68 @@ def read_events(data: Iterable[bytes]) -> Iterator[tuple[int, bytes, Any]]:
                 yield number, raw, orjson.loads(raw)
             except orjson.JSONDecodeError:
                 yield number, raw, None
+
+
+# -- the webhook's signature: `Stripe-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>...]`,
+# each v1 an HMAC-SHA256 of `"{t}.{raw body}"` under the endpoint's secret.
+
+def verify(header: str | None, body: bytes, secret: str, now: float | None = None) -> None:
+    """Raise `SignatureError` unless one v1 signature matches and the timestamp is fresh."""
+    if not header:
+        raise SignatureError("missing Stripe-Signature header")
+    pairs = [part.split("=", 1) for part in header.split(",") if "=" in part]
+    stamps = [value for key, value in pairs if key.strip() == "t"]
+    signatures = [value.strip() for key, value in pairs if key.strip() == "v1"]
+    if len(stamps) != 1 or not stamps[0].strip().isdigit() or not signatures:
+        raise SignatureError("malformed Stripe-Signature header")
+    stamp = stamps[0].strip()
+    expected = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    # Every candidate is compared, in constant time, whatever matched before.
+    matched = [hmac.compare_digest(expected, candidate) for candidate in signatures]
+    if not any(matched):
+        raise SignatureError("no v1 signature matches")
+    if abs((time.time() if now is None else now) - int(stamp)) > TOLERANCE:
+        raise SignatureError(f"timestamp outside the {TOLERANCE} s tolerance")
+
+
+def sign(body: bytes, secret: str, timestamp: int) -> str:
+    """A valid header, as Stripe would send it (for tests and local tooling)."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+# -- the source: the mapping, the signature and exports behind the one interface ----------
+
+@dataclass(frozen=True)
+class StripeSource:
+    """Stripe, through its webhook (one signed Event object per delivery) or an export of
+    Event objects (a backfill): both go through the same mapping, so importing what the
+    webhook already delivered stores nothing twice."""
+
+    secret: str | None = field(default=None, repr=False)  # the endpoint's signing secret
+    name = "stripe"
+
+    def parse(self, data: Iterable[bytes]) -> Iterator[Line | Rejected | Ignored]:
+        """An export: a JSON array of Event objects (e.g. from the Events API), numbered
+        by position, or JSON Lines, numbered by line."""
+        return canonical_lines(read_events(data))
+
+    def delivery(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
+        """One webhook delivery, checked against `Stripe-Signature` before it is read. An
+        event of a type not mapped (or a body that is no object) is ignored; the raw body
+        and its signature are kept with the event, so an auditor can check the HMAC later."""
+        signature = header(headers, "stripe-signature")
+        if self.secret is None:
+            raise SignatureError("no webhook signing secret is configured")
+        verify(signature, body, self.secret)
+        try:
+            event = orjson.loads(body)
+            canonical = canonical_event(event) if isinstance(event, dict) else None
+        except orjson.JSONDecodeError:
+            raise RefusedDelivery("invalid JSON") from None
+        except InvalidEvent as exc:  # an object the mapping cannot read
+            raise RefusedDelivery(f"{exc.event_id}: {exc.reason}") from None
+        if canonical is None:
+            return Delivery([], ignored=True)
+        canonical[DELIVERY] = {"raw_body": body.decode(), "stripe_signature": signature}
+        return Delivery([orjson.dumps(canonical)])

@@ -1,0 +1,39 @@
+"""Billing sources: the write side's input adapters, one module per source.
+
+Each turns one billing system's format into canonical JSON Lines behind one interface
+(`Source`, in ledger.sources.base), and is registered here by its name: the services look
+a source up by name, so adding one is a new module and a line in `SOURCES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ledger.sources.base import (
+    Delivery,
+    Ignored,
+    Line,
+    RefusedDelivery,
+    SignatureError,
+    Source,
+)
+from ledger.sources.canonical import CanonicalSource
+from ledger.sources.stripe import StripeSource
+
+__all__ = ["SOURCES", "Delivery", "Ignored", "Line", "RefusedDelivery", "SignatureError",
+           "Source", "source_named"]
+
+# name -> the source; one that signs its deliveries is built with the endpoint's secret.
+SOURCES: dict[str, Callable[..., Source]] = {
+    make.name: make for make in (CanonicalSource, StripeSource)
+}
+
+
+def source_named(name: str, secret: str | None = None) -> Source:
+    """The source called `name`, given `secret` only if it signs its deliveries (a secret
+    for one that does not is a configuration mistake, and a TypeError)."""
+    try:
+        make = SOURCES[name]
+    except KeyError:
+        raise ValueError(f"no billing source {name!r} (known: {', '.join(SOURCES)})") from None
+    return make() if secret is None else make(secret)

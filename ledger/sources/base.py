@@ -1,0 +1,74 @@
+"""What a billing source is to the write side: one small interface, so that recording a
+file and recording a webhook delivery are each written once, whatever system sent them.
+
+A source only translates: its own format in, canonical JSON Lines (docs/events.md) out.
+From there every source shares one path (validation, idempotency, the hash chain), so a
+Stripe event and a canonical one are recorded, deduplicated and audited alike. A source
+never writes: the services record what it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from ledger.feed import Rejected
+
+Line = tuple[int, bytes]  # a canonical line, numbered from 1 in its file or export
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A record of a type that carries no revenue (e.g. a Stripe invoice event): neither
+    recorded nor rejected, only counted, so a full export can be imported as it is."""
+
+    line: int
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one webhook delivery comes to: canonical lines to record, or `ignored` when
+    the source sent something that carries no revenue (acknowledged so it is not resent)."""
+
+    lines: list[bytes]
+    ignored: bool = False
+
+
+class RefusedDelivery(ValueError):
+    """A delivery refused whole, before anything of it is recorded: unreadable, or not what
+    the source sends. Its text is one line, for the sender."""
+
+
+class SignatureError(RefusedDelivery):
+    """A delivery's signature is missing, malformed, wrong or stale: nothing says it comes
+    from the source, so it is not read at all."""
+
+
+class Source(Protocol):
+    """A billing system whose events the ledger records."""
+
+    name: str  # its key in the registry (ledger.sources.SOURCES)
+
+    def parse(self, data: Iterable[bytes]) -> Iterator[Line | Rejected | Ignored]:
+        """A file or export (its lines as read, line endings included) as numbered
+        canonical lines, in order; a record that cannot be translated is `Rejected` (the
+        rest go on), one that carries no revenue is `Ignored`."""
+        ...
+
+    def delivery(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
+        """One webhook or API request's body as canonical lines. Where the source signs
+        its deliveries, the signature is checked first (`SignatureError`) and kept with
+        each event as its delivery evidence (`_delivery`). `RefusedDelivery` when the body
+        cannot be read at all; a bad event among readable ones is left to ingest to
+        reject, line by line."""
+        ...
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """The first value of the HTTP header `name` (lower case): header names are
+    case-insensitive, a plain dict of them is not."""
+    value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == name), None)
+    return value
