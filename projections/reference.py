@@ -157,7 +157,10 @@ def fold(events: Iterable[Event]) -> History:
             state["quantity"] = r.get("quantity", 1)
             state["interval"] = r["interval"]
             state["interval_count"] = r.get("interval_count", 1)
-            state["active"] = r.get("status", "active") == "active"
+            # started and reactivated make it active (a `status` on them is an extra);
+            # a snapshot's status says
+            state["active"] = (event.type != "subscription.snapshot"
+                               or r["status"] == "active")
         elif event.type == "subscription.changed":
             for term in ("quantity", "interval", "interval_count"):
                 if term in r:

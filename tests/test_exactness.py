@@ -203,3 +203,17 @@ def test_verify_catches_a_fast_path_that_ignores_voids(db_url):
         f"position {difference.position} (MRR steps): run `revledger replay`" in output
     revledger(db_url, "replay")
     assert verify_ledger(db_url).ok
+
+
+def test_a_status_on_a_start_is_an_extra_and_verify_agrees(db_url):
+    """Found by an independent oracle: the reference once read it as a snapshot's."""
+    ingest(db_url, {**E1, "status": "inactive"})
+    assert figures(db_url, "mrr", "--at", "2024-01-31")["mrr_exact"] == "100"
+    revledger(db_url, "verify")
+
+
+def test_a_void_is_listed_under_its_targets_customer_and_subscription(db_url):
+    ingest(db_url, E1, voided("v1", "e1", customer_id="zz", subscription_id="s9"))
+    void = figures(db_url, "events")[-1]
+    assert (void["event_id"], void["customer_id"], void["subscription_id"]) == ("v1", "c1", "s1")
+    assert void["payload"]["customer_id"] == "zz"  # the extra is kept as delivered
