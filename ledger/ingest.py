@@ -332,7 +332,9 @@ class Ingestor:
         elif target in known:
             row = known[target]
             kind, customer_id, subscription_id = row.type, row.customer_id, row.subscription_id
-            key = _stream_key(kind, customer_id, subscription_id)
+            key = ""  # a void's stream is never needed: a void cannot be voided
+            if kind != "event.voided":
+                key = _stream_key(kind, customer_id, subscription_id)
         else:
             raise ValueError(f"voids: the ledger holds no event {target!r}")
         if kind == "event.voided":

@@ -192,6 +192,18 @@ class TestVoids:
         assert rejects == [expected]
 
 
+    def test_a_void_of_a_recorded_void_of_a_customer_event_is_refused_not_a_crash(
+        self, db_url
+    ):
+        """The void recorded earlier is indexed under its target's customer and no
+        subscription: it is refused as a void, whatever its target's stream."""
+        customer = {"event_id": "e0", "type": "customer.created",
+                    "effective_at": "2024-01-01T00:00:00Z", "customer_id": "c1"}
+        ingest(db_url, customer, voided("v1", "e0"))
+        _summary, rejects = ingest(db_url, voided("v2", "v1"))
+        assert rejects == ["line 1: v2: voids: 'v1' is itself a void"]
+
+
 class TestCommandLine:
     def run(self, db_url, *args, input=None):
         return CliRunner().invoke(main, ["--db", db_url, *args], input=input)
