@@ -6,7 +6,6 @@ import multiprocessing
 import os
 import sqlite3
 import tempfile
-from concurrent.futures import BrokenExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import ledger.ingest
 import ledger.workers
 from cli import main
 from ledger.aggregates import Subscription, subscription_uuid
-from ledger.feed import CHECKER_NICE, checked_batches, numbered_lines
+from ledger.feed import numbered_lines
 from ledger.ingest import Ingestor, Outcome, _Heads
 from ledger.sqlite import SQLiteLedgerRecorder
 from ledger.workers import SPOOL_PREFIX
@@ -238,48 +237,6 @@ class TestCommandLine:
         assert result.exit_code == 1
         assert result.stderr.startswith("revledger: cannot open postgresql://nobody:***@127.0.0.1:1")
         assert len(result.stderr.strip().splitlines()) == 1
-
-
-def test_lines_checked_in_a_worker_process_come_back_as_checked_in_process():
-    lines = list(numbered_lines(
-        (jsonl(*FEED) + b"not json\n\n" + jsonl(voided("e5", "e1"))).splitlines()
-    ))
-    serial = list(checked_batches(lines, 2, parallel=False))
-    parallel = list(checked_batches(lines, 2, parallel=True))
-    assert parallel == serial
-    assert [read for read, _ in serial] == [2, 2, 2, 1]
-    for batches in (serial, parallel):  # a plain tuple would compare equal: types too
-        assert [type(r).__name__ for _, results in batches for r in results] == [
-            "Checked", "Checked", "Checked", "Checked", "Rejected", "Checked"
-        ]
-
-
-def test_lines_are_checked_in_a_process_of_lower_priority(monkeypatch):
-    """Deciding and writing are ingest's critical path: the checking process, which runs
-    ahead of them, takes what they leave of the cores."""
-    monkeypatch.setattr(ledger.feed, "check_batch", lambda batch: [os.nice(0)])  # its niceness
-    lines = list(numbered_lines(jsonl(*FEED).splitlines()))
-    niceness = [r for _, results in checked_batches(lines, 1, parallel=True) for r in results]
-    assert niceness[0] == os.nice(0)  # the first batch, checked here while the worker starts
-    assert set(niceness[1:]) == {min(os.nice(0) + CHECKER_NICE, 19)}
-
-
-def test_a_checking_process_that_dies_handing_results_over_ends_the_feed_not_hangs(
-    monkeypatch
-):
-    """Killed (out of memory, say) halfway through handing a batch's results over: the
-    reader must not wait for the rest forever."""
-    def dying_halfway(spool, value):
-        path = put(spool, value)
-        with open(path, "r+b") as half:
-            half.truncate(os.path.getsize(path) // 2)
-        os._exit(9)
-
-    put = ledger.workers.Spool.put
-    monkeypatch.setattr(ledger.workers.Spool, "put", dying_halfway)
-    lines = list(numbered_lines(jsonl(*FEED).splitlines()))
-    with pytest.raises(BrokenExecutor):
-        list(checked_batches(lines, 1, parallel=True))
 
 
 def test_an_ingest_that_fails_midway_stops_its_checking_process_and_removes_its_spool(
