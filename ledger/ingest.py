@@ -42,6 +42,7 @@ from ledger.feed import Checked, Rejected, checked_batches
 from ledger.instants import format_instant, parse_instant
 from ledger.memory import collector_paused
 from ledger.queries import KeyRow, rows_of
+from ledger.rules import Outcome
 from ledger.workers import WorkerDied, forked_pool, second_core
 
 BATCH_SIZE = 5000
@@ -61,16 +62,6 @@ class IngestSummary:
         self.duplicates += other.duplicates
         self.rejected += other.rejected
         self.lines += other.lines
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one record: accepted, duplicate, conflict or rejected."""
-
-    line: int
-    event_id: str
-    status: str
-    reason: str | None = None
 
 
 @dataclass

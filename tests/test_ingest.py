@@ -22,7 +22,8 @@ import ledger.workers
 from cli import main
 from ledger.aggregates import Subscription, subscription_uuid
 from ledger.feed import numbered_lines
-from ledger.ingest import Ingestor, Outcome, _Heads
+from ledger.ingest import Ingestor, _Heads
+from ledger.rules import Outcome
 from ledger.sqlite import SQLiteLedgerRecorder
 from ledger.workers import SPOOL_PREFIX
 from projections.projection import read_facts
