@@ -8,21 +8,19 @@ again from fresh state, so concurrent ingests of overlapping feeds store every e
 exactly once. Outcomes are data (`Rejected`, `Outcome`, `IngestSummary`), reported once
 their batch has committed.
 
-A batch is written while the next one is decided (`_Pipeline`): on PostgreSQL in a thread
-(the server does its part while this process decides), on SQLite in a forked process with
-its own connection (sqlite3 holds the GIL between rows, so a thread would only take turns
-with deciding). Checking, deciding and writing then share the two cores.
+A batch is written while the next one is decided (`ledger.pipeline`), by a writer that
+suits the store (`ledger.writers`). `Ingestor` is the pipeline's stage for one ledger:
+its public methods are what the pipeline drives, and what a test may override.
 """
 
 from __future__ import annotations
 
-import marshal
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import BrokenExecutor, Future, ThreadPoolExecutor
-from contextlib import ExitStack, closing, suppress
+from concurrent.futures import BrokenExecutor
+from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import chain, islice
+from itertools import islice
 from typing import Any
 from uuid import UUID
 
@@ -41,13 +39,14 @@ from ledger.application import LedgerApplication
 from ledger.feed import Checked, Rejected, checked_batches
 from ledger.instants import format_instant, parse_instant
 from ledger.memory import collector_paused
-from ledger.queries import KeyRow, rows_of
+from ledger.pipeline import TURN_BATCHES, Work, Writer, run
+from ledger.queries import KeyRow
 from ledger.rules import Outcome
-from ledger.workers import WorkerDied, forked_pool, second_core
+from ledger.workers import WorkerDied, second_core
+from ledger.writers import Here, InProcess, InThread
 
 BATCH_SIZE = 5000
 MAX_ATTEMPTS = 20
-TURN_BATCHES = 4  # batches written in one writers' turn: how long other writers may wait
 
 
 @dataclass
@@ -114,16 +113,8 @@ class _Batch:
     accepted: list[Checked] = field(default_factory=list)
     stored: list[StoredEvent] = field(default_factory=list)  # the events, encoded
 
-
-@dataclass
-class _Work:
-    """A batch of the feed once checked: its decisions, and their write once submitted."""
-
-    read: int
-    candidates: list[Checked]
-    rejected: list[Rejected]  # by the checks
-    batch: _Batch
-    written: Future[Any] | None = None
+    def __len__(self) -> int:
+        return len(self.events)
 
 
 def _outcomes(batch: _Batch, rejected: list[Rejected]) -> Iterator[Outcome]:
@@ -153,7 +144,10 @@ def _stream_key(type_: str, customer_id: str | None, subscription_id: str | None
 
 
 class Ingestor:
-    """Appends canonical records to one ledger; keeps a bounded cache of stream heads."""
+    """Appends canonical records to one ledger; keeps a bounded cache of stream heads.
+
+    `turn_batches` is how many batches a writers' turn lasts; `writer`, if given, makes
+    the writer of a feed (told whether it has several batches) instead of `writer()`."""
 
     def __init__(
         self,
@@ -162,12 +156,16 @@ class Ingestor:
         batch_size: int = BATCH_SIZE,
         cache_size: int = 200_000,
         parallel: bool | None = None,
+        turn_batches: int = TURN_BATCHES,
+        writer: Callable[[bool], Writer[_Batch]] | None = None,
     ) -> None:
         self.app = app
         self.recorder = app.ledger_recorder
         self.currency = app.reporting_currency()
         self.batch_size = batch_size
         self.parallel = second_core() if parallel is None else parallel  # checking, writing
+        self.turn_batches = turn_batches
+        self.make_writer = writer or self.writer
         self.cache = _Heads(cache_size)
         self.floor = self._head_instant()
 
@@ -193,7 +191,7 @@ class Ingestor:
         `on_outcome`, if given, hears of every record once its batch has committed."""
         total = IngestSummary()
 
-        def report(work: _Work) -> None:
+        def report(work: Work[_Batch]) -> None:
             summary = _report(work, on_reject, on_outcome)
             total.add(summary)
             on_batch(summary)
@@ -204,55 +202,63 @@ class Ingestor:
             checked_batches(lines, self.batch_size, parallel=self.parallel)
         ) as batches:
             try:
-                first = list(islice(batches, 2))  # one batch, or several: see `_writer`
-                with _Pipeline(self, report, self._writer(several=len(first) > 1)) as pipeline:
-                    for read, results in chain(first, batches):
-                        pipeline.push(read, results)
+                run(batches, self, self.make_writer, report, turn_batches=self.turn_batches)
             except BrokenExecutor:
                 raise WorkerDied("a process checking or writing this feed died") from None
         return total
 
-    def _record(self, candidates: list[Checked]) -> _Batch:
+    # -- the pipeline's stage ---------------------------------------------------------------
+
+    def record(self, candidates: list[Checked]) -> _Batch:
         """Decide and write a batch at once, again while other writers got there first;
         in the writers' turn."""
         for _ in range(MAX_ATTEMPTS):
-            batch = self._decide(candidates)
+            batch = self.decide(candidates)
             if not batch.events:
                 return batch
             try:
-                self._write(batch)
+                self.write(batch)
             except IntegrityError:
-                self._forget()
+                self.forget()
                 continue
-            self._expect(batch)
+            self.expect(batch)
             return batch
         raise OperationalError("gave up after repeated write conflicts with other writers")
 
-    def _write(self, batch: _Batch) -> None:
-        self.app.recorder.insert_events(batch.stored, keys=batch.keys,
-                                        recorded_at=format_instant(batch.timestamp))
-
-    def _writer(self, *, several: bool) -> _Writer:
-        """A process of its own pays for a feed of several batches only (a webhook's one
-        event never forks)."""
-        if self.recorder.writes_in_thread:
-            return _InThread(self._write)
-        if not (self.parallel and several):
-            return _Writer(self._write)
-        return _InProcess(self.app.url)
-
-    def _expect(self, batch: _Batch) -> None:
+    def expect(self, batch: _Batch) -> None:
         """Take a batch's streams and time as the store's, before it has landed: the next
-        batch is decided on them. (`_forget` if it does not land.)"""
+        batch is decided on them. (`forget` if it does not land.)"""
         self.floor = batch.timestamp
         self.cache.update(batch.heads)
 
-    def _forget(self) -> None:
+    def forget(self) -> None:
         """Another writer moved on: what is cached of the store may be stale."""
         self.cache = _Heads(self.cache.size)
         self.floor = self._head_instant()
 
-    def _decide(self, candidates: list[Checked], pending: _Batch | None = None) -> _Batch:
+    def turn(self) -> AbstractContextManager[None]:
+        return self.app.writing()
+
+    def mark(self) -> int | None:
+        return self.recorder.max_notification_id()
+
+    def write(self, batch: _Batch) -> None:
+        """Append a batch here, now."""
+        self.app.recorder.insert_events(batch.stored, keys=batch.keys,
+                                        recorded_at=format_instant(batch.timestamp))
+
+    def writer(self, several: bool) -> Writer[_Batch]:
+        """Where this ledger's batches are written. A process of its own pays for a feed
+        of several batches only (a webhook's one event never forks)."""
+        if self.recorder.writes_in_thread:
+            return InThread(self.write)
+        if not (self.parallel and several):
+            return Here(self.write)
+        return InProcess(self.app.url)
+
+    # -- deciding (the stage's `decide`) ----------------------------------------------------
+
+    def decide(self, candidates: list[Checked], pending: _Batch | None = None) -> _Batch:
         """The batch's decisions, taking `pending` (a batch being written) as recorded."""
         event_ids = {c.event_id for c in candidates}
         targets = {c.voids for c in candidates if c.voids is not None}
@@ -366,168 +372,10 @@ class Ingestor:
         return heads
 
 
-class _Pipeline:
-    """Writes each batch in a thread while the next one is decided, in the writers' turn.
-
-    The next batch is decided as if the one being written had landed: its events count as
-    recorded, its streams' heads as moved on. Should it not land (another writer got there
-    first), it is decided and written again at once, and the next one decided afresh. The
-    turn is handed on every `TURN_BATCHES` batches, between one batch landing and the next
-    being written, so other writers are not kept waiting for a whole feed; the next batch
-    is decided afresh only if one of them wrote meanwhile.
-    """
-
-    def __init__(
-        self, ingestor: Ingestor, report: Callable[[_Work], None], writer: _Writer
-    ) -> None:
-        self.ingestor = ingestor
-        self.report = report
-        self.writer = writer
-        self.turn = ExitStack()
-        self.holding = False  # the writers' turn
-        self.in_turn = 0  # batches decided in this turn
-        self.pending: _Work | None = None  # being written
-
-    def __enter__(self) -> _Pipeline:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            if self.pending is not None:
-                if exc[0] is None:
-                    self._land()
-                else:  # report what has landed all the same; the first error stands
-                    with suppress(Exception):
-                        self._land()
-        finally:
-            self.turn.close()
-            self.writer.close()
-
-    def push(self, read: int, results: list[Checked | Rejected]) -> None:
-        candidates = [r for r in results if isinstance(r, Checked)]
-        rejected = [r for r in results if isinstance(r, Rejected)]
-        if not self.holding:
-            self._take_turn()
-        elif self.pending is None and self.in_turn >= TURN_BATCHES:
-            self._hand_on()  # nothing decided yet: nothing to decide again
-        pending = self.pending.batch if self.pending else None
-        work = _Work(read, candidates, rejected, self.ingestor._decide(candidates, pending))
-        if self.pending is not None:
-            fresh = self._land()
-            if self.in_turn >= TURN_BATCHES:
-                fresh = self._hand_on() and fresh
-            if not fresh:
-                work.batch = self.ingestor._decide(candidates)
-        if work.batch.events:
-            self.ingestor._expect(work.batch)
-            work.written = self.writer.submit(work.batch)
-            self.pending = work
-        else:
-            self.report(work)
-        self.in_turn += 1
-
-    def _take_turn(self) -> None:
-        self.turn.enter_context(self.ingestor.app.writing())
-        self.holding, self.in_turn = True, 0
-
-    def _hand_on(self) -> bool:
-        """Let waiting writers go, then take the turn again; False if one of them wrote
-        (what was decided meanwhile may be stale)."""
-        recorder = self.ingestor.recorder
-        mark = recorder.max_notification_id()
-        self.turn.close()
-        self._take_turn()
-        if recorder.max_notification_id() == mark:
-            return True
-        self.ingestor._forget()
-        return False
-
-    def _land(self) -> bool:
-        """Wait for the batch being written and report it; False if it had to be decided
-        and written again."""
-        assert self.pending is not None and self.pending.written is not None
-        work, self.pending = self.pending, None
-        try:
-            work.written.result()
-            landed = True
-        except IntegrityError:
-            self.ingestor._forget()
-            work.batch = self.ingestor._record(work.candidates)
-            landed = False
-        self.report(work)
-        return landed
-
-
-class _Writer:
-    """Where a batch is written: here, at once (the base), in a thread or in a process."""
-
-    def __init__(self, write: Callable[[_Batch], None]) -> None:
-        self.write = write
-
-    def submit(self, batch: _Batch) -> Future[None]:
-        future: Future[None] = Future()
-        try:
-            future.set_result(self.write(batch))
-        except Exception as exc:
-            future.set_exception(exc)
-        return future
-
-    def close(self) -> None:
-        pass
-
-
-class _InThread(_Writer):
-    """For a store whose writes wait without the GIL (PostgreSQL's server)."""
-
-    def __init__(self, write: Callable[[_Batch], None]) -> None:
-        super().__init__(write)
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="revledger-writer")
-
-    def submit(self, batch: _Batch) -> Future[None]:
-        return self.pool.submit(self.write, batch)
-
-    def close(self) -> None:
-        self.pool.shutdown()
-
-
-class _InProcess(_Writer):
-    """For SQLite: a forked process with its own connection writes the batches as rows.
-    It starts, and opens the ledger, while the first batch is decided."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.pool = forked_pool()
-        self.pool.submit(_open, url)
-
-    def submit(self, batch: _Batch) -> Future[None]:
-        # marshal, not pickle: plain tuples of bytes, str and int, to a fork of this very
-        # interpreter. Pickle's memo of every object made sending a batch 3 times dearer.
-        packed = marshal.dumps((rows_of(batch.stored), batch.keys), 2)
-        return self.pool.submit(_insert_rows, self.url, packed, format_instant(batch.timestamp))
-
-    def close(self) -> None:
-        self.pool.shutdown()
-
-
-_writing_apps: dict[str, LedgerApplication] = {}  # of a writer process, by URL
-
-
-def _open(url: str) -> None:
-    """In a writer process: its own connection to the ledger, opened once."""
-    if url not in _writing_apps:
-        _writing_apps[url] = LedgerApplication(url, create_tables=False)
-
-
-def _insert_rows(url: str, packed: bytes, recorded_at: str) -> None:
-    """In a writer process: append a batch (its rows and index rows, marshalled)."""
-    rows, keys = marshal.loads(packed)
-    _open(url)
-    _writing_apps[url].recorder.insert_rows(  # type: ignore[attr-defined]
-        rows, keys=keys, recorded_at=recorded_at)
-
-
 def _report(
-    work: _Work, on_reject: Callable[[Rejected], None], on_outcome: Callable[[Outcome], None] | None
+    work: Work[_Batch],
+    on_reject: Callable[[Rejected], None],
+    on_outcome: Callable[[Outcome], None] | None,
 ) -> IngestSummary:
     batch = work.batch
     rejected = [*work.rejected, *batch.rejected]
