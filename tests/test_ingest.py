@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from cli import main
 from ledger.aggregates import Subscription, subscription_uuid
 from ledger.feed import numbered_lines
-from ledger.ingest import Ingestor, _Heads
+from ledger.ingest import Ingestor
+from ledger.lookup import Heads
 from ledger.rules import Outcome
 from projections.projection import read_facts
 from services.events import list_events
@@ -335,7 +336,7 @@ def test_a_new_sqlite_ledger_has_large_pages_and_an_old_one_keeps_its_own(tmp_pa
 
 
 def test_the_cache_of_stream_heads_stays_within_its_size_keeping_the_latest():
-    heads = _Heads(3)
+    heads = Heads(3)
     heads.update({"a": 1, "b": 2})
     heads.update({"c": 3, "d": 4})
     assert heads == {"b": 2, "c": 3, "d": 4}

@@ -21,7 +21,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from ledger.feed import CHECKER_NICE, checked_batches, numbered_lines
 from ledger.ingest import Ingestor
 from ledger.pipeline import Pipeline, Work
-from ledger.rules import Outcome
+from ledger.rules import Layer, Outcome
 from ledger.workers import SPOOL_PREFIX, Spool
 from ledger.writers import InProcess, insert_rows
 from services.errors import LedgerError
@@ -349,15 +349,19 @@ def test_a_batch_decided_before_a_turn_is_handed_on_sees_what_was_written_meanwh
 
 class NotingWhatIsTakenAsRecorded(Ingestor):
     """Notes, for each batch decided, how many recorded events it was decided on beyond
-    the store's: those the batch being written holds."""
+    the store's: those of the layers beneath its decisions."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.taken: list[int] = []
 
     def decide(self, candidates, pending=None):
-        self.taken.append(len(pending.recorded) if pending else 0)
-        return super().decide(candidates, pending)
+        batch = super().decide(candidates, pending)
+        held, layer = 0, batch.decided.below
+        while isinstance(layer, Layer):
+            held, layer = held + len(layer.recordings), layer.below
+        self.taken.append(held)
+        return batch
 
 
 def test_a_batch_takes_as_recorded_only_the_batch_being_written_so_memory_stays_flat(db_url):
