@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import BrokenExecutor
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from uuid import UUID
 
 import orjson
@@ -32,7 +32,7 @@ from ledger.instants import format_instant, parse_instant
 from ledger.lookup import StoreLookup
 from ledger.memory import collector_paused
 from ledger.pipeline import TURN_BATCHES, Work, Writer, run
-from ledger.rules import Decided, Outcome, decide, outcomes
+from ledger.rules import Decided, Outcome, decide, outcomes, stamp
 from ledger.workers import WorkerDied, second_core
 from ledger.writers import Here, InProcess, InThread
 
@@ -72,7 +72,8 @@ class Ingestor:
     """Appends canonical records to one ledger; keeps a bounded cache of stream heads.
 
     `turn_batches` is how many batches a writers' turn lasts; `writer`, if given, makes
-    the writer of a feed (told whether it has several batches) instead of `writer()`."""
+    the writer of a feed (told whether it has several batches) instead of `writer()`;
+    `clock` tells the time batches are recorded at."""
 
     def __init__(
         self,
@@ -83,6 +84,7 @@ class Ingestor:
         parallel: bool | None = None,
         turn_batches: int = TURN_BATCHES,
         writer: Callable[[bool], Writer[Batch]] | None = None,
+        clock: Callable[[], datetime] = Recorded.create_timestamp,
     ) -> None:
         self.app = app
         self.recorder = app.ledger_recorder
@@ -91,6 +93,7 @@ class Ingestor:
         self.parallel = second_core() if parallel is None else parallel  # checking, writing
         self.turn_batches = turn_batches
         self.make_writer = writer or self.writer
+        self.clock = clock
         self.lookup = StoreLookup(self.recorder, cache_size)
         self.floor = self._head_instant()
 
@@ -129,7 +132,8 @@ class Ingestor:
             known, ids = self.lookup.known(candidates)
         else:
             known, ids = self.lookup.known(candidates, pending.decided, pending.ids)
-        return self._encode(decide(candidates, known, self.currency), ids, self._now())
+        return self._encode(decide(candidates, known, self.currency), ids,
+                            stamp(self.clock(), self.floor))
 
     def record(self, candidates: list[Checked]) -> Batch:
         """Decide and write a batch at once, again while other writers got there first;
@@ -199,12 +203,6 @@ class Ingestor:
         """When the ledger's last event was recorded: a batch must be stamped later."""
         head = self.recorder.chain_head()
         return parse_instant(head.recorded_at) if head else None
-
-    def _now(self) -> datetime:
-        now = Recorded.create_timestamp()
-        if self.floor is not None and now <= self.floor:  # the clock went back
-            return self.floor + timedelta(microseconds=1)
-        return now
 
 
 

@@ -9,7 +9,8 @@ id, other content) or rejected with its reason:
 - a void names an event the ledger holds, which is neither a void nor voided already;
   it is recorded in its target's stream, under its target's customer and subscription;
 - a subscription keeps the customer it was opened with;
-- priced terms are in the ledger's reporting currency.
+- priced terms are in the ledger's reporting currency;
+- a batch is recorded after the ledger's last event, whatever the clock says (`stamp`).
 
 The decisions of a batch are themselves a layer over what was known before it (`Layer`):
 the batch answers for what it has recorded so far, then asks below. The same layer, set
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
 from ledger.feed import Checked, Rejected
@@ -155,6 +157,15 @@ def outcomes(decided: Decided, rejected: Iterable[Rejected] = ()) -> Iterator[Ou
     for r in (*rejected, *decided.rejected):
         status = "conflict" if r.reason.startswith("conflict:") else "rejected"
         yield Outcome(r.line, r.event_id, status, r.reason)
+
+
+def stamp(now: datetime, last: datetime | None) -> datetime:
+    """A batch's recording instant: `now`, unless the clock went back to or before the
+    ledger's `last` one; then just after it. Recording instants never decrease along the
+    ledger's order, so what it knew at any instant is a prefix of it (`--known-at`)."""
+    if last is not None and now <= last:
+        return last + timedelta(microseconds=1)
+    return now
 
 
 def lookups(candidates: Collection[Checked]) -> tuple[set[str], set[str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -250,6 +251,20 @@ def test_recorded_streams_reconstitute_as_eventsourcing_aggregates(db_url):
     assert isinstance(subscription, Subscription)
     assert (subscription.key, subscription.customer_id) == ("s1", "c1")
     assert subscription.version == subscription.count == 3  # e1, e3 and the void of e3
+
+
+def test_a_clock_gone_back_still_records_each_batch_after_the_last(db_url):
+    """Recording instants never decrease along the ledger's order (what it knew at an
+    instant is a prefix of it): a batch is stamped just after the last if need be."""
+    back = datetime(2000, 1, 1, tzinfo=UTC)
+    with open_ledger(db_url) as app:
+        Ingestor(app, parallel=False).ingest(numbered_lines(jsonl(FEED[0]).splitlines()))
+        Ingestor(app, batch_size=1, parallel=False, clock=lambda: back).ingest(
+            numbered_lines(jsonl(*FEED[1:]).splitlines()))
+    stamps = [e["recorded_at"] for e in list_events(db_url)]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(FEED)
+    assert stamps[0] > "2000-01-01T00:00:00.000000Z"
+    assert verify_ledger(db_url).ok
 
 
 @st.composite

@@ -9,6 +9,7 @@ whole. Worked examples fix each reason's wording.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import given, settings
@@ -25,6 +26,7 @@ from ledger.rules import (
     decide,
     lookups,
     outcomes,
+    stamp,
     streams,
 )
 from tests.feeds import jsonl
@@ -241,3 +243,10 @@ def test_what_a_batch_asks_of_the_store():
     assert lookups(feed) == ({"e1", "v2", "v3", "e5"}, {"e0", "v1"})
     assert streams(feed, KNOWN) == {"s:s1", "c:c1", "c:c2"}  # not a void's
 
+
+def test_a_batch_is_stamped_after_the_last_recording_whatever_the_clock_says():
+    last = datetime(2025, 1, 1, tzinfo=UTC)
+    assert stamp(last + timedelta(seconds=1), last) == last + timedelta(seconds=1)
+    assert stamp(last, last) == last + timedelta(microseconds=1)  # strictly after
+    assert stamp(last - timedelta(days=9), last) == last + timedelta(microseconds=1)
+    assert stamp(last, None) == last  # an empty ledger
