@@ -43,11 +43,6 @@ class Heads(dict[str, Cached]):
         super().update(heads)
 
 
-def stream_uuid(stream: str) -> UUID:
-    """The aggregate id of a stream, from its key (`ledger.rules.stream_of`)."""
-    return subscription_uuid(stream[2:]) if stream[0] == "s" else customer_uuid(stream[2:])
-
-
 class StoreLookup:
     """Reads what the rules need of the store for one batch; caches stream heads."""
 
@@ -86,8 +81,10 @@ class StoreLookup:
                 ids[stream] = pending_ids[stream]
             elif (cached := self.cache.get(stream)) is not None:
                 ids[stream], store.heads[stream] = cached
-            else:
-                ids[stream] = stream_id = stream_uuid(stream)
+            else:  # the aggregate id from the stream's key (`ledger.rules.stream_of`)
+                stream_id = (subscription_uuid(stream[2:]) if stream[0] == "s"
+                             else customer_uuid(stream[2:]))
+                ids[stream] = stream_id
                 missing[stream_id] = stream
         for stream_id, version, customer_id in self.recorder.select_heads(list(missing)):
             store.heads[missing[stream_id]] = Head(version, customer_id)
@@ -95,7 +92,9 @@ class StoreLookup:
 
     def expect(self, heads: dict[str, Head], ids: dict[str, UUID]) -> None:
         """Take a batch's heads as the store's, before it has landed."""
-        self.cache.update({stream: (ids[stream], head) for stream, head in heads.items()})
+        # zip and map rather than a comprehension: no Python step per stream
+        self.cache.update(dict(zip(heads, zip(map(ids.__getitem__, heads), heads.values(),
+                                                  strict=True), strict=True)))
 
     def forget(self) -> None:
         """Another writer moved on: what is cached of the store may be stale."""
