@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ledger.ingest import Outcome
+from ledger.rules import Outcome
 from ledger.sources import RefusedDelivery, SignatureError
 from services.errors import LedgerError
 from services.ingest import Delivered, LedgerWriter

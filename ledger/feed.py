@@ -9,7 +9,7 @@ in feed order either way.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from itertools import chain
@@ -86,11 +86,14 @@ def check_batch(batch: list[tuple[int, bytes]]) -> list[Checked | Rejected]:
     return [check_line(number, raw) for number, raw in batch if raw.strip()]
 
 
-def _check_batch_in_worker(batch: list[tuple[int, bytes]], spool: Spool) -> str:
-    """`check_batch` for the worker process, its results spooled: checked records travel
-    back as plain tuples, which pickle in a third of a NamedTuple's time (`_received`
-    makes them `Checked`)."""
-    return spool.put([tuple(r) if type(r) is Checked else r for r in check_batch(batch)])
+Check = Callable[[list[tuple[int, bytes]]], list[Checked | Rejected]]
+
+
+def _check_batch_in_worker(batch: list[tuple[int, bytes]], spool: Spool, check: Check) -> str:
+    """`check` for the worker process, its results spooled: checked records travel back
+    as plain tuples, which pickle in a third of a NamedTuple's time (`_received` makes
+    them `Checked`)."""
+    return spool.put([tuple(r) if type(r) is Checked else r for r in check(batch)])
 
 
 _checked = Checked._make
@@ -101,10 +104,16 @@ def _received(spool: Spool, path: str) -> list[Checked | Rejected]:
 
 
 def checked_batches(
-    lines: Iterable[tuple[int, bytes]], size: int, *, parallel: bool
+    lines: Iterable[tuple[int, bytes]],
+    size: int,
+    *,
+    parallel: bool,
+    check: Check = check_batch,
+    spool: Callable[[], Spool] = Spool,
 ) -> Iterator[tuple[int, list[Checked | Rejected]]]:
     """(lines read, their results) a batch at a time. With `parallel`, a feed of more than
-    one batch is checked in a worker process."""
+    one batch is checked in a worker process, by `check` (importable by name: it is sent
+    there), its results handed back through a `spool()`."""
     batches = batched(lines, size, weight=lambda line: len(line[1]), limit=BATCH_BYTES)
     first = next(batches, None)
     if first is None:
@@ -112,24 +121,26 @@ def checked_batches(
     second = next(batches, None)
     if second is None or not parallel:
         for batch in chain([first], [second] if second else [], batches):
-            yield len(batch), check_batch(batch)
+            yield len(batch), check(batch)
         return
-    pool, spool = forked_pool(nice=CHECKER_NICE), Spool()
+    pool, results = forked_pool(nice=CHECKER_NICE), spool()
     try:
         pending: deque[tuple[int, Future[str]]] = deque()
-        pending.append((len(second), pool.submit(_check_batch_in_worker, second, spool)))
-        yield len(first), check_batch(first)  # while the worker starts
+        pending.append((len(second), pool.submit(_check_batch_in_worker, second, results,
+                                                 check)))
+        yield len(first), check(first)  # while the worker starts
         for batch in batches:
-            pending.append((len(batch), pool.submit(_check_batch_in_worker, batch, spool)))
+            pending.append((len(batch), pool.submit(_check_batch_in_worker, batch, results,
+                                                    check)))
             if len(pending) >= LOOKAHEAD:
                 read, future = pending.popleft()
-                yield read, _received(spool, future.result())
+                yield read, _received(results, future.result())
         while pending:
             read, future = pending.popleft()
-            yield read, _received(spool, future.result())
+            yield read, _received(results, future.result())
     finally:
         pool.shutdown(cancel_futures=True)
-        spool.close()
+        results.close()
 
 
 def numbered_lines(stream: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:

@@ -12,7 +12,8 @@ from typing import Any
 
 from ledger.application import LedgerApplication
 from ledger.feed import Rejected
-from ledger.ingest import Ingestor, IngestSummary, Outcome
+from ledger.ingest import Ingestor, IngestSummary
+from ledger.rules import Outcome
 from ledger.settings import redact
 from ledger.sources import Ignored, source_named
 from projections.projection import MRRProjection

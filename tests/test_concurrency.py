@@ -91,11 +91,10 @@ def test_overlapping_feeds_ingested_at_once_store_each_event_once(db_url, tmp_pa
         assert (total / 100, customers) == expected.mrr(day)
 
 
-def test_writers_handing_the_turn_on_batch_by_batch_store_each_event_once(db_url, monkeypatch):
+def test_writers_handing_the_turn_on_batch_by_batch_store_each_event_once(db_url):
     """Three writers with tiny batches and turns of two batches, so the turn changes hands
     all the time: a batch decided while another writer wrote is decided again, or refused
     by the store and decided again. Every event is stored once, nothing is refused."""
-    monkeypatch.setattr("ledger.ingest.TURN_BATCHES", 2)
     events = list(generate(customers=60, seed=5))
     third = len(events) // 3
     feeds = [events, events[: 2 * third], events]
@@ -104,7 +103,7 @@ def test_writers_handing_the_turn_on_batch_by_batch_store_each_event_once(db_url
     def ingest(feed: list[dict]) -> tuple[int, list[str]]:
         rejected: list[str] = []
         with LedgerApplication(db_url) as app:
-            summary = Ingestor(app, batch_size=7, parallel=False).ingest(
+            summary = Ingestor(app, batch_size=7, parallel=False, turn_batches=2).ingest(
                 numbered_lines(jsonl(*feed).splitlines()),
                 on_reject=lambda r: rejected.append(str(r)))
         return summary.accepted, rejected

@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import sqlite3
-import tempfile
-from concurrent.futures import BrokenExecutor
-from contextlib import contextmanager
-from pathlib import Path
+from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
 from click.testing import CliRunner
-from eventsourcing.persistence import IntegrityError, OperationalError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import ledger.feed
-import ledger.ingest
-import ledger.workers
 from cli import main
 from ledger.aggregates import Subscription, subscription_uuid
-from ledger.feed import CHECKER_NICE, checked_batches, numbered_lines
-from ledger.ingest import Ingestor, Outcome, _Heads
-from ledger.sqlite import SQLiteLedgerRecorder
-from ledger.workers import SPOOL_PREFIX
+from ledger.feed import numbered_lines
+from ledger.ingest import Ingestor
+from ledger.lookup import Heads
+from ledger.rules import Outcome
 from projections.projection import read_facts
-from services.errors import LedgerError
 from services.events import list_events
 from services.ingest import ingest_feed
 from services.ledger import open_ledger
@@ -192,6 +183,18 @@ class TestVoids:
         assert rejects == [expected]
 
 
+    def test_a_void_of_a_recorded_void_of_a_customer_event_is_refused_not_a_crash(
+        self, db_url
+    ):
+        """The void recorded earlier is indexed under its target's customer and no
+        subscription: it is refused as a void, whatever its target's stream."""
+        customer = {"event_id": "e0", "type": "customer.created",
+                    "effective_at": "2024-01-01T00:00:00Z", "customer_id": "c1"}
+        ingest(db_url, customer, voided("v1", "e0"))
+        _summary, rejects = ingest(db_url, voided("v2", "v1"))
+        assert rejects == ["line 1: v2: voids: 'v1' is itself a void"]
+
+
 class TestCommandLine:
     def run(self, db_url, *args, input=None):
         return CliRunner().invoke(main, ["--db", db_url, *args], input=input)
@@ -228,70 +231,6 @@ class TestCommandLine:
         assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_lines_checked_in_a_worker_process_come_back_as_checked_in_process():
-    lines = list(numbered_lines(
-        (jsonl(*FEED) + b"not json\n\n" + jsonl(voided("e5", "e1"))).splitlines()
-    ))
-    serial = list(checked_batches(lines, 2, parallel=False))
-    parallel = list(checked_batches(lines, 2, parallel=True))
-    assert parallel == serial
-    assert [read for read, _ in serial] == [2, 2, 2, 1]
-    for batches in (serial, parallel):  # a plain tuple would compare equal: types too
-        assert [type(r).__name__ for _, results in batches for r in results] == [
-            "Checked", "Checked", "Checked", "Checked", "Rejected", "Checked"
-        ]
-
-
-def test_lines_are_checked_in_a_process_of_lower_priority(monkeypatch):
-    """Deciding and writing are ingest's critical path: the checking process, which runs
-    ahead of them, takes what they leave of the cores."""
-    monkeypatch.setattr(ledger.feed, "check_batch", lambda batch: [os.nice(0)])  # its niceness
-    lines = list(numbered_lines(jsonl(*FEED).splitlines()))
-    niceness = [r for _, results in checked_batches(lines, 1, parallel=True) for r in results]
-    assert niceness[0] == os.nice(0)  # the first batch, checked here while the worker starts
-    assert set(niceness[1:]) == {min(os.nice(0) + CHECKER_NICE, 19)}
-
-
-def test_a_checking_process_that_dies_handing_results_over_ends_the_feed_not_hangs(
-    monkeypatch
-):
-    """Killed (out of memory, say) halfway through handing a batch's results over: the
-    reader must not wait for the rest forever."""
-    def dying_halfway(spool, value):
-        path = put(spool, value)
-        with open(path, "r+b") as half:
-            half.truncate(os.path.getsize(path) // 2)
-        os._exit(9)
-
-    put = ledger.workers.Spool.put
-    monkeypatch.setattr(ledger.workers.Spool, "put", dying_halfway)
-    lines = list(numbered_lines(jsonl(*FEED).splitlines()))
-    with pytest.raises(BrokenExecutor):
-        list(checked_batches(lines, 1, parallel=True))
-
-
-def test_an_ingest_that_fails_midway_stops_its_checking_process_and_removes_its_spool(
-    db_url, tmp_path, monkeypatch
-):
-    """At once, not when the error is let go: a caller may keep it (errors as data), and
-    its traceback holds the frames of the feed being checked."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    decide = Ingestor._decide
-
-    def failing_on_the_second_batch(self, candidates, pending=None):
-        if pending is not None:
-            raise OperationalError("the disk is full")
-        return decide(self, candidates, pending)
-
-    monkeypatch.setattr(Ingestor, "_decide", failing_on_the_second_batch)
-    with open_ledger(db_url) as app, pytest.raises(OperationalError) as kept:
-        Ingestor(app, batch_size=1, parallel=True).ingest(
-            numbered_lines(jsonl(*FEED).splitlines()))
-    assert kept.value.__traceback__ is not None
-    assert list(tmp_path.glob(SPOOL_PREFIX + "*")) == []
-    assert not multiprocessing.active_children()
-
-
 def test_a_feed_of_many_batches_checked_in_parallel_is_recorded_in_feed_order(db_url):
     feed = [*FEED, FEED[0], voided("e5", "e3"), changed("e6", "s1", "c2", "2024-04-01T00:00:00Z",
                                                            quantity=3)]
@@ -314,139 +253,18 @@ def test_recorded_streams_reconstitute_as_eventsourcing_aggregates(db_url):
     assert subscription.version == subscription.count == 3  # e1, e3 and the void of e3
 
 
-def test_a_batch_the_store_refuses_is_decided_again_and_so_is_the_next(db_url, tmp_path):
-    """As when another writer got there first: the refused batch is decided afresh, and so
-    is the next one, which was decided as if the refused one had landed."""
-    feed = [*FEED, changed("e5", "s1", "c1", "2024-04-01T00:00:00Z", quantity=3),
-            voided("e6", "e1")]
-    refusals = []
+def test_a_clock_gone_back_still_records_each_batch_after_the_last(db_url):
+    """Recording instants never decrease along the ledger's order (what it knew at an
+    instant is a prefix of it): a batch is stamped just after the last if need be."""
+    back = datetime(2000, 1, 1, tzinfo=UTC)
     with open_ledger(db_url) as app:
-        ingestor = Ingestor(app, batch_size=2, parallel=False)
-        write = ingestor._write
-
-        def refuse_once(batch):
-            if not refusals:
-                refusals.append(batch)
-                raise IntegrityError("another writer got there first")
-            write(batch)
-
-        ingestor._write = refuse_once
-        summary = ingestor.ingest(numbered_lines(jsonl(*feed).splitlines()))
-        refused_then_written = stored_keys(app, feed), snapshot(db_url)
-    assert refusals and (summary.accepted, summary.rejected) == (6, 0)
-    _, *clean = recorded(f"sqlite:///{tmp_path / 'clean.db'}", feed, len(feed))
-    assert refused_then_written == tuple(clean)
-
-
-def refusing_in_the_writer_process(
-    monkeypatch, error: Exception, mark: Path, *, after: int = 0
-) -> None:
-    """SQLite's writer process (forked after this) refuses a batch with `error` once it has
-    written `after` batches, leaving `mark` behind (what it does is not seen here)."""
-    insert_rows = SQLiteLedgerRecorder.insert_rows
-    written: list[int] = []  # the writer process's own copy
-
-    def refuse_once(self, rows, **kwargs):
-        if not mark.exists() and len(written) == after:
-            mark.write_text(str(os.getpid()))
-            raise error
-        written.append(len(rows))
-        insert_rows(self, rows, **kwargs)
-
-    monkeypatch.setattr(SQLiteLedgerRecorder, "insert_rows", refuse_once)
-
-
-def test_a_batch_the_writer_process_refuses_is_decided_again_here(tmp_path, monkeypatch):
-    """On SQLite the batches of a feed of several are written by a forked process: a
-    refusal there (another writer got there first) comes back here, and the batch is
-    decided and written again, as when this process writes."""
-    feed = [*FEED, changed("e5", "s1", "c1", "2024-04-01T00:00:00Z", quantity=3),
-            voided("e6", "e1")]
-    mark = tmp_path / "refused"
-    refusing_in_the_writer_process(monkeypatch, IntegrityError("another writer got there"), mark)
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    assert recorded(url, feed, 2, parallel=True) == recorded(
-        f"sqlite:///{tmp_path / 'clean.db'}", feed, len(feed))
-    assert int(mark.read_text()) != os.getpid()
-    assert verify_ledger(url).ok
-
-
-def test_a_feed_of_one_batch_starts_no_other_process(tmp_path, monkeypatch):
-    """A webhook's one event, say: a process would cost more than the batch."""
-    def no_fork(**_):
-        raise AssertionError("forked for one batch")
-
-    monkeypatch.setattr(ledger.feed, "forked_pool", no_fork)
-    monkeypatch.setattr(ledger.ingest, "forked_pool", no_fork)
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    outcomes, _, _ = recorded(url, FEED, len(FEED), parallel=True)
-    assert [o.status for o in outcomes] == ["accepted"] * len(FEED)
-
-
-def test_a_database_error_in_the_writer_process_is_raised_here_and_what_landed_is_whole(
-    tmp_path, monkeypatch
-):
-    mark = tmp_path / "refused"
-    refusing_in_the_writer_process(monkeypatch, OperationalError("database or disk is full"),
-                                   mark, after=1)
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    with pytest.raises(LedgerError, match=r"disk is full$"):  # one line, as from here
-        recorded(url, FEED, 1, parallel=True)
-    assert int(mark.read_text()) != os.getpid()
-    assert [e["event_id"] for e in list_events(url)] == ["e1"]  # the batch before
-    assert verify_ledger(url).ok
-
-
-def test_a_batch_decided_before_a_turn_is_handed_on_sees_what_was_written_meanwhile(
-    db_url, monkeypatch
-):
-    """The turn is handed on between one batch landing and the next being written, which
-    was decided before: it is decided again if another writer wrote in between. Here the
-    other writer records x1, which the next batch voids (decided before, the void would
-    be refused: no x1), and the batch after repeats (a duplicate)."""
-    monkeypatch.setattr("ledger.ingest.TURN_BATCHES", 2)
-    x1 = started("x1", "s9", "c9", "2024-01-09T00:00:00Z")
-    ours = [*FEED[:2], voided("v1", "x1"), x1]
-    turns = []
-    with open_ledger(db_url) as app, open_ledger(db_url) as other:
-        writing = app.writing
-
-        @contextmanager
-        def writing_after_another_writer():
-            turns.append(len(turns) + 1)
-            if len(turns) == 2:  # the first turn was just handed on
-                Ingestor(other, parallel=False).ingest(numbered_lines(jsonl(x1).splitlines()))
-            with writing():
-                yield
-
-        monkeypatch.setattr(app, "writing", writing_after_another_writer)
-        outcomes: list[Outcome] = []
-        Ingestor(app, batch_size=1, parallel=False).ingest(
-            numbered_lines(jsonl(*ours).splitlines()), on_outcome=outcomes.append)
-    assert turns == [1, 2]
-    assert [o.status for o in outcomes] == ["accepted", "accepted", "accepted", "duplicate"]
-
-
-def test_a_batch_takes_as_recorded_only_the_batch_being_written_so_memory_stays_flat(
-    db_url, monkeypatch
-):
-    """Over several turns: a batch is decided on the events of the batch being written,
-    not on every earlier batch's as well (held, they would grow with the feed)."""
-    monkeypatch.setattr("ledger.ingest.TURN_BATCHES", 2)
-    feed = [started(f"e{n}", f"s{n}", f"c{n}", "2024-01-01T00:00:00Z") for n in range(12)]
-    taken = []
-    with open_ledger(db_url) as app:
-        ingestor = Ingestor(app, batch_size=2, parallel=False)
-        decide = ingestor._decide
-
-        def noting_what_is_taken_as_recorded(candidates, pending=None):
-            taken.append(len(pending.recorded) if pending else 0)
-            return decide(candidates, pending)
-
-        ingestor._decide = noting_what_is_taken_as_recorded
-        summary = ingestor.ingest(numbered_lines(jsonl(*feed).splitlines()))
-    assert summary.accepted == 12
-    assert taken[0] == 0 and set(taken[1:]) == {2}
+        Ingestor(app, parallel=False).ingest(numbered_lines(jsonl(FEED[0]).splitlines()))
+        Ingestor(app, batch_size=1, parallel=False, clock=lambda: back).ingest(
+            numbered_lines(jsonl(*FEED[1:]).splitlines()))
+    stamps = [e["recorded_at"] for e in list_events(db_url)]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(FEED)
+    assert stamps[0] > "2000-01-01T00:00:00.000000Z"
+    assert verify_ledger(db_url).ok
 
 
 @st.composite
@@ -478,13 +296,15 @@ def hostile_feeds(draw) -> list[dict]:
 
 
 def recorded(
-    url: str, feed: list[dict], batch_size: int, parallel: bool = False
+    url: str, feed: list[dict], batch_size: int, parallel: bool = False, **options: Any
 ) -> tuple[list, list, list]:
     """What ingesting `feed` in batches of `batch_size` reports and stores (with a cache of
-    stream heads too small to hold the streams of the batch being written)."""
+    stream heads too small to hold the streams of the batch being written); `options` go
+    to the `Ingestor`."""
     outcomes: list[Outcome] = []
     with open_ledger(url) as app:
-        Ingestor(app, batch_size=batch_size, cache_size=1, parallel=parallel).ingest(
+        Ingestor(app, batch_size=batch_size, cache_size=1, parallel=parallel,
+                 **options).ingest(
             numbered_lines(jsonl(*feed).splitlines()), on_outcome=outcomes.append
         )
         keys = stored_keys(app, feed)
@@ -531,7 +351,7 @@ def test_a_new_sqlite_ledger_has_large_pages_and_an_old_one_keeps_its_own(tmp_pa
 
 
 def test_the_cache_of_stream_heads_stays_within_its_size_keeping_the_latest():
-    heads = _Heads(3)
+    heads = Heads(3)
     heads.update({"a": 1, "b": 2})
     heads.update({"c": 3, "d": 4})
     assert heads == {"b": 2, "c": 3, "d": 4}
