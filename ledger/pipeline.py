@@ -61,6 +61,10 @@ class Stage(Protocol[B]):
 
 
 class Writer(Protocol[B]):
+    """Where batches are written (`ledger.writers`): `submit` starts a write and returns
+    its future, whose result raises what the write raised (`IntegrityError`: another
+    writer got there first); `close` waits for what was submitted."""
+
     def submit(self, batch: B) -> Future[None]: ...
     def close(self) -> None: ...
 

@@ -52,8 +52,6 @@ class EventRow:
     originator_version: int
     state: bytes
     chain_sha256: str | None
-    customer_id: str | None  # from the index: a void's are its target's
-    subscription_id: str | None
 
 
 Row = tuple[bytes, int, str, bytes]  # a stored event: aggregate id bytes, version, topic, state
@@ -188,10 +186,10 @@ class LedgerQueries:
             tests.append(f"e.{self.position} <= ?")
             params.append(upto)
         return [
-            EventRow(row[0], _uuid(row[1]), row[2], bytes(row[3]), row[4], row[5], row[6])
+            EventRow(row[0], _uuid(row[1]), row[2], bytes(row[3]), row[4])
             for row in self._rows(
                 f"SELECT e.{self.position}, e.originator_id, e.originator_version, e.state, "
-                f"c.chain_sha256, k.customer_id, k.subscription_id FROM {self._join()} "
+                f"c.chain_sha256 FROM {self._join()} "
                 f"LEFT JOIN event_chain c ON c.position = e.{self.position} "
                 f"{'WHERE ' + ' AND '.join(tests) if tests else ''} "
                 f"ORDER BY e.{self.position}",

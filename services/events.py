@@ -40,9 +40,8 @@ def list_events(
                     "effective_at": fact.effective_at,
                     "type": fact.type,
                     "event_id": fact.event_id,
-                    # the index's: a void is listed under its target's customer
-                    "customer_id": row.customer_id,
-                    "subscription_id": row.subscription_id,
+                    "customer_id": fact.customer_id,  # a type's own fields: a void has none
+                    "subscription_id": fact.subscription_id,
                     "payload": fact.payload,
                     "chain_sha256": row.chain_sha256,
                 }
