@@ -262,7 +262,7 @@ def read_events(data: Iterable[bytes]) -> Iterator[tuple[int, bytes, Any]]:
 # -- the webhook's signature: `Stripe-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>...]`,
 # each v1 an HMAC-SHA256 of `"{t}.{raw body}"` under the endpoint's secret.
 
-def verify(header: str | None, body: bytes, secret: str, now: float | None = None) -> None:
+def verify(header: str | None, body: bytes, secret: str, now: int | None = None) -> None:
     """Raise `SignatureError` unless one v1 signature matches and the timestamp is fresh."""
     if not header:
         raise SignatureError("missing Stripe-Signature header")
@@ -277,7 +277,7 @@ def verify(header: str | None, body: bytes, secret: str, now: float | None = Non
     matched = [hmac.compare_digest(expected, candidate) for candidate in signatures]
     if not any(matched):
         raise SignatureError("no v1 signature matches")
-    if abs((time.time() if now is None else now) - int(stamp)) > TOLERANCE:
+    if abs((int(time.time()) if now is None else now) - int(stamp)) > TOLERANCE:
         raise SignatureError(f"timestamp outside the {TOLERANCE} s tolerance")
 
 
