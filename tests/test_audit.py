@@ -1,5 +1,5 @@
 """The auditor's guarantees, on both stores: the chain detects tampering, the event tables
-refuse changes, the projection is held to a fresh fold."""
+refuse changes, the projection is held to the reference fold."""
 
 from __future__ import annotations
 
