@@ -65,12 +65,6 @@ def next_month(first: date) -> date:
     return date(first.year + first.month // 12, first.month % 12 + 1, 1)
 
 
-def previous_month(first: date) -> date:
-    if (first.year, first.month) == (1, 1):
-        raise PeriodError("there is no month before 0001-01")
-    return date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
-
-
 def month_start(first: date) -> str:
     """The bound for "at the end of the month before the one starting `first`"."""
     return _start_of(first)
