@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
+from typing import TYPE_CHECKING
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
@@ -22,6 +23,9 @@ from projections.progress import Progress
 from projections.versions import Versions, fold_versions
 from projections.view import CustomerRows, SQLiteMRRView, customer_rows
 
+if TYPE_CHECKING:
+    from projections.replay import Plan
+
 PAGE = 5000
 REBUILD_AFTER = 4 * PAGE
 
@@ -31,11 +35,14 @@ Fold = Callable[[list[Fact]], Versions]
 
 class MRRProjection:
     """`fold` makes a customer's versions from its facts: `fold_versions`, the fast path
-    (a check substitutes a deliberately wrong one to prove `verify` catches it)."""
+    (a check substitutes a deliberately wrong one to prove `verify` catches it); `plan`
+    shares a rebuild between the cores (`projections.replay.PLAN` when None)."""
 
-    def __init__(self, app: LedgerApplication, fold: Fold = fold_versions) -> None:
+    def __init__(self, app: LedgerApplication, fold: Fold = fold_versions,
+                 plan: Plan | None = None) -> None:
         self.app = app
         self.fold = fold
+        self.plan = plan
         self.events = app.ledger_recorder
         if app.kind == "sqlite":
             self.view = app.tracking_recorder(SQLiteMRRView)
@@ -81,13 +88,14 @@ class MRRProjection:
     def rebuild(self, on_progress: Progress = lambda done, total: None) -> tuple[int, int]:
         """Replace the view by a fold of every event up to the current head, and the query
         engine's columns by the new current rows; returns (head position, customers)."""
-        from projections.replay import replay  # forks a worker: loaded only to replay
+        from projections import replay  # forks a worker: loaded only to replay
 
         head = self.head()
         columns = Columns()
         # closing: an error stops the replay's worker and removes its spool at once,
         # whoever keeps the error (and with it these frames) afterwards.
-        with closing(replay(self.app, head, on_progress)) as replayed:
+        plan = self.plan or replay.PLAN
+        with closing(replay.replay(self.app, head, on_progress, plan)) as replayed:
             customers = self.view.rebuild(gathering(replayed, columns),
                                           Tracking(self.app.name, head),
                                           lambda: columns.index().to_bytes())

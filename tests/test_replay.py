@@ -10,14 +10,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 import tempfile
+from collections.abc import Callable
 from datetime import date
 from itertools import pairwise
 
 import pytest
 from click.testing import CliRunner
 
-import projections.projection
-import projections.replay as replay_module
+import projections.replay
 from bench.generate import generate
 from cli import main
 from ledger.application import LedgerApplication
@@ -26,7 +26,7 @@ from projections.check import compare
 from projections.engine import MRRIndex
 from projections.periods import end_of
 from projections.projection import MRRProjection
-from projections.replay import replay
+from projections.replay import Claims, Plan, fold_run, replay, runs_of
 from services.ingest import ingest_feed
 from tests.feeds import in_units, jsonl, stored_reference
 
@@ -38,109 +38,109 @@ def ledger(tmp_path_factory) -> str:
     return url
 
 
-@pytest.fixture
-def tiny_runs(monkeypatch):
-    monkeypatch.setattr(replay_module, "RUN", 7)
+TINY = Plan(run=7)
+ONE_CORE = Plan(run=7, two_cores=lambda: False)
 
 
-def test_runs_cut_the_customers_in_byte_order_without_overlap(ledger, tiny_runs):
+def in_worker(parent: int, fault: Callable[[], None]) -> Plan:
+    """Tiny runs whose fold meets `fault` in the worker process (and works here)."""
+    def fold(recorder, upto, run):
+        if os.getpid() != parent:
+            fault()
+        return fold_run(recorder, upto, run)
+
+    return Plan(run=7, fold=fold)
+
+
+def test_runs_cut_the_customers_in_byte_order_without_overlap(ledger):
     with LedgerApplication(ledger) as app:
-        runs = replay_module._runs(app.ledger_recorder)
+        runs = runs_of(app.ledger_recorder, 7)
         firsts = [run.first for run in runs[1:]]
         assert len(runs) > 20
         assert firsts == sorted(firsts, key=str.encode) and len(set(firsts)) == len(firsts)
         assert all(a.after == b.first for a, b in pairwise(runs))
 
 
-def test_two_processes_give_what_one_gives_in_the_same_order(ledger, tiny_runs, monkeypatch):
+def test_two_processes_give_what_one_gives_in_the_same_order(ledger):
     with LedgerApplication(ledger) as app:
         head = app.ledger_recorder.max_notification_id()
-        shared = list(replay(app, head))
-        monkeypatch.setattr(replay_module, "second_core", lambda: False)
-        assert shared == list(replay(app, head))
+        shared = list(replay(app, head, plan=TINY))
+        assert shared == list(replay(app, head, plan=ONE_CORE))
         assert [rows.customers[0][0] for rows in shared] == sorted(
             (rows.customers[0][0] for rows in shared), key=str.encode)
 
 
-def test_a_rebuild_shared_between_processes_writes_the_same_view_and_columns(ledger, tiny_runs,
-                                                                  monkeypatch):
+def test_a_rebuild_shared_between_processes_writes_the_same_view_and_columns(ledger):
     with LedgerApplication(ledger) as app:
-        projection = MRRProjection(app)
+        projection = MRRProjection(app, plan=TINY)
         head, _ = projection.rebuild()
         shared = projection.view.stored(), projection.view.load_snapshot(head)
-        monkeypatch.setattr(replay_module, "second_core", lambda: False)
-        projection.rebuild()
+        MRRProjection(app, plan=ONE_CORE).rebuild()
         assert (projection.view.stored(), projection.view.load_snapshot(head)) == shared
         assert shared[1] == projection.view.read(MRRIndex.from_rows).to_bytes()
         assert compare(projection).difference is None
 
 
-def test_an_error_in_the_worker_is_raised_here(ledger, tiny_runs, monkeypatch):
-    parent, fold_run = os.getpid(), replay_module._fold
+def test_an_error_in_the_worker_is_raised_here(ledger):
+    def cannot_fold() -> None:
+        raise ValueError("the worker could not fold")
 
-    def failing_in_worker(recorder, upto, run):
-        if os.getpid() != parent:
-            raise ValueError("the worker could not fold")
-        return fold_run(recorder, upto, run)
-
-    monkeypatch.setattr(replay_module, "_fold", failing_in_worker)
+    plan = in_worker(os.getpid(), cannot_fold)
     with LedgerApplication(ledger) as app, pytest.raises(ValueError, match="could not fold"):
-        list(replay(app, app.ledger_recorder.max_notification_id()))
+        list(replay(app, app.ledger_recorder.max_notification_id(), plan=plan))
+
+
+class DiskFull:
+    """A view whose rebuild takes the first customer's rows, then finds the disk full."""
+
+    def rebuild(self, rows, tracking, snapshot) -> int:
+        next(iter(rows))
+        raise OSError("database or disk is full")
 
 
 def test_a_rebuild_that_fails_midway_stops_its_worker_and_removes_its_spool(
-    ledger, tiny_runs, tmp_path, monkeypatch
+    ledger, tmp_path, monkeypatch
 ):
     """At once, whoever keeps the error (and with it the frames of the replay) afterwards."""
-    def failing_after_one_customer(customers, columns):
-        next(iter(customers))
-        raise OSError("database or disk is full")
-        yield
-
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(projections.projection, "gathering", failing_after_one_customer)
     with LedgerApplication(ledger) as app, pytest.raises(OSError) as kept:
-        MRRProjection(app).rebuild()
+        projection = MRRProjection(app, plan=TINY)
+        projection.view = DiskFull()
+        projection.rebuild()
     assert kept.value.__traceback__ is not None
     assert list(tmp_path.glob(SPOOL_PREFIX + "*")) == []
     assert not multiprocessing.active_children()
 
 
-def exit_in_worker(monkeypatch, code: int) -> None:
-    """The replay's worker process exits with `code` as it folds a run."""
-    parent, fold_run = os.getpid(), replay_module._fold
-
-    def dying_in_worker(recorder, upto, run):
-        if os.getpid() != parent:
-            os._exit(code)
-        return fold_run(recorder, upto, run)
-
-    monkeypatch.setattr(replay_module, "_fold", dying_in_worker)
-
-
-def test_a_worker_that_dies_is_an_error_not_a_short_answer(ledger, tiny_runs, monkeypatch):
-    exit_in_worker(monkeypatch, 3)
+def test_a_worker_that_dies_is_an_error_not_a_short_answer(ledger):
+    plan = in_worker(os.getpid(), lambda: os._exit(3))
     with LedgerApplication(ledger) as app, pytest.raises(RuntimeError, match="exit code 3"):
-        list(replay(app, app.ledger_recorder.max_notification_id()))
+        list(replay(app, app.ledger_recorder.max_notification_id(), plan=plan))
 
 
-def test_a_worker_that_dies_holding_the_claims_lock_is_an_error_not_a_hang(ledger, tiny_runs,
-                                                                          monkeypatch):
-    parent, take = os.getpid(), replay_module._Claims.take
+class DyingWithTheLock(Claims):
+    """Claims whose `take`, in the worker, dies holding the lock."""
 
-    def dying_with_the_lock(claims, worker=None):
-        if os.getpid() != parent:
-            claims.lock.acquire()
+    def __init__(self, runs: int) -> None:
+        super().__init__(runs)
+        self.parent = os.getpid()  # made here, before the fork
+
+    def take(self, worker=None):
+        if os.getpid() != self.parent:
+            self.lock.acquire()
             os._exit(4)
-        return take(claims, worker)
+        return super().take(worker)
 
-    monkeypatch.setattr(replay_module._Claims, "take", dying_with_the_lock)
+
+def test_a_worker_that_dies_holding_the_claims_lock_is_an_error_not_a_hang(ledger):
+    plan = Plan(run=7, claims=DyingWithTheLock)
     with LedgerApplication(ledger) as app, pytest.raises(RuntimeError, match="exit code 4"):
-        list(replay(app, app.ledger_recorder.max_notification_id()))
+        list(replay(app, app.ledger_recorder.max_notification_id(), plan=plan))
 
 
-def test_a_worker_that_dies_ends_the_replay_command_in_one_line(ledger, tiny_runs, monkeypatch):
-    exit_in_worker(monkeypatch, 9)
+def test_a_worker_that_dies_ends_the_replay_command_in_one_line(ledger, monkeypatch):
+    """Through the command: the product's plan, with a fold that dies in the worker."""
+    monkeypatch.setattr(projections.replay, "PLAN", in_worker(os.getpid(), lambda: os._exit(9)))
     result = CliRunner().invoke(main, ["--db", ledger, "replay"])
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
@@ -154,7 +154,7 @@ def test_postgresql_replays_in_one_process(pg_url):
         assert app.ledger_recorder.customer_bounds(7) == []
 
 
-def test_the_view_known_at_each_ingest_is_what_it_held_then_and_a_fold_of_it(db_url, tiny_runs):
+def test_the_view_known_at_each_ingest_is_what_it_held_then_and_a_fold_of_it(db_url):
     """Four ingests of a realistic feed (late, duplicate and voiding deliveries): after a
     rebuild on both cores, the rows read as known at each ingest are those the view held
     then, and they answer what the pure fold of the events recorded by then answers."""
@@ -167,7 +167,7 @@ def test_the_view_known_at_each_ingest_is_what_it_held_then_and_a_fold_of_it(db_
             projection.catch_up()
             then.append((projection.position, projection.view.load()))
     with LedgerApplication(db_url) as app:
-        projection = MRRProjection(app)
+        projection = MRRProjection(app, plan=TINY)
         stored = projection.view.stored()
         projection.rebuild()
         assert projection.view.stored() == stored
