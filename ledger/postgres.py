@@ -57,9 +57,12 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
         eventsourcing passes the batch as one array of a composite type, which psycopg
         dumps in Python, escaping every byte of every state: most of the cost of an
         ingest. The table lock and notification are the library's own, and rows are still
-        inserted in the batch's order.
+        inserted in the batch's order. The lock syncs on its own (a nested pipeline): a
+        role that may not write fails there with its own error, not as an aborted pipeline
+        the next statement would report.
         """
-        self._lock_table(curs)
+        with curs.connection.pipeline():
+            self._lock_table(curs)
         self._notify_channel(curs)
         curs.execute(
             SQL("INSERT INTO {}.{} (originator_id, originator_version, topic, state) "
