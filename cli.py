@@ -15,6 +15,7 @@ from commands.audit import explain, history
 from commands.charts import chart
 from commands.demo import demo
 from commands.events import events
+from commands.export import export
 from commands.ingest import import_, ingest
 from commands.init import init
 from commands.metrics import movements, mrr, nrr
@@ -56,7 +57,7 @@ def main(ctx: click.Context, db: str) -> None:
 
 
 for command in (init, ingest, import_, events, history, mrr, nrr, movements, cohorts, report,
-                chart, explain, replay, verify, serve, demo):
+                chart, export, explain, replay, verify, serve, demo):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import math
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
@@ -202,14 +202,30 @@ class MRRIndex:
         return [self.customers[i] for i in np.flatnonzero(grew & (m0 > 0))]
 
     def movements(self, first: date, last: date) -> list[Movement]:
+        return [self._movement(*step) for step in self.month_ends(first, last)]
+
+    def month_ends(
+        self, first: date, last: date
+    ) -> Iterator[tuple[date, np.ndarray, np.ndarray, np.ndarray]]:
+        """Each month of `first`..`last` as (month, every customer's MRR at the end of the
+        month before, at the month's end, whether it paid at an earlier month end): what a
+        month's movements, summed or customer by customer, are read from."""
         previous = self.mrr_at(month_start(first))
         paid = self._paid_at_a_month_end(instant(month_start(first)))
-        out = []
         for month in months(first, last):
             current = self.mrr_at(month_end(month))
-            out.append(self._movement(month, previous, current, paid))
+            yield month, previous, current, paid
             paid = paid | (current > 0)
             previous = current
+
+    def attributes_at(self, bound: str) -> dict[str, tuple[np.ndarray, list[str]]]:
+        """Each customer's attributes before `bound`: per key, each customer's value as a
+        code (-1: not set) and the values by code."""
+        rows, has = self.attr.last_before(instant(bound))
+        out = {}
+        for key, (codes, values) in self.attr_codes.items():
+            picked = codes[np.maximum(rows, 0)] if len(codes) else np.full(len(rows), -1)
+            out[key] = (np.where(has, picked, -1), values)
         return out
 
     def _paid_at_a_month_end(self, bound: int) -> np.ndarray:

@@ -34,3 +34,19 @@ def ratio(name: str, value: Fraction | None) -> dict[str, Any]:
 def percent(value: Fraction | str | None) -> str:
     """For tables: 1.234567 (or its exact text, "p/q") -> '123.46%'."""
     return "n/a" if value is None else decimal_text(Fraction(value) * 100, 2) + "%"
+
+
+def exact_decimal(value: Fraction) -> str:
+    """The exact value as decimal text a spreadsheet reads (`12.5`, `-3`) when it has a
+    finite decimal expansion, else the reduced fraction (`1523/3`): MRR of a weekly or
+    daily plan can be a repeating decimal, which no decimal text holds exactly."""
+    q = value.denominator
+    twos = fives = 0
+    while q % 2 == 0:
+        q, twos = q // 2, twos + 1
+    while q % 5 == 0:
+        q, fives = q // 5, fives + 1
+    if q != 1:
+        return exact_text(value)
+    places = max(twos, fives)
+    return decimal_text(value, places)

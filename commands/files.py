@@ -1,0 +1,31 @@
+"""Writing a result to a file named by `--out`: a path that cannot be written is one line
+naming it and the reason, never a traceback, and a half-written file never replaces a
+good one (written beside it, then renamed)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from services.errors import LedgerError
+
+
+@contextmanager
+def written(out: Path) -> Iterator[Path]:
+    """A temporary path beside `out`, renamed to `out` when the block succeeds."""
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        yield partial
+        os.replace(partial, out)
+    except OSError as exc:
+        raise LedgerError(f"cannot write {out}: {exc.strerror or exc}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def write_bytes(out: Path, write: Callable[[BinaryIO], None]) -> None:
+    with written(out) as partial, partial.open("wb") as stream:
+        write(stream)

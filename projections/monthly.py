@@ -1,0 +1,73 @@
+"""Customer by month: one row per customer and month end, the table dbt's mrr-playbook
+builds (`customer_revenue_by_month` with its `change_category`).
+
+A customer has a row in a month when it paid at the end of the month before or at the
+end of this one; its movement category is the month's movement rule
+(`projections.movements.split`) applied to that one customer, so the rows of a month
+summed by category are exactly that month's `movements`. A customer paying the same at
+both ends has no category ("").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+
+from projections.engine import NEVER, MRRIndex
+from projections.movements import split as movement_split
+from projections.periods import month_end, month_label
+
+CATEGORIES = ("", "new", "expansion", "contraction", "churn", "reactivation")
+
+
+@dataclass(frozen=True)
+class MonthRows:
+    """A month's rows, as columns. MRRs are integers of 1/`denominator` cents."""
+
+    month: str
+    customers: list[str]
+    mrr: np.ndarray  # at the month's end
+    previous_mrr: np.ndarray  # at the end of the month before
+    category: list[str]
+    first_paid_month: list[str]
+    attributes: dict[str, list[str | None]]  # at the month's end, by key
+    denominator: int
+
+
+def customer_months(index: MRRIndex, first: date, last: date) -> Iterator[MonthRows]:
+    """The rows of each month `first`..`last`, customers in the index's order."""
+    first_paid = _months_of(index.first_paid)
+    for month, p, q, paid in index.month_ends(first, last):
+        grew, shrank, lost, starts = movement_split(p, q)
+        code = np.zeros(len(p), dtype=np.int8)
+        code[starts & ~paid] = 1
+        code[grew] = 2
+        code[shrank] = 3
+        code[lost] = 4
+        code[starts & paid] = 5
+        rows = np.flatnonzero((p > 0) | (q > 0))
+        attributes = {
+            key: [None if c < 0 else values[c] for c in codes[rows].tolist()]
+            for key, (codes, values) in index.attributes_at(month_end(month)).items()
+        }
+        yield MonthRows(
+            month=month_label(month),
+            customers=[index.customers[i] for i in rows.tolist()],
+            mrr=q[rows],
+            previous_mrr=p[rows],
+            category=[CATEGORIES[c] for c in code[rows].tolist()],
+            first_paid_month=[first_paid[i] for i in rows.tolist()],
+            attributes=attributes,
+            denominator=index.denominator,
+        )
+
+
+def _months_of(instants: np.ndarray) -> list[str]:
+    """`YYYY-MM` of each first paid instant (microseconds since the epoch); "" for none."""
+    paid = instants != NEVER
+    labels = np.where(paid, instants, 0).astype("datetime64[us]").astype("datetime64[M]")
+    texts = np.datetime_as_string(labels, unit="M").tolist()
+    return [m if ok else "" for m, ok in zip(texts, paid.tolist(), strict=True)]
