@@ -8,6 +8,7 @@ import click
 
 from commands.options import date_option, known_at_option, parser
 from commands.output import caption, emit_csv, emit_json, emit_table, format_option, working
+from commands.report_lines import report_figures, report_lines
 from projections.periods import GRAINS, parse_month, parse_segment
 from services.present import percent
 
@@ -79,25 +80,8 @@ def report(db: str, start: date, end: date, known_at: str | None, fmt: str) -> N
         r = summary_report(db, start, end, known_at)
     if fmt == "json":
         emit_json(r)
-        return
-    ratio = {k: percent(r[f"{k}_exact"]) for k in ("nrr", "grr", "logo_churn")}
-    rows = [
-        {"figure": f"MRR at {r['start']}", "value": f"{r['mrr_at_start']} "
-                                                     f"({r['customers_at_start']} customers)"},
-        {"figure": f"MRR at {r['end']}", "value": f"{r['mrr_at_end']} "
-                                                 f"({r['customers_at_end']} customers)"},
-        {"figure": "NRR", "value": f"{ratio['nrr']}  {r['nrr_band'] or ''}"},
-        {"figure": "GRR", "value": ratio["grr"]},
-        {"figure": "logo churn", "value": f"{ratio['logo_churn']} ({r['churned_customers']} of "
-                                          f"{r['customers']} customers)"},
-        {"figure": "expansion from quantity", "value": r["expansion_from_quantity"]},
-        {"figure": "expansion from price or plan", "value": r["expansion_from_price_or_plan"]},
-        *({"figure": f"movements: {kind}", "value": r["movements"][kind]}
-          for kind in ("new", "expansion", "reactivation", "contraction", "churn")),
-        *({"figure": "WARNING", "value": w} for w in r["warnings"]),
-    ]
-    if fmt == "csv":
-        emit_csv(["figure", "value"], rows)
-        return
-    emit_table(["figure", "value"], rows, title=f"Revenue retention {start} -> {end}",
-               caption=caption(r["manifest"]))
+    elif fmt == "csv":
+        emit_csv(["figure", "value"], report_figures(r))
+    else:
+        emit_table(["figure", "value"], report_lines(r),
+                   title=f"Revenue retention {start} -> {end}", caption=caption(r["manifest"]))

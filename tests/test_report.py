@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
 from fractions import Fraction
 
 import pytest
@@ -74,3 +77,38 @@ def test_expansion_is_split_into_quantity_and_price_or_plan(db_url):
     r = report(db_url, "--start", "2024-01-31", "--end", "2024-12-31")
     assert (r["expansion_exact"], r["expansion_from_quantity_exact"],
             r["expansion_from_price_or_plan_exact"]) == ("74", "20", "54")
+
+
+NUMBER = re.compile(r"-?\d+(\.\d+)?")
+TEXT = {"start", "end", "nrr_band", "warning", "known_at", "ledger_chain_sha256"}
+
+
+def test_csv_has_one_plain_value_per_figure_equal_to_the_json(db_url):
+    """A spreadsheet reads every cell: numbers as numbers (no `300.00 (2 customers)`, no
+    `2/3`, which a spreadsheet takes for a date), the band and warnings as text."""
+    ingest_feed(db_url, jsonl(*FEED).splitlines())
+    args = ["--start", "2024-01-31", "--end", "2024-03-31"]
+    r = report(db_url, *args)
+    result = CliRunner().invoke(main, ["--db", db_url, "report", *args, "--format", "csv"])
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    for row in rows:
+        assert row["figure"] in TEXT or NUMBER.fullmatch(row["value"]), row
+    figures = {row["figure"]: row["value"] for row in rows}
+    for key in ("mrr_at_start", "customers_at_start", "nrr", "grr", "logo_churn", "churn",
+                "contraction", "expansion", "starting_mrr", "ending_mrr", "nrr_band"):
+        assert figures[key] == str(r[key]), key
+    assert figures["movements_new"] == r["movements"]["new"]
+    assert [row["value"] for row in rows if row["figure"] == "warning"] == r["warnings"]
+    assert figures["ledger_position"] == str(r["manifest"]["ledger_head"]["position"])
+
+
+def test_the_table_shows_the_churn_and_contraction_behind_the_nrr(db_url):
+    ingest_feed(db_url, jsonl(*FEED).splitlines())
+    result = CliRunner().invoke(main, ["--db", db_url, "report", "--start", "2024-01-31",
+                                       "--end", "2024-03-31"], env={"COLUMNS": "120"})
+    lines = {line.split("│")[1].strip(): line.split("│")[2].strip()
+             for line in result.stdout.splitlines() if line.count("│") == 3}
+    assert lines["starting MRR (2 customers)"] == "300.00"  # a 100, b 200 at January end
+    assert lines["+ expansion"] == "0.00" and lines["- contraction"] == "0.00"
+    assert lines["- churn (1 left)"] == "100.00"
+    assert lines["= ending MRR (the same customers)"] == "200.00"
