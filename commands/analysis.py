@@ -10,7 +10,6 @@ from commands.options import date_option, known_at_option, parser
 from commands.output import caption, emit_csv, emit_json, emit_table, format_option, working
 from commands.report_lines import report_figures, report_lines
 from projections.periods import GRAINS, parse_month, parse_segment
-from services.present import percent
 
 
 @click.command()
@@ -42,7 +41,6 @@ def cohorts(db: str, start: date, end: date, grain: str, metric: str,
         emit_json(report)
         return
     width = max((len(c["ages"]) for c in report["cohorts"]), default=0)
-    ages = [f"age {k}" for k in range(width)]
     if fmt == "csv":
         rows = [{"cohort": c["cohort"], "customers": c["customers"],
                  "starting_mrr": c["starting_mrr"],
@@ -54,12 +52,15 @@ def cohorts(db: str, start: date, end: date, grain: str, metric: str,
                   *(f"age_{k}" for k in range(width)),
                   *(f"age_{k}_exact" for k in range(width))], rows)
         return
-    rows = [{"cohort": c["cohort"], "customers": c["customers"],
-             "starting_mrr": c["starting_mrr"],
-             **{f"age {k}": percent(v) for k, v in enumerate(c["ages_exact"])}}
-            for c in report["cohorts"]]
-    emit_table(["cohort", "customers", "starting_mrr", *ages], rows,
-               title=f"{metric.upper()} by {grain} cohort", caption=caption(report["manifest"]))
+    import shutil
+
+    from commands.cohort_table import cohort_lines
+
+    title = (f"{metric.upper()} by {grain} cohort (% of the cohort's starting "
+             + ("customers" if metric == "logos" else "MRR") + "; start = starting MRR)")
+    width = shutil.get_terminal_size((100, 24)).columns
+    for line in cohort_lines(report, width, title, caption(report["manifest"])):
+        click.echo(line)
 
 
 @click.command()

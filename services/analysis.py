@@ -109,27 +109,36 @@ def summary_report(url: str, start: date, end: date,
     }
 
 
-def chart_series(url: str, kind: str, first: date, last: date,
-                 known_at: str | None = None) -> dict[str, Any]:
-    """The monthly series a chart draws, exact: MRR at each month end; the movements of
-    each month; or trailing-12-month NRR and GRR at each month end."""
+def chart_series(url: str, kind: str, first: date, last: date, known_at: str | None = None,
+                 grain: str = "month", metric: str = "nrr") -> dict[str, Any]:
+    """What a chart draws, exact: MRR at each month end; the movements of each month;
+    trailing-12-month NRR and GRR at each month end with the customers behind each point;
+    or the cohort triangle (`grain`, `metric`). With the reporting currency and the
+    manifest, which the chart prints."""
+    if kind == "cohorts":
+        report = cohorts_report(url, first, last, grain, metric, None, known_at)
+        with open_ledger(url) as app:
+            currency = app.reporting_currency()
+        return {"kind": kind, "grain": grain, "metric": metric, "cohorts": report["cohorts"],
+                "currency": currency, "manifest": report["manifest"]}
     span = months(first.replace(day=1), last.replace(day=1))
-    with engine(url, known_at) as (e, reflects):
-        if kind == "mrr":
-            points = [{"month": month_label(m), "mrr": e.total(month_end(m))[0]}
-                      for m in span]
-        elif kind == "movements":
-            points = [{"month": mv.month, **{k: getattr(mv, k) for k in KINDS}}
-                      for mv in e.movements(span[0], span[-1])]
-        else:
-            points = []
-            for m in span:
-                year_before = _months_back(m, 12)
-                r = e.nrr(month_end(year_before), month_end(m), None, None) if year_before \
-                    else None  # before 0001-01 nobody paid: no cohort
-                points.append({"month": month_label(m), "nrr": r and r.nrr,
-                               "grr": r and r.grr})
-    return {"kind": kind, "points": points, "manifest": reflects}
+    with open_ledger(url) as app:
+        e, reflects = engine_for(app, known_at)
+        currency = app.reporting_currency()
+    if kind == "mrr":
+        points = [{"month": month_label(m), "mrr": e.total(month_end(m))[0]} for m in span]
+    elif kind == "movements":
+        points = [{"month": mv.month, **{k: getattr(mv, k) for k in KINDS}}
+                  for mv in e.movements(span[0], span[-1])]
+    else:
+        points = []
+        for m in span:
+            year_before = _months_back(m, 12)
+            r = e.nrr(month_end(year_before), month_end(m), None, None) if year_before \
+                else None  # before 0001-01 nobody paid: no cohort
+            points.append({"month": month_label(m), "nrr": r and r.nrr, "grr": r and r.grr,
+                           "customers": r.customers if r else 0})
+    return {"kind": kind, "points": points, "currency": currency, "manifest": reflects}
 
 
 def _months_back(first: date, count: int) -> date | None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 
 import pytest
 from click.testing import CliRunner
@@ -68,3 +69,33 @@ def _last_day(label: str) -> str:
     from projections.periods import parse_period
 
     return (date.fromisoformat(parse_period(label).end[:10]) - timedelta(days=1)).isoformat()
+
+
+def test_two_years_of_monthly_cohorts_fit_100_columns(sqlite_url):
+    """24 cohorts x 24 ages: no line over 100 characters, no cell wrapped; the ages that do
+    not fit continue in a second block, one line per cohort in each; every cell is the
+    JSON's figure as a whole percentage."""
+    ingest_feed(sqlite_url, jsonl(*generate(customers=300, seed=21)).splitlines())
+    args = ["cohorts", "--start", "2023-01", "--end", "2024-12"]
+    result = CliRunner().invoke(main, ["--db", sqlite_url, *args], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(map(len, lines)) <= 100
+    blocks = [i for i, line in enumerate(lines) if line.startswith("cohort ")]
+    assert len(blocks) == 2
+    report = json_of(sqlite_url, *args)
+    cells: dict[str, list[str]] = {}
+    for start in blocks:
+        labels = set()
+        for line in lines[start + 1:]:
+            if not line or line.startswith("as known at"):
+                break
+            label, _, _, *values = line.split()
+            assert label not in labels
+            labels.add(label)
+            cells.setdefault(label, []).extend(values)
+    assert list(cells) == [f"{'JanFebMarAprMayJunJulAugSepOctNovDec'[m * 3:m * 3 + 3]}'{y}"
+                           for y in (23, 24) for m in range(12)]
+    for row, values in zip(report["cohorts"], cells.values(), strict=True):
+        assert values == ["-" if v is None else f"{round(Fraction(v) * 100)}%"
+                          for v in row["ages_exact"]]
