@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import click
 
+from commands.charts import MIN_CUSTOMERS
 from commands.options import date_option, known_at_option, parser
 from commands.output import caption, emit_csv, emit_json, emit_table, format_option, working
 from commands.report_lines import report_figures, report_lines
@@ -67,14 +69,34 @@ def cohorts(db: str, start: date, end: date, grain: str, metric: str,
 @date_option("--start", "Start of the period (its end, UTC).")
 @date_option("--end", "End of the period (its end, UTC).")
 @known_at_option
-@format_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]),
+              default="table", show_default=True,
+              help="table for people, json or csv for tools, html for a file to share.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="html: the file to write (one self-contained file).")
 @click.pass_obj
-def report(db: str, start: date, end: date, known_at: str | None, fmt: str) -> None:
+def report(db: str, start: date, end: date, known_at: str | None, fmt: str,
+           out: Path | None) -> None:
     """A one-screen summary for people: MRR at both ends, NRR and GRR with the band the
-    NRR falls in, the monthly movements of the months after START's up to END's, logo
-    churn, and warnings (such as expansion masking churn)."""
+    NRR falls in and the starting MRR, expansion, contraction and churn behind them, the
+    monthly movements of the months after START's up to END's, logo churn, and warnings
+    (such as expansion masking churn). `--format html --out FILE` writes the report with
+    its charts and manifest as one self-contained HTML file."""
     if end < start:
         raise click.BadParameter("the end is before the start", param_hint="--end")
+    if (fmt == "html") != (out is not None):
+        raise click.UsageError("--out FILE goes with --format html, and html needs it")
+    if fmt == "html":
+        from commands.files import written
+        from commands.html_report import html_report
+        from services.analysis import report_with_charts
+
+        with working("computing the report and drawing its charts"):
+            page = html_report(report_with_charts(db, start, end, known_at), MIN_CUSTOMERS)
+            with written(out) as partial:
+                partial.write_text(page, encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)
+        return
     from services.analysis import summary_report
 
     with working("computing the report"):

@@ -3,11 +3,19 @@
 #
 # Installs revledger with its test dependencies into .venv. Unless REVLEDGER_TEST_POSTGRES
 # names a server (postgresql://user:pass@host:port/db), installs PostgreSQL with apt if
-# needed, starts a throwaway cluster on 127.0.0.1 and removes it afterwards.
+# needed, starts a throwaway cluster on 127.0.0.1 and removes it afterwards. Installs
+# Chromium with apt if needed: the HTML report is tested by rendering it headless.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . scripts/venv.sh test
+
+if [ -z "${REVLEDGER_TEST_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+    echo "installing Chromium (apt)..." >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq chromium >/dev/null
+fi
 
 cleanup() { :; }
 if [ -z "${REVLEDGER_TEST_POSTGRES:-}" ]; then

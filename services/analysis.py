@@ -7,7 +7,9 @@ from datetime import date
 from fractions import Fraction
 from typing import Any
 
+from ledger.application import LedgerApplication
 from projections.cohorts import triangle
+from projections.engine import MRRIndex
 from projections.facts import by_customer_stream
 from projections.fold import visible
 from projections.movements import KINDS
@@ -67,18 +69,24 @@ def summary_report(url: str, start: date, end: date,
     after `start`'s up to `end`'s, logo churn, and warnings a reader must not miss."""
     with open_ledger(url) as app:
         e, reflects = engine_for(app, known_at)
-        m0, c0 = e.total(end_of(start))
-        m1, c1 = e.total(end_of(end))
-        r = e.nrr(end_of(start), end_of(end), None, None)
-        moves = (e.movements(next_month(start.replace(day=1)), end.replace(day=1))
-                 if start.replace(day=1) < end.replace(day=1) else [])
-        # The split needs subscriptions, which the projection does not keep: the events of
-        # the customers who expanded, as recorded by the answer's position (not a replay).
-        upto = reflects["ledger_head"]["position"] if reflects["ledger_head"] else 0
-        expanded = e.expanded(end_of(start), end_of(end))
-        customers = [(c, visible(facts)) for c, facts in by_customer_stream(
-            app.ledger_recorder.select_customer_events(expanded, upto))]
-        from_quantity, from_price = split_expansion(customers, end_of(start), end_of(end))
+        return summary_of(app, e, reflects, start, end)
+
+
+def summary_of(app: LedgerApplication, e: MRRIndex, reflects: dict[str, Any], start: date,
+               end: date) -> dict[str, Any]:
+    """The summary from an engine (and the ledger it reflects, for the expansion split)."""
+    m0, c0 = e.total(end_of(start))
+    m1, c1 = e.total(end_of(end))
+    r = e.nrr(end_of(start), end_of(end), None, None)
+    moves = (e.movements(next_month(start.replace(day=1)), end.replace(day=1))
+             if start.replace(day=1) < end.replace(day=1) else [])
+    # The split needs subscriptions, which the projection does not keep: the events of
+    # the customers who expanded, as recorded by the answer's position (not a replay).
+    upto = reflects["ledger_head"]["position"] if reflects["ledger_head"] else 0
+    expanded = e.expanded(end_of(start), end_of(end))
+    customers = [(c, visible(facts)) for c, facts in by_customer_stream(
+        app.ledger_recorder.select_customer_events(expanded, upto))]
+    from_quantity, from_price = split_expansion(customers, end_of(start), end_of(end))
     totals = {kind: sum((getattr(m, kind) for m in moves), Fraction(0)) for kind in KINDS}
     warnings = []
     if r.grr is not None and r.nrr is not None and r.grr < Fraction(9, 10) and r.nrr >= 1:
@@ -125,6 +133,13 @@ def chart_series(url: str, kind: str, first: date, last: date, known_at: str | N
     with open_ledger(url) as app:
         e, reflects = engine_for(app, known_at)
         currency = app.reporting_currency()
+    return series_of(e, kind, span, currency, reflects)
+
+
+def series_of(e: MRRIndex, kind: str, span: list[date], currency: str,
+              reflects: dict[str, Any]) -> dict[str, Any]:
+    """A monthly series (`mrr`, `movements` or `nrr`) over the months `span` from an
+    engine."""
     if kind == "mrr":
         points = [{"month": month_label(m), "mrr": e.total(month_end(m))[0]} for m in span]
     elif kind == "movements":
@@ -145,3 +160,20 @@ def _months_back(first: date, count: int) -> date | None:
     """The month `count` months before, or None before 0001-01."""
     month = first.year * 12 + first.month - 1 - count
     return date(month // 12, month % 12 + 1, 1) if month >= 12 else None
+
+
+def report_with_charts(url: str, start: date, end: date,
+                       known_at: str | None = None) -> dict[str, Any]:
+    """The report, and the charts that go with it (MRR and trailing NRR at the month ends
+    of `start`..`end`, the movements of the months after `start`'s, as the report's), all
+    read from one engine: one ledger head for all."""
+    span = months(start.replace(day=1), end.replace(day=1))
+    moved = span[1:] or span
+    with open_ledger(url) as app:
+        e, reflects = engine_for(app, known_at)
+        currency = app.reporting_currency()
+        report = summary_of(app, e, reflects, start, end)
+    return {"report": report, "currency": currency,
+            "charts": [series_of(e, "mrr", span, currency, reflects),
+                       series_of(e, "movements", moved, currency, reflects),
+                       series_of(e, "nrr", span, currency, reflects)]}
