@@ -32,9 +32,16 @@ def render() -> str:
     from cli import main
 
     parts = [HEADER, "## revledger\n", "```\n" + _help([]) + "\n```\n"]
-    for name in sorted(main.commands):
-        parts.append(f"## revledger {name}\n")
-        parts.append("```\n" + _help([name]) + "\n```\n")
+
+    def document(path: list[str], command: click.Command) -> None:
+        """A command's help, then each subcommand's of a group (`export mrr`)."""
+        parts.append(f"## revledger {' '.join(path)}\n")
+        parts.append("```\n" + _help(path) + "\n```\n")
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            document([*path, name], sub)
+
+    for name, command in sorted(main.commands.items()):
+        document([name], command)
     return "\n".join(parts)
 
 
