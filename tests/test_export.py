@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import date, timedelta
 from fractions import Fraction
 
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
 
 from bench.generate import generate
 from cli import main
+from projections import reference
+from services.export import export_mrr
 from services.ingest import ingest_feed
 from services.ledger import open_ledger
 from tests.feeds import cancelled, changed, jsonl, started, stored_reference
+from tests.strategies import feeds
 
 SIGN = {"new": 1, "expansion": 1, "reactivation": 1, "contraction": -1, "churn": -1}
 
@@ -119,3 +124,53 @@ def test_an_unwritable_path_is_one_line(sqlite_url, tmp_path):
     assert result.exit_code == 1
     assert result.stderr.startswith("revledger: cannot write ") and "Traceback" not in \
         result.output and len(result.stderr.splitlines()) == 1
+
+
+PROPERTY = settings(deadline=None, suppress_health_check=[
+    HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+def _check_against_the_reference(url: str, drawn) -> None:
+    """Every row is the reference's customer at that month: MRR at the month's end and the
+    month before, attributes at the month's end; a row exactly when either MRR is > 0;
+    and the rows summed by month and movement are the reference's movements."""
+    for ingest in drawn.ingests:
+        assert ingest_feed(url, jsonl(*ingest).splitlines()).summary.rejected == 0
+    table = export_mrr(url, date(2023, 10, 1), date(2025, 3, 1))
+    rows = [{c: columns[c][i] for c in table.columns}
+            for columns in table.months for i in range(len(columns["month"]))]
+    with open_ledger(url) as app:
+        ref = stored_reference(app)
+    months = reference.month_range("2023-10", "2025-03")
+    expected = set()
+    for customer, history in ref.histories.items():
+        for month in months:
+            first = date.fromisoformat(month + "-01")
+            p = history.mrr_at(reference.last_instant(first - timedelta(days=1)))
+            q = history.mrr_at(reference.last_instant(reference.month_last_day(month)))
+            if p > 0 or q > 0:
+                expected.add((month, customer, p, q, tuple(sorted(history.attributes_at(
+                    reference.last_instant(reference.month_last_day(month))).items()))))
+    keys = sorted(k.removeprefix("attr_") for k in table.columns if k.startswith("attr_"))
+    got = {(r["month"], r["customer_id"], Fraction(r["previous_mrr_exact"]),
+            Fraction(r["mrr_exact"]),
+            tuple((k, r[f"attr_{k}"]) for k in keys if r[f"attr_{k}"] != "")) for r in rows}
+    assert got == expected
+    totals = sums(rows)
+    for plain in ref.movements("2023-10", "2025-03"):
+        for kind in SIGN:
+            assert totals.get((plain["month"], kind), Fraction(0)) == plain[kind]
+
+
+@pytest.mark.parametrize("fresh_db", ["sqlite"], indirect=True)
+@PROPERTY
+@given(drawn=feeds())
+def test_every_row_is_the_reference_on_sqlite(fresh_db, drawn):
+    _check_against_the_reference(fresh_db(), drawn)
+
+
+@pytest.mark.parametrize("fresh_db", ["postgresql"], indirect=True)
+@settings(PROPERTY, max_examples=max(5, settings.default.max_examples // 5))
+@given(drawn=feeds())
+def test_every_row_is_the_reference_on_postgresql(fresh_db, drawn):
+    _check_against_the_reference(fresh_db(), drawn)
