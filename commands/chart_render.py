@@ -19,6 +19,7 @@ DOWN = (("contraction", "#ef9a9a"), ("churn", "#c62828"))
 # The NRR bands (services.analysis.BANDS, highest first) are shaded behind the lines.
 BAND_COLOURS = ("#e0f2f1", "#e8f5e9", "#f1f8e9", "#fff8e1", "#fdecea")
 FORMATS = ("png", "svg", "pdf")
+MAX_TICKS = 24  # month labels on the x axis at most, so they never overlap
 LABEL_GAP = 0.06  # band labels at least this far apart, in fractions of the axes' height
 
 
@@ -49,6 +50,9 @@ def figure_for(series: dict[str, Any], min_customers: int = 10) -> Any:
         else:
             _nrr(axes, series, min_customers)
         axes.set_xlabel("month (figures at each month's end, UTC)")
+        months = [p["month"] for p in series["points"]]
+        step = -(-len(months) // MAX_TICKS)  # every month up to 24, then every 2nd, ...
+        axes.set_xticks(range(0, len(months), step), months[::step])
         axes.tick_params(axis="x", labelrotation=45)
         axes.grid(axis="y", alpha=0.3)
     footer(figure, series["manifest"])
@@ -150,7 +154,7 @@ def _nrr(axes: Any, series: dict[str, Any], min_customers: int) -> None:
     axes.yaxis.set_major_formatter(PercentFormatter(1.0))
     axes.set_ylabel(f"retained MRR, % of starting MRR ({series['currency']})")
     axes.set_title("Net and gross revenue retention, trailing 12 months")
-    axes.legend(loc="lower left", fontsize="small")
+    axes.legend(loc="best", fontsize="small")
 
 
 def band_labels(axes: Any, low: float, high: float) -> list[Any]:

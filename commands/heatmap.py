@@ -12,7 +12,7 @@ PRINTED_UP_TO = 30  # cells are labelled with their percentage up to this many a
 
 def draw_heatmap(figure: Any, series: dict[str, Any]) -> None:
     import numpy as np
-    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.colors import Normalize, TwoSlopeNorm
     from matplotlib.ticker import PercentFormatter
 
     cohorts = series["cohorts"]
@@ -24,10 +24,14 @@ def draw_heatmap(figure: Any, series: dict[str, Any]) -> None:
                 grid[i, k] = float(value) * 100
     axes = figure.add_subplot()
     finite = grid[np.isfinite(grid)]
-    top = max(float(finite.max()) if finite.size else 100.0, 101.0)
+    top = float(finite.max()) if finite.size else 100.0
     low = min(float(finite.min()) if finite.size else 0.0, 99.0)
+    # 100% is the middle colour when some cells are above it (NRR); otherwise (GRR, logos
+    # never exceed it) the scale runs from the lowest cell up to 100%, green.
+    norm = (TwoSlopeNorm(vcenter=100.0, vmin=low, vmax=top) if top > 100
+            else Normalize(vmin=low, vmax=100.0))
     image = axes.imshow(grid, cmap="RdYlGn", aspect="auto", interpolation="nearest",
-                        norm=TwoSlopeNorm(vcenter=100.0, vmin=low, vmax=top))
+                        norm=norm)
     colour_bar = figure.colorbar(image, ax=axes, fraction=0.04, pad=0.02,
                                  format=PercentFormatter(100.0, decimals=0))
     colour_bar.set_label(f"{series['metric'].upper()}, % of the cohort's starting "
