@@ -15,7 +15,7 @@ from projections.fold import visible
 from projections.movements import KINDS
 from projections.periods import end_of, month_end, month_label, months, next_month, periods
 from projections.split import split_expansion
-from services.ledger import open_ledger
+from services.ledger import open_ledger, reporting_currency
 from services.metrics import engine, engine_for, retention_fields
 from services.present import decimal_text, exact_text, money
 
@@ -126,13 +126,13 @@ def chart_series(url: str, kind: str, first: date, last: date, known_at: str | N
     if kind == "cohorts":
         report = cohorts_report(url, first, last, grain, metric, None, known_at)
         with open_ledger(url) as app:
-            currency = app.reporting_currency()
+            currency = reporting_currency(app)
         return {"kind": kind, "grain": grain, "metric": metric, "cohorts": report["cohorts"],
                 "currency": currency, "manifest": report["manifest"]}
     span = months(first.replace(day=1), last.replace(day=1))
     with open_ledger(url) as app:
         e, reflects = engine_for(app, known_at)
-        currency = app.reporting_currency()
+        currency = reporting_currency(app)
     return series_of(e, kind, span, currency, reflects)
 
 
@@ -171,7 +171,7 @@ def report_with_charts(url: str, start: date, end: date,
     moved = span[1:] or span
     with open_ledger(url) as app:
         e, reflects = engine_for(app, known_at)
-        currency = app.reporting_currency()
+        currency = reporting_currency(app)
         report = summary_of(app, e, reflects, start, end)
     return {"report": report, "currency": currency,
             "charts": [series_of(e, "mrr", span, currency, reflects),

@@ -16,7 +16,7 @@ from typing import Any
 
 from projections.monthly import MonthRows, customer_months
 from projections.periods import parse_month, period_of
-from services.ledger import open_ledger
+from services.ledger import open_ledger, reporting_currency
 from services.metrics import engine_for
 from services.present import decimal_text, exact_decimal
 
@@ -40,7 +40,7 @@ def export_mrr(url: str, first: date, last: date, cohort_grain: str = "month",
                known_at: str | None = None) -> MRRExport:
     with open_ledger(url) as app:
         index, reflects = engine_for(app, known_at)
-        currency = app.reporting_currency()
+        currency = reporting_currency(app)
     keys = sorted(index.attr_codes)
     columns = [*BASE_COLUMNS, *(f"attr_{k}" for k in keys)]
     manifest = {

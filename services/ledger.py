@@ -62,3 +62,16 @@ def init_ledger(url: str, currency: str) -> str:
             return app.reporting_currency(currency)
         except ValueError as exc:
             raise LedgerError(str(exc)) from None
+
+
+def reporting_currency(app: LedgerApplication) -> str:
+    """The reporting currency an answer is in, read without writing: a ledger nobody has
+    opened yet would be opened in the default, USD, so its (empty) answers are in USD."""
+    from eventsourcing.application import AggregateNotFoundError
+
+    from ledger.aggregates import LEDGER_ID
+
+    try:
+        return app.repository.get(LEDGER_ID).currency
+    except AggregateNotFoundError:
+        return "USD"

@@ -155,3 +155,10 @@ def test_spread_keeps_order_and_gap():
     assert spread([0.99, 1.0], 0.05) == pytest.approx([0.95, 1.0])
     placed = spread([0.5] * 5, LABEL_GAP)
     assert all(b - a >= LABEL_GAP - 1e-9 for a, b in pairwise(placed))
+
+
+def test_at_most_24_month_labels():
+    points = [{"month": f"{2020 + m // 12}-{m % 12 + 1:02d}", "mrr": Fraction(m)}
+              for m in range(49)]
+    labels = [t.get_text() for t in figure_for(series("mrr", points)).axes[0].get_xticklabels()]
+    assert labels == [p["month"] for p in points[::3]] and len(labels) <= 24

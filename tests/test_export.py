@@ -174,3 +174,13 @@ def test_every_row_is_the_reference_on_sqlite(fresh_db, drawn):
 @given(drawn=feeds())
 def test_every_row_is_the_reference_on_postgresql(fresh_db, drawn):
     _check_against_the_reference(fresh_db(), drawn)
+
+
+def test_an_empty_ledger_exports_the_header_and_a_manifest_of_nothing(sqlite_url, tmp_path):
+    """Reading writes nothing: the ledger is not even opened (no settings event)."""
+    out = tmp_path / "empty.csv"
+    assert export(sqlite_url, out, "2024-01", "2024-03") == []
+    assert out.read_text().startswith("month,customer_id,mrr,mrr_exact,")
+    manifest = json.loads((tmp_path / "empty.csv.manifest.json").read_text())
+    assert (manifest["ledger_head"], manifest["rows"], manifest["reporting_currency"]) == (
+        None, 0, "USD")
