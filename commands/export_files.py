@@ -41,7 +41,8 @@ def write_parquet(export: MRRExport, out: Path) -> int:
               for c in export.columns]
     schema = pa.schema(fields, metadata={MANIFEST_KEY: orjson.dumps(export.manifest)})
     count = 0
-    with written(out) as partial, pq.ParquetWriter(partial, schema) as writer:
+    with (written(out) as partial, partial.open("wb") as stream,
+          pq.ParquetWriter(stream, schema) as writer):
         for month in export.months:
             arrays = [pa.array([Decimal(v) for v in month[c]], type=f.type) if c in MONEY
                       else pa.array(month[c], type=pa.string())

@@ -5,10 +5,9 @@ good one (written beside it, then renamed)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
 
 from services.errors import LedgerError
 
@@ -25,7 +24,3 @@ def written(out: Path) -> Iterator[Path]:
     finally:
         partial.unlink(missing_ok=True)
 
-
-def write_bytes(out: Path, write: Callable[[BinaryIO], None]) -> None:
-    with written(out) as partial, partial.open("wb") as stream:
-        write(stream)
