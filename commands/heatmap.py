@@ -8,6 +8,7 @@ from typing import Any
 from commands.cohort_labels import age_label, short_label
 
 PRINTED_UP_TO = 30  # cells are labelled with their percentage up to this many ages
+MAX_LABELS = 30  # age and cohort labels on each axis at most
 
 
 def draw_heatmap(figure: Any, series: dict[str, Any]) -> None:
@@ -38,11 +39,12 @@ def draw_heatmap(figure: Any, series: dict[str, Any]) -> None:
                          + ("customers" if series["metric"] == "logos"
                             else f"MRR ({series['currency']})"))
     grain = series["grain"]
-    axes.set_xticks(range(width), [age_label(k, grain) for k in range(width)],
-                    fontsize="small" if width <= 24 else "x-small")
-    axes.set_yticks(range(len(cohorts)),
-                    [f"{short_label(c['cohort'], grain)} ({c['customers']})" for c in cohorts],
-                    fontsize="small" if len(cohorts) <= 24 else "x-small")
+    across, down = -(-width // MAX_LABELS), -(-len(cohorts) // MAX_LABELS)  # never overlap
+    axes.set_xticks(range(0, width, across),
+                    [age_label(k, grain) for k in range(0, width, across)], fontsize="small")
+    axes.set_yticks(range(0, len(cohorts), down),
+                    [f"{short_label(c['cohort'], grain)} ({c['customers']})"
+                     for c in cohorts[::down]], fontsize="small")
     axes.set_xlabel(f"age ({grain}s after the cohort's {grain})")
     axes.set_ylabel("cohort: first paid " + grain + " (customers)")
     axes.set_title(f"{series['metric'].upper()} by {grain} cohort")
