@@ -19,6 +19,7 @@ from commands.export import export
 from commands.ingest import import_, ingest
 from commands.init import init
 from commands.metrics import movements, mrr, nrr
+from commands.quarantine import quarantine, stripe_settings
 from commands.replay import replay
 from commands.serve import serve
 from commands.verify import verify
@@ -57,7 +58,8 @@ def main(ctx: click.Context, db: str) -> None:
 
 
 for command in (init, ingest, import_, events, history, mrr, nrr, movements, cohorts, report,
-                chart, export, explain, replay, verify, serve, demo):
+                chart, export, explain, replay, verify, serve, demo, quarantine,
+                stripe_settings):
     main.add_command(command)
 
 if __name__ == "__main__":

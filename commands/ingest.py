@@ -59,11 +59,16 @@ def import_() -> None:
 @format_option
 @click.pass_obj
 def import_stripe(db: str, file: BinaryIO, rejects: BinaryIO | None, fmt: str) -> None:
-    """Record Stripe Event objects from FILE (a JSON array or JSON Lines, e.g. a backfill
-    from the Events API; - for stdin) through the same mapping as the webhook.
+    """Record Stripe objects from FILE (- for stdin) through the same mapping as the
+    webhook: Event objects (`stripe events list`, the last 30 days) and Subscription
+    objects (`stripe subscriptions list --status all`, any age), as a JSON array, a list
+    object or JSON Lines.
 
-    Events of types that carry no revenue are counted as ignored. Exit status 1 if any
-    event was rejected.
+    Events of types that carry no revenue are counted as ignored. An event that cannot be
+    recorded yet (a discount not known yet, another currency, an unknown shape) is held in
+    the quarantine, reported as `line N: EVENT_ID: held: reason`, and recorded by
+    `revledger quarantine retry` once it can. Exit status 1 if any record was rejected
+    (invalid JSON).
     """
     _run("stripe", db, file, rejects, fmt)
 
@@ -80,18 +85,26 @@ def _run(source: str, db: str, feed: BinaryIO, rejects: BinaryIO | None, fmt: st
         if rejects is not None:
             rejects.write(reject.raw + b"\n")
 
+    def on_held(held: Rejected) -> None:
+        err(f"line {held.line}: {held.event_id}: held: {held.reason}")
+
     with ExitStack() as stack:
         on_batch = _progress(stack, feed, lines)
-        result = ingest_feed(db, lines, source=source, on_reject=on_reject, on_batch=on_batch)
+        result = ingest_feed(db, lines, source=source, on_reject=on_reject, on_batch=on_batch,
+                             on_held=on_held)
     s = result.summary
     ignored = f", ignored {result.ignored}" if result.ignored else ""
+    if result.held or result.released:
+        ignored += (f", held {result.held} (recorded from the quarantine: {result.released}; "
+                    "see revledger quarantine list)")
     emit_outcome(
         fmt,
         f"accepted {s.accepted}, duplicates {s.duplicates}, rejected {s.rejected}{ignored} "
         f"in {result.seconds:.2f} s ({result.events_per_second:,.0f} events/s); "
         f"projection updated in {result.projection_seconds:.2f} s",
         {"accepted": s.accepted, "duplicates": s.duplicates, "rejected": s.rejected,
-         "ignored": result.ignored, "lines": s.lines, "seconds": round(result.seconds, 3),
+         "ignored": result.ignored, "held": result.held, "released": result.released,
+         "lines": s.lines, "seconds": round(result.seconds, 3),
          "projection_seconds": round(result.projection_seconds, 3)},
         to_stderr=True,
     )

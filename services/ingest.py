@@ -12,12 +12,21 @@ from typing import Any
 
 from ledger.application import LedgerApplication
 from ledger.feed import Rejected
+from ledger.held import SourceStore
 from ledger.ingest import Ingestor, IngestSummary
 from ledger.rules import Outcome
 from ledger.settings import redact
-from ledger.sources import Ignored, source_named
+from ledger.sources import Held, Ignored, Learned, Source, source_named
 from projections.projection import MRRProjection
 from services.errors import LedgerError
+from services.held import (
+    as_held,
+    catalogue,
+    keep,
+    open_source,
+    rejected_held,
+    retry_held,
+)
 from services.ledger import DATABASE_ERRORS, first_line, open_ledger
 from services.projections import current_index
 
@@ -28,6 +37,8 @@ class IngestResult:
     seconds: float  # recording the events
     projection_seconds: float  # bringing the projection up to date afterwards
     ignored: int = 0  # records of types that carry no revenue (e.g. a Stripe invoice)
+    held: int = 0  # records kept in the quarantine (`revledger quarantine list`)
+    released: int = 0  # held records (of this import or before) recorded at its end
 
     @property
     def events_per_second(self) -> float:
@@ -43,42 +54,66 @@ def ingest_feed(
     source: str = "canonical",
     on_reject: Callable[[Rejected], None] = lambda r: None,
     on_batch: Callable[[IngestSummary], None] = lambda s: None,
+    on_held: Callable[[Rejected], None] = lambda r: None,
 ) -> IngestResult:
     """Record every good record of a file or export from `source` (canonical JSON Lines
     unless named, e.g. "stripe" for Stripe Event objects); report each bad one to
-    `on_reject`, whether the source could not translate it or ingest refused it."""
-    items = source_named(source).parse(feed)  # lazy: the file is read as it is recorded
-    untranslated = ignored = 0
+    `on_reject`, whether the source could not translate it or ingest refused it.
 
-    def lines() -> Iterator[tuple[int, bytes]]:
-        nonlocal untranslated, ignored
-        for item in items:
-            if isinstance(item, tuple):
-                yield item
-            elif isinstance(item, Ignored):
-                ignored += 1
-            else:
-                untranslated += 1
-                on_reject(item)
-
-    result = _record(url, lines(), on_reject, on_batch)
-    result.summary.rejected += untranslated
-    return replace(result, ignored=ignored)
-
-
-def _record(
-    url: str,
-    lines: Iterable[tuple[int, bytes]],
-    on_reject: Callable[[Rejected], None],
-    on_batch: Callable[[IngestSummary], None],
-) -> IngestResult:
+    A source with a quarantine (Stripe) holds what it cannot map yet, and what the ledger
+    refuses of it, instead of rejecting it (`on_held` hears of each): kept verbatim with
+    its reason, and mapped again at the end of the import, once every discount and coupon
+    of the export is known."""
     started = time.perf_counter()
     with open_ledger(url) as app:
-        summary = Ingestor(app).ingest(lines, on_reject, on_batch)
+        store = SourceStore(app) if source == "stripe" else None
+        parsed = (open_source(store, source) if store else source_named(source)).parse(
+            feed, catalogue(store, source) if store else None)  # lazy: read as recorded
+        untranslated = ignored = 0
+        learned: list[tuple[str, dict]] = []
+        held: list[tuple[str, str, bytes, dict | None]] = []
+
+        def lines() -> Iterator[tuple[int, bytes]]:
+            nonlocal untranslated, ignored
+            for item in parsed:
+                if isinstance(item, tuple):
+                    yield item
+                elif isinstance(item, Ignored):
+                    ignored += 1
+                elif isinstance(item, Learned):
+                    learned.extend(item.objects)
+                elif isinstance(item, Held):
+                    held.append(as_held(item))
+                    on_held(Rejected(item.line, item.event_id, item.reason, item.raw))
+                else:
+                    untranslated += 1
+                    on_reject(item)
+
+        refusals = 0
+
+        def refused(reject: Rejected) -> None:
+            nonlocal refusals
+            if store is None:
+                on_reject(reject)
+            else:  # the ledger cannot take it now (a currency, a conflict): held, not lost
+                refusals += 1
+                held.append(rejected_held(reject))
+                on_held(reject)
+
+        ingestor = Ingestor(app)
+        summary = ingestor.ingest(lines(), refused, on_batch)
+        released = 0
+        if store is not None:
+            summary.rejected -= refusals
+            keep(store, source, learned, held)
+            retried = retry_held(app, ingestor, source)
+            released = len(retried.recorded)
         recorded = time.perf_counter()
-        if summary.accepted:
+        if summary.accepted or released:
             current_index(app)  # queries then find the projection and its columns current
-    return IngestResult(summary, recorded - started, time.perf_counter() - recorded)
+    summary.rejected += untranslated
+    return IngestResult(summary, recorded - started, time.perf_counter() - recorded,
+                        ignored=ignored, held=len(held), released=released)
 
 
 @dataclass(frozen=True)
@@ -115,16 +150,61 @@ class LedgerWriter:
         self._queueing = threading.Lock()
         self._queue: list[_Request] = []
         self._open: tuple[LedgerApplication, Ingestor, MRRProjection] | None = None
+        self._stripe_source: Source | None = None
+        self._objects: dict[str, Mapping[str, Any]] = {}
 
     def deliver(self, source: str, body: bytes, headers: Mapping[str, str]) -> Delivered:
         """One request from `source` (a name in ledger.sources): the source checks its
         signature, if it signs, and translates it; its events are then recorded like any
         other request's. Raises `RefusedDelivery` (`SignatureError`) before anything is
-        recorded, `LedgerError` when the database is unavailable."""
-        delivery = source_named(source, self._secrets.get(source)).delivery(body, headers)
-        if delivery.ignored:
+        recorded, `LedgerError` when the database is unavailable.
+
+        A source with a quarantine (Stripe) never has an event refused: what it cannot map
+        yet, or what the ledger cannot take (another currency, a conflict), is held with
+        its reason (status `quarantined`), and what it learned (a discount) lets held
+        records be recorded at once."""
+        if source != "stripe":
+            delivery = source_named(source, self._secrets.get(source)).delivery(body, headers)
+            if delivery.ignored:
+                return Delivered([], ignored=True)
+            return Delivered(self.record(delivery.lines))
+        delivery = self._stripe().delivery(body, headers, self._lookup)
+        held = [as_held(h) for h in delivery.held]
+        with self._writing, self._ledger() as (app, _, _):
+            new = keep(SourceStore(app), source, delivery.learned, held)
+        outcomes = self.record(delivery.lines) if delivery.lines else []
+        refused = [o for o in outcomes if o.status not in ("accepted", "duplicate")]
+        if refused:
+            with self._writing, self._ledger() as (app, _, _):
+                SourceStore(app).hold(source, [rejected_held(Rejected(
+                    o.line, o.event_id, o.reason or o.status, delivery.lines[o.line - 1]))
+                    for o in refused])
+        if new:
+            with self._writing, self._ledger() as (app, ingestor, projection):
+                if retry_held(app, ingestor, source).recorded:
+                    projection.catch_up()
+        outcomes = [replace(o, status="quarantined", reason=o.reason or o.status)
+                    if o in refused else o for o in outcomes]
+        outcomes += [Outcome(h.line, h.event_id, "quarantined", h.reason)
+                     for h in delivery.held]
+        if not outcomes:
             return Delivered([], ignored=True)
-        return Delivered(self.record(delivery.lines))
+        return Delivered(outcomes)
+
+    def _stripe(self) -> Source:
+        """The Stripe source under this ledger's settings (read once: they never change)."""
+        if self._stripe_source is None:
+            with self._writing, self._ledger() as (app, _, _):
+                self._stripe_source = open_source(SourceStore(app), "stripe",
+                                                  self._secrets.get("stripe"))
+        return self._stripe_source
+
+    def _lookup(self, object_id: str) -> Mapping[str, Any] | None:
+        """A learned Stripe object: from this server's cache, else from the ledger."""
+        if object_id not in self._objects:
+            with self._writing, self._ledger() as (app, _, _):
+                self._objects.update(SourceStore(app).objects("stripe", [object_id]))
+        return self._objects.get(object_id)
 
     def record(self, lines: list[bytes]) -> list[Outcome]:
         """Each line's outcome, numbered from 1 within this request."""

@@ -11,17 +11,20 @@ from collections.abc import Callable
 
 from ledger.sources.base import (
     Delivery,
+    Held,
     Ignored,
+    Learned,
     Line,
+    Lookup,
     RefusedDelivery,
     SignatureError,
     Source,
 )
 from ledger.sources.canonical import CanonicalSource
-from ledger.sources.stripe import StripeSource
+from ledger.sources.stripe_source import StripeSource
 
-__all__ = ["SOURCES", "Delivery", "Ignored", "Line", "RefusedDelivery", "SignatureError",
-           "Source", "source_named"]
+__all__ = ["SOURCES", "Delivery", "Held", "Ignored", "Learned", "Line", "Lookup",
+           "RefusedDelivery", "SignatureError", "Source", "source_named"]
 
 # name -> the source; one that signs its deliveries is built with the endpoint's secret.
 SOURCES: dict[str, Callable[..., Source]] = {

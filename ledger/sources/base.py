@@ -9,9 +9,9 @@ never writes: the services record what it returns.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from ledger.feed import Rejected
 
@@ -27,12 +27,40 @@ class Ignored:
 
 
 @dataclass(frozen=True)
+class Held:
+    """A record the source could read but not map yet (an unknown shape, an object it
+    refers to that is not known yet): kept verbatim in the quarantine with its reason, to
+    be mapped again (`revledger quarantine retry`), never lost and never refused."""
+
+    line: int
+    event_id: str
+    reason: str
+    raw: bytes
+    evidence: dict[str, Any] | None = None  # how it was delivered (signature), if at all
+
+
+@dataclass(frozen=True)
+class Learned:
+    """Objects of the billing system a record carried that later records refer to by id
+    (Stripe's discounts and coupons): the source's catalogue, kept beside the ledger."""
+
+    line: int
+    objects: list[tuple[str, dict[str, Any]]]
+
+
+Lookup = Callable[[str], Mapping[str, Any] | None]  # a learned object by its id
+
+
+@dataclass(frozen=True)
 class Delivery:
     """What one webhook delivery comes to: canonical lines to record, or `ignored` when
-    the source sent something that carries no revenue (acknowledged so it is not resent)."""
+    the source sent something that carries no revenue (acknowledged so it is not resent);
+    objects it `learned`, and what it `held` for the quarantine."""
 
     lines: list[bytes]
     ignored: bool = False
+    learned: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    held: list[Held] = field(default_factory=list)
 
 
 class RefusedDelivery(ValueError):
@@ -50,13 +78,18 @@ class Source(Protocol):
 
     name: str  # its key in the registry (ledger.sources.SOURCES)
 
-    def parse(self, data: Iterable[bytes]) -> Iterator[Line | Rejected | Ignored]:
+    def parse(
+        self, data: Iterable[bytes], lookup: Lookup | None = None
+    ) -> Iterator[Line | Rejected | Ignored | Held | Learned]:
         """A file or export (its lines as read, line endings included) as numbered
-        canonical lines, in order; a record that cannot be translated is `Rejected` (the
-        rest go on), one that carries no revenue is `Ignored`."""
+        canonical lines, in order; a record that cannot be read is `Rejected` (the rest go
+        on), one that carries no revenue is `Ignored`, one that cannot be mapped yet is
+        `Held`. `lookup` finds objects learned before (`Learned`)."""
         ...
 
-    def delivery(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
+    def delivery(
+        self, body: bytes, headers: Mapping[str, str], lookup: Lookup | None = None
+    ) -> Delivery:
         """One webhook or API request's body as canonical lines. Where the source signs
         its deliveries, the signature is checked first (`SignatureError`) and kept with
         each event as its delivery evidence (`_delivery`). `RefusedDelivery` when the body

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 import orjson
 
 from ledger.feed import Rejected, numbered_lines
-from ledger.sources.base import Delivery, Ignored, Line
+from ledger.sources.base import Delivery, Ignored, Line, Lookup
 
 
 class CanonicalSource:
@@ -21,12 +21,16 @@ class CanonicalSource:
 
     name = "canonical"
 
-    def parse(self, data: Iterable[bytes]) -> Iterator[Line | Rejected | Ignored]:
+    def parse(
+        self, data: Iterable[bytes], lookup: Lookup | None = None
+    ) -> Iterator[Line | Rejected | Ignored]:
         """Every line, numbered from 1, without its line ending (blank ones too: ingest
         skips them, and the numbers stay those of the file)."""
         return numbered_lines(data)
 
-    def delivery(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
+    def delivery(
+        self, body: bytes, headers: Mapping[str, str], lookup: Lookup | None = None
+    ) -> Delivery:
         """One JSON object, however laid out (e.g. indented), or JSON Lines. A body that
         is neither is split into lines anyway, for ingest to reject each with its reason."""
         try:

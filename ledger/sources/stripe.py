@@ -1,324 +1,290 @@
-"""Stripe as a billing source: Event objects -> canonical events (the mapping in
-docs/integrations.md), the webhook's signature, and exports of Event objects.
+"""Stripe as a billing source: Event and Subscription objects -> canonical events (the
+mapping in docs/integrations.md), what the ledger learns of Stripe's discounts, and exports.
 
-Pure: no HTTP, no store. A Stripe event maps to at most one canonical event whose
-`event_id` is `stripe:` + the Stripe event id, so redelivery (Stripe delivers at least
-once) is a duplicate. The Stripe event itself rides along in the payload (`stripe_event`,
-less the delivery counter `pending_webhooks`) for the audit trail; metrics ignore it.
+Pure: no HTTP, no store. Every subscription event carries the whole Subscription object,
+so each maps to a `subscription.snapshot` (contract v1.1): the subscription's whole state
+at that instant, right on its own whatever arrived before it. The canonical `event_id` is
+`stripe:` + the Stripe event id, so a redelivery is a duplicate. The Stripe event rides
+along (`stripe_event`, less the delivery counter `pending_webhooks`) for the audit trail.
 
-Works for API versions before and after 2025-03-31: it reads prices from the items (with
-the legacy `plan` as a fallback), discounts from `discount` or `discounts`, and never the
-billing-period fields that moved onto the items.
+Since API 2025-03-31.basil a subscription names its discounts by id only, and since
+2025-09-30.clover a discount names its coupon by id: the objects come in
+`customer.discount.*` and `coupon.*` events (or a backfill), which the ledger learns
+(`learned_objects`); a subscription needing one not learned yet raises `NeedsObject`, and
+the service quarantines it until it is known. Nothing is guessed.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
-import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
 from itertools import chain
 from typing import Any
 
 import orjson
 
-from ledger.events import DELIVERY, InvalidEvent
-from ledger.feed import Rejected
+from ledger.events import InvalidEvent
 from ledger.instants import format_instant
-from ledger.sources.base import Delivery, Ignored, Line, RefusedDelivery, SignatureError, header
-
-SUBSCRIPTION_TYPES = (
-    "customer.subscription.created",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-    "customer.subscription.paused",
-    "customer.subscription.resumed",
+from ledger.sources.stripe_terms import (
+    STRIPE_DEFAULT,
+    Lookup,
+    NeedsObject,
+    Policy,
+    Terms,
+    subscription_terms,
 )
+
+__all__ = ["COUNTING", "LIFECYCLE", "NeedsObject", "Policy", "canonical_event",
+           "learned_objects", "read_records", "snapshot_of_export"]
+
+# Stripe's lifecycle: the order of a subscription's events within one second (Stripe's
+# timestamps are whole seconds, and it does not deliver in order).
+LIFECYCLE = {
+    "customer.subscription.created": 0,
+    "customer.subscription.trial_will_end": 1,
+    "customer.subscription.updated": 1,
+    "customer.subscription.pending_update_applied": 1,
+    "customer.subscription.pending_update_expired": 1,
+    "customer.subscription.paused": 2,
+    "customer.subscription.resumed": 3,
+    "customer.subscription.deleted": 4,
+}
 CUSTOMER_TYPES = ("customer.created", "customer.updated")
-MAPPED = (*SUBSCRIPTION_TYPES, *CUSTOMER_TYPES)
-
-# Statuses in which a subscription is not (yet) paying: amount 0 until active.
-_UNPAID = ("trialing", "incomplete")
-_ENDED = ("canceled", "incomplete_expired")
-# Currencies whose minor unit is not 1/100 (Stripe's list).
-_ZERO_DECIMAL = {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX",
-                 "VND", "VUV", "XAF", "XOF", "XPF"}
-_THREE_DECIMAL = {"BHD", "JOD", "KWD", "OMR", "TND"}
-_CENT = Decimal("0.01")
-TOLERANCE = 300  # seconds between Stripe signing and our check, either way
+LEARNED_TYPES = ("customer.discount.created", "customer.discount.updated",
+                 "customer.discount.deleted", "coupon.created", "coupon.updated",
+                 "coupon.deleted", "price.created", "price.updated", "plan.created",
+                 "plan.updated")
+COUNTING = ("active", "past_due")  # Stripe's MRR counts these statuses, no other
+_NO_LOOKUP: Lookup = lambda object_id: None  # noqa: E731
 
 
-def canonical_event(event: dict[str, Any]) -> dict[str, Any] | None:
-    """The canonical event for a Stripe Event object, or None for a type not mapped."""
+def canonical_event(event: Mapping[str, Any], lookup: Lookup = _NO_LOOKUP,
+                    policy: Policy = STRIPE_DEFAULT) -> dict[str, Any] | None:
+    """The canonical event for a Stripe Event object, or None for a type that carries no
+    revenue. `InvalidEvent` for an object the mapping cannot read, `NeedsObject` for a
+    discount or coupon not learned yet."""
     kind = event.get("type")
-    if kind not in MAPPED:
+    if kind not in LIFECYCLE and kind not in CUSTOMER_TYPES:
         return None
     stripe_id = _text(event, "id")
+    event_id = "stripe:" + stripe_id
     try:
         obj = event["data"]["object"]
-        created = _instant(event["created"])
-    except (KeyError, TypeError):
-        raise InvalidEvent("stripe:" + stripe_id, "data.object and created are required") from None
-    base = {
-        "event_id": "stripe:" + stripe_id,
-        "stripe_event": {k: v for k, v in event.items() if k != "pending_webhooks"},
-    }
-    try:
+        created = _seconds(event["created"])
         if kind in CUSTOMER_TYPES:
-            return {**base, **_customer(kind, obj, created)}
-        return {**base, **_subscription(kind, obj, event.get("data", {}), created)}
+            body = _customer(kind, obj, created)
+        else:
+            body = _snapshot(obj, _effective(kind, obj, created, stripe_id), created,
+                             lookup, policy, ended=kind == "customer.subscription.deleted")
     except KeyError as exc:
-        raise InvalidEvent(base["event_id"], f"{kind}: no {exc.args[0]!r} in the object") \
-            from None
-    except (TypeError, ValueError, ArithmeticError) as exc:
-        raise InvalidEvent(base["event_id"], f"{kind}: unreadable object ({exc})") from None
+        raise InvalidEvent(event_id, f"{kind}: no {exc.args[0]!r} in the object") from None
+    except (TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+        raise InvalidEvent(event_id, f"{kind}: unreadable object ({exc})") from None
+    return {"event_id": event_id, **body,
+            "stripe_event": {k: v for k, v in event.items() if k != "pending_webhooks"}}
 
 
-def _customer(kind: str, obj: dict[str, Any], created: str) -> dict[str, Any]:
-    metadata = obj.get("metadata") or {}
-    return {
-        "type": kind,
-        "customer_id": _text(obj, "id"),
-        "effective_at": _instant(obj["created"]) if kind == "customer.created" else created,
-        "attributes": {str(k): str(v) for k, v in metadata.items()},
-    }
-
-
-def _subscription(
-    kind: str, sub: dict[str, Any], data: dict[str, Any], created: str
-) -> dict[str, Any]:
-    ids = {"subscription_id": _text(sub, "id"), "customer_id": _customer_id(sub["customer"])}
-    status = sub.get("status")
-    if kind == "customer.subscription.deleted" or status in _ENDED:
-        ended = sub.get("ended_at") or sub.get("canceled_at")
-        return {"type": "subscription.cancelled", **ids,
-                "effective_at": _instant(ended) if ended else created}
-    if kind == "customer.subscription.paused" or status == "paused":
-        return {"type": "subscription.cancelled", **ids, "effective_at": created}
-    terms = _terms(sub, created)
+def _effective(kind: str, sub: Mapping[str, Any], created: int, stripe_id: str) -> str:
+    """When the state an event shows took effect, to the microsecond: the second Stripe
+    stamped, then the lifecycle's rank (created, updated, paused, resumed, deleted), then
+    a fixed digest of the event id between events of one rank, so any delivery order
+    folds the same way."""
+    second = created
     if kind == "customer.subscription.created":
-        return {"type": "subscription.started", **ids, **terms,
-                "effective_at": _instant(sub["start_date"])}
-    previous = (data.get("previous_attributes") or {}).get("status")
-    if kind == "customer.subscription.resumed" or previous in ("paused", *_ENDED):
-        return {"type": "subscription.reactivated", **ids, **terms, "effective_at": created}
-    return {"type": "subscription.changed", **ids, **terms, "effective_at": created}
+        start = sub.get("start_date", sub.get("start"))
+        second = min(_seconds(start), created) if start is not None else created
+    elif kind == "customer.subscription.deleted":
+        ended = sub.get("ended_at") or sub.get("canceled_at")
+        second = _seconds(ended) if ended is not None else created
+    tiebreak = int.from_bytes(hashlib.sha256(stripe_id.encode()).digest()[:4]) % 100_000
+    return _instant(second, LIFECYCLE[kind] * 100_000 + tiebreak)
 
 
-def _terms(sub: dict[str, Any], at: str) -> dict[str, Any]:
-    """plan, amount per interval (after a running discount), currency, interval, quantity."""
-    items = sub["items"]["data"]
-    if not items:
-        raise ValueError("no items")
-    prices = [_price(item) for item in items]
-    currency = prices[0]["currency"].upper()
-    interval, interval_count = prices[0]["interval"], prices[0]["interval_count"]
-    if any((p["interval"], p["interval_count"]) != (interval, interval_count) for p in prices):
-        raise ValueError("items bill on different intervals")
-    total = sum((p["unit"] * int(item.get("quantity") or 1) for p, item in zip(prices, items,
-                                                                               strict=True)),
-                Decimal(0))
-    discounted = _discounted(sub, total, currency, at)
-    if sub.get("status") in _UNPAID:
-        discounted = Decimal(0)
-    single = len(items) == 1 and discounted == total
-    amount, quantity = (
-        (prices[0]["unit"], int(items[0].get("quantity") or 1)) if single else (discounted, 1)
-    )
-    return {
-        "plan": "+".join(p["id"] for p in prices),
-        "amount": _decimal_text(amount),
-        "currency": currency,
-        "interval": interval,
-        "interval_count": interval_count,
-        "quantity": quantity,
-    }
+def _snapshot(sub: Mapping[str, Any], effective_at: str, at: int, lookup: Lookup,
+              policy: Policy, ended: bool = False) -> dict[str, Any]:
+    """A Subscription object as the ledger's whole-state event."""
+    ids = {"subscription_id": _text(sub, "id"), "customer_id": _customer_id(sub["customer"])}
+    active = not ended and counts(sub, policy)
+    if active:
+        terms = subscription_terms(sub, at, lookup, policy)
+    else:  # counts for nothing: no discount is looked up, nothing can be missing
+        terms = _inactive_terms(sub, at, policy)
+    return {"type": "subscription.snapshot", **ids, "effective_at": effective_at,
+            "status": "active" if active else "inactive",
+            "plan": terms.plan, "amount": terms.amount, "currency": terms.currency,
+            "interval": terms.interval, "interval_count": terms.interval_count,
+            "quantity": terms.quantity}
 
 
-def _price(item: dict[str, Any]) -> dict[str, Any]:
-    """An item's price in major units: `price` (current API) or the legacy `plan`."""
-    price = item.get("price") or item.get("plan")
-    if not price:
-        raise ValueError("an item has neither price nor plan")
-    currency = str(price["currency"]).upper()
-    if price.get("unit_amount_decimal") is not None:
-        minor = Decimal(str(price["unit_amount_decimal"]))
-    else:
-        minor = Decimal(int(price.get("unit_amount", price.get("amount"))))
-    recurring = price.get("recurring") or price  # a legacy plan carries interval itself
-    return {
-        "id": str(price["id"]),
-        "currency": currency,
-        "unit": minor / _minor_per_major(currency),
-        "interval": recurring["interval"],
-        "interval_count": int(recurring.get("interval_count") or 1),
-    }
+def counts(sub: Mapping[str, Any], policy: Policy) -> bool:
+    """Whether Stripe's MRR counts the subscription: `active` or `past_due`, and (by
+    default) no cancellation scheduled, which stops it counting from the moment it is
+    scheduled (support.stripe.com: cancellations and MRR)."""
+    if sub.get("status") not in COUNTING:
+        return False
+    scheduled = bool(sub.get("cancel_at_period_end")) or sub.get("cancel_at") is not None
+    return not (scheduled and policy.cancel_when_scheduled)
 
 
-def _discounted(sub: dict[str, Any], total: Decimal, currency: str, at: str) -> Decimal:
-    """`total` less the discounts that run forever or have not yet ended at `at`."""
-    discounts = [d for d in (sub.get("discounts") or []) if isinstance(d, dict)]
-    if isinstance(sub.get("discount"), dict):
-        discounts.append(sub["discount"])
-    for discount in discounts:
-        coupon = discount.get("coupon") or (discount.get("source") or {}).get("coupon") or {}
-        if not isinstance(coupon, dict) or not _running(coupon, discount, at):
-            continue
-        if coupon.get("percent_off") is not None:
-            total -= total * Decimal(str(coupon["percent_off"])) / 100
-        elif coupon.get("amount_off") is not None:
-            total -= Decimal(int(coupon["amount_off"])) / _minor_per_major(currency)
-    return max(total, Decimal(0))
+def _inactive_terms(sub: Mapping[str, Any], at: int, policy: Policy) -> Terms:
+    try:
+        return subscription_terms(sub, at, _NO_LOOKUP, policy, discounted=False)
+    except NeedsObject:  # tiers not in the payload: the list amount is unknown, and moot
+        items = sub["items"]["data"]
+        price = items[0].get("price") or items[0].get("plan")
+        recurring = price.get("recurring") or price
+        return Terms("+".join(str((i.get("price") or i.get("plan"))["id"]) for i in items),
+                     "0", str(price["currency"]).upper(), str(recurring["interval"]),
+                     int(recurring.get("interval_count") or 1), 1)
 
 
-def _running(coupon: dict[str, Any], discount: dict[str, Any], at: str) -> bool:
-    if coupon.get("duration") == "forever":
-        return True
-    if coupon.get("duration") == "repeating":
-        end = discount.get("end")
-        return end is None or _instant(end) > at
-    return False  # "once": a one-off, not recurring revenue
+def _customer(kind: str, obj: Mapping[str, Any], created: int) -> dict[str, Any]:
+    metadata = obj.get("metadata") or {}
+    at = _seconds(obj["created"]) if kind == "customer.created" else created
+    return {"type": kind, "customer_id": _text(obj, "id"), "effective_at": _instant(at),
+            "attributes": {str(k): str(v) for k, v in metadata.items()}}
 
 
-def _minor_per_major(currency: str) -> int:
-    if currency in _ZERO_DECIMAL:
-        return 1
-    return 1000 if currency in _THREE_DECIMAL else 100
+def learned_objects(record: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(id, object) of every Discount and Coupon an Event or Subscription object carries
+    whole: a `customer.discount.*` or `coupon.*` event's object, and discounts expanded in
+    a subscription (a backfill's `expand`), with their embedded coupons; and prices with
+    their `tiers` (which only a backfill's `expand` carries)."""
+    found: list[tuple[str, dict[str, Any]]] = []
+
+    def visit(value: Any) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("id"), str) and (
+                value.get("object") in ("discount", "coupon")
+                or value.get("object") in ("price", "plan") and value.get("tiers")
+            ):
+                found.append((value["id"], value))
+            for child in value.values():
+                visit(child)
+        elif isinstance(value, list):
+            for child in value:
+                visit(child)
+
+    if record.get("object") == "event":
+        if record.get("type") in LEARNED_TYPES or str(record.get("type")).startswith(
+                "customer.subscription."):
+            visit((record.get("data") or {}).get("object"))
+    elif record.get("object") == "subscription":
+        visit(record)
+    return found
 
 
-def _decimal_text(amount: Decimal) -> str:
-    """At most 2 places, as the canonical feed requires: fractions of a cent (a percentage
-    discount) are rounded half-even, as an invoice would be."""
-    return str(amount.quantize(_CENT, rounding=ROUND_HALF_EVEN))
+def snapshot_of_export(sub: Mapping[str, Any], lookup: Lookup = _NO_LOOKUP,
+                       policy: Policy = STRIPE_DEFAULT) -> list[dict[str, Any]]:
+    """A Subscription object from an export (`stripe subscriptions list --status all`) as
+    snapshots: its current terms from its start (or the end of its trial) and, when it no
+    longer counts, inactive from when it stopped (ended, scheduled to cancel, or the
+    current period's start for `unpaid` / `past_due`-turned). Ids: `stripe:` + the
+    subscription id + `@` + the Unix second, so importing the same export again stores
+    nothing twice."""
+    sub_id = _text(sub, "id")
+    try:
+        start = _seconds(sub.get("start_date", sub.get("start", sub["created"])))
+        trial_end = sub.get("trial_end")
+        paying_from = max(start, _seconds(trial_end)) if trial_end else start
+        stop = _stopped_at(sub, policy)
+        out = []
+        if stop is None or (stop > paying_from and sub.get("status") not in (
+                "trialing", "incomplete", "incomplete_expired")):
+            active = {**sub, "status": "active", "cancel_at_period_end": False,
+                      "cancel_at": None}
+            out.append(("active", paying_from, _snapshot(active, _instant(paying_from),
+                                                         paying_from, lookup, policy)))
+        if stop is not None:
+            out.append(("inactive", stop, _snapshot(sub, _instant(stop, 400_000), stop,
+                                                    lookup, policy, ended=True)))
+    except KeyError as exc:
+        raise InvalidEvent("stripe:" + sub_id, f"subscription: no {exc.args[0]!r}") from None
+    except (TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+        raise InvalidEvent("stripe:" + sub_id, f"subscription: unreadable ({exc})") from None
+    return [{"event_id": f"stripe:{sub_id}@{second}", **body,
+             "stripe_subscription": dict(sub)} for _, second, body in out]
+
+
+def _stopped_at(sub: Mapping[str, Any], policy: Policy) -> int | None:
+    """When an exported subscription stopped counting, or None if it counts now."""
+    if counts(sub, policy):
+        return None
+    status = sub.get("status")
+    if status in COUNTING:  # a cancellation is scheduled: it stopped when scheduled
+        return _seconds(sub.get("canceled_at") or sub["created"])
+    for key in ("ended_at", "canceled_at"):
+        if sub.get(key):
+            return _seconds(sub[key])
+    period = sub.get("current_period_start") or max(
+        (i.get("current_period_start") or 0 for i in sub["items"]["data"]), default=0)
+    return _seconds(period or sub.get("start_date", sub["created"]))
 
 
 def _customer_id(value: Any) -> str:
     return value["id"] if isinstance(value, dict) else str(value)
 
 
-def _text(obj: dict[str, Any], key: str) -> str:
+def _text(obj: Mapping[str, Any], key: str) -> str:
     value = obj.get(key)
     if not isinstance(value, str) or not value:
         raise InvalidEvent("-", f"{key}: a non-empty string is required")
     return value
 
 
-def _instant(seconds: Any) -> str:
-    """A Stripe timestamp (Unix seconds) as fixed-width UTC text."""
-    if isinstance(seconds, bool) or not isinstance(seconds, int):
-        raise ValueError(f"not a Unix timestamp: {seconds!r}")
-    return format_instant(datetime.fromtimestamp(seconds, UTC))
+def _seconds(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"not a Unix timestamp: {value!r}")
+    return value
 
 
-def canonical_lines(
-    events: Iterable[tuple[int, bytes, Any]],
-) -> Iterator[Line | Rejected | Ignored]:
-    """(number, canonical line) per mapped Stripe event, its rejection, or `Ignored` for
-    an event of a type not mapped."""
-    for number, raw, event in events:
-        try:
-            if event is None:
-                raise InvalidEvent("-", "invalid JSON")
-            if not isinstance(event, dict):
-                raise InvalidEvent("-", "a Stripe event must be a JSON object")
-            canonical = canonical_event(event)
-        except InvalidEvent as bad:
-            yield Rejected(number, bad.event_id, bad.reason, raw)
-            continue
-        if canonical is None:
-            yield Ignored(number)
-        else:
-            yield number, orjson.dumps(canonical)
+def _instant(seconds: int, micro: int = 0) -> str:
+    """A Stripe timestamp (Unix seconds) and a microsecond within it, as UTC text."""
+    return format_instant(datetime.fromtimestamp(seconds, UTC).replace(microsecond=micro))
 
 
-def read_events(data: Iterable[bytes]) -> Iterator[tuple[int, bytes, Any]]:
-    """Stripe Event objects from a JSON array (a list of events, e.g. an Events API
-    backfill) or JSON Lines: (number from 1, raw bytes, decoded value or None if the JSON
-    is invalid). JSON Lines are streamed; an array is read whole."""
+@dataclass(frozen=True)
+class Record:
+    """One record of a Stripe export: its number (line, or position in an array), its raw
+    bytes, and the decoded value (None if its JSON is invalid)."""
+
+    number: int
+    raw: bytes
+    value: Any
+
+
+def read_records(data: Iterable[bytes]) -> Iterator[Record]:
+    """Stripe objects (Events, or Subscriptions) from a JSON array, a list object
+    (`{"object": "list", "data": [...]}` as the API and `stripe ... list` print it), or
+    JSON Lines. JSON Lines are streamed; an array is read whole."""
     lines = iter(data)
     first = next(lines, b"")
-    if first.lstrip().startswith(b"["):
+    head = first.lstrip()
+    if head.startswith(b"[") or (head.startswith(b"{") and not first.rstrip().endswith(b"}")):
         whole = first + b"".join(lines)
         try:
-            events = orjson.loads(whole)
+            values = orjson.loads(whole)
         except orjson.JSONDecodeError:
-            yield 1, whole[:200], None
+            yield Record(1, whole[:200], None)
             return
-        for number, event in enumerate(events, start=1):
-            yield number, orjson.dumps(event), event
+        if isinstance(values, dict) and values.get("object") == "list":
+            values = values.get("data") or []
+        if not isinstance(values, list):
+            values = [values]
+        for number, value in enumerate(values, start=1):
+            yield Record(number, orjson.dumps(value), value)
         return
     for number, line in enumerate(chain([first], lines), start=1):
         raw = line.rstrip(b"\r\n")
         if raw.strip():
             try:
-                yield number, raw, orjson.loads(raw)
+                value = orjson.loads(raw)
             except orjson.JSONDecodeError:
-                yield number, raw, None
-
-
-# -- the webhook's signature: `Stripe-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>...]`,
-# each v1 an HMAC-SHA256 of `"{t}.{raw body}"` under the endpoint's secret.
-
-def verify(header: str | None, body: bytes, secret: str, now: int | None = None) -> None:
-    """Raise `SignatureError` unless one v1 signature matches and the timestamp is fresh."""
-    if not header:
-        raise SignatureError("missing Stripe-Signature header")
-    pairs = [part.split("=", 1) for part in header.split(",") if "=" in part]
-    stamps = [value for key, value in pairs if key.strip() == "t"]
-    signatures = [value.strip() for key, value in pairs if key.strip() == "v1"]
-    if len(stamps) != 1 or not stamps[0].strip().isdigit() or not signatures:
-        raise SignatureError("malformed Stripe-Signature header")
-    stamp = stamps[0].strip()
-    expected = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    # Every candidate is compared, in constant time, whatever matched before.
-    matched = [hmac.compare_digest(expected, candidate) for candidate in signatures]
-    if not any(matched):
-        raise SignatureError("no v1 signature matches")
-    if abs((int(time.time()) if now is None else now) - int(stamp)) > TOLERANCE:
-        raise SignatureError(f"timestamp outside the {TOLERANCE} s tolerance")
-
-
-def sign(body: bytes, secret: str, timestamp: int) -> str:
-    """A valid header, as Stripe would send it (for tests and local tooling)."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={digest.hexdigest()}"
-
-
-# -- the source: the mapping, the signature and exports behind the one interface ----------
-
-@dataclass(frozen=True)
-class StripeSource:
-    """Stripe, through its webhook (one signed Event object per delivery) or an export of
-    Event objects (a backfill): both go through the same mapping, so importing what the
-    webhook already delivered stores nothing twice."""
-
-    secret: str | None = field(default=None, repr=False)  # the endpoint's signing secret
-    name = "stripe"
-
-    def parse(self, data: Iterable[bytes]) -> Iterator[Line | Rejected | Ignored]:
-        """An export: a JSON array of Event objects (e.g. from the Events API), numbered
-        by position, or JSON Lines, numbered by line."""
-        return canonical_lines(read_events(data))
-
-    def delivery(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
-        """One webhook delivery, checked against `Stripe-Signature` before it is read. An
-        event of a type not mapped (or a body that is no object) is ignored; the raw body
-        and its signature are kept with the event, so an auditor can check the HMAC later."""
-        signature = header(headers, "stripe-signature")
-        if self.secret is None:
-            raise SignatureError("no webhook signing secret is configured")
-        verify(signature, body, self.secret)
-        try:
-            event = orjson.loads(body)
-            canonical = canonical_event(event) if isinstance(event, dict) else None
-        except orjson.JSONDecodeError:
-            raise RefusedDelivery("invalid JSON") from None
-        except InvalidEvent as exc:  # an object the mapping cannot read
-            raise RefusedDelivery(f"{exc.event_id}: {exc.reason}") from None
-        if canonical is None:
-            return Delivery([], ignored=True)
-        canonical[DELIVERY] = {"raw_body": body.decode(), "stripe_signature": signature}
-        return Delivery([orjson.dumps(canonical)])
+                value = None
+            if isinstance(value, dict) and value.get("object") == "list":
+                for item in value.get("data") or []:
+                    yield Record(number, orjson.dumps(item), item)
+                continue
+            yield Record(number, raw, value)

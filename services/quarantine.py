@@ -1,0 +1,51 @@
+"""The quarantine as a user sees it: what is held and why (`revledger quarantine list`), and
+mapping it again (`revledger quarantine retry`) after an upgrade, a backfill of the objects
+it needed, or a ledger that takes its currency; and the source settings a ledger records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledger.held import SourceStore
+from ledger.ingest import Ingestor
+from services.held import STRIPE_SETTINGS, retry_held, settled
+from services.ledger import open_ledger
+from services.projections import current_index
+
+
+def held_records(url: str, source: str | None = None) -> list[dict[str, Any]]:
+    """Every record still held, oldest first, verbatim (`raw`) with its reason."""
+    with open_ledger(url) as app:
+        rows = SourceStore(app).held(source)
+    return [{"id": r.id, "source": r.source, "event_id": r.event_id, "reason": r.reason,
+             "held_at": r.held_at, "raw": r.raw.decode("utf-8", "replace")} for r in rows]
+
+
+def retry(url: str, source: str | None = None) -> dict[str, Any]:
+    """Map every held record again; record those that map now. What stays held says why."""
+    with open_ledger(url) as app:
+        retried = retry_held(app, Ingestor(app), source)
+        if retried.recorded:
+            current_index(app)
+    return {
+        "recorded": [{"id": r.id, "event_id": r.event_id, "outcome": outcome}
+                     for r, outcome in retried.recorded],
+        "held": [{"id": r.id, "event_id": r.event_id, "reason": why}
+                 for r, why in retried.still],
+    }
+
+
+def source_settings(url: str, source: str, values: dict[str, str] | None = None) -> dict:
+    """The settings this ledger records for `source` (Stripe's defaults on first use);
+    `values` chosen before the first event of the source is recorded, never after."""
+    if source != "stripe":
+        raise ValueError(f"{source} has no settings")
+    with open_ledger(url) as app:
+        store = SourceStore(app)
+        if values:
+            for name, value in values.items():  # the CLI's choices, checked for any caller
+                if value not in STRIPE_SETTINGS[name]:
+                    raise ValueError(f"{name}: one of {', '.join(STRIPE_SETTINGS[name])}")
+            store.settle(source, values)
+            return settled(store, source)
+        return {k: v[0] for k, v in STRIPE_SETTINGS.items()} | store.settings(source)
