@@ -6,6 +6,8 @@ Endpoints call the same services as the CLI; this module only speaks HTTP.
 from __future__ import annotations
 
 import hmac
+import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +25,7 @@ from services.errors import LedgerError
 from services.ingest import Delivered, LedgerWriter
 
 MAX_BODY = 8 << 20  # a request is a handful of events, not a backfill
+log = logging.getLogger("revledger.http")
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -63,19 +66,32 @@ def create_app(url: str, token: str | None, stripe_secret: str | None) -> Starle
         return await deliver("stripe", body, request)
 
     async def deliver(source: str, body: bytes, request: Request) -> Response:
-        """The service's answer to one delivery, in HTTP."""
+        """The service's answer to one delivery, in HTTP, and its line in the log."""
+        started = time.perf_counter()
+        ids: list[str] = []
         try:
             delivered: Delivered = await _threaded(writer.deliver, source, body,
                                                    request.headers)
         except SignatureError as exc:
-            return json_response(400, {"error": f"signature: {exc}"})
+            answer, outcome = json_response(400, {"error": f"signature: {exc}"}), \
+                f"signature rejected: {exc}"
         except RefusedDelivery as exc:
-            return json_response(400, {"error": str(exc)})
+            answer, outcome = json_response(400, {"error": str(exc)}), f"refused: {exc}"
         except LedgerError as exc:
-            return unavailable(exc)
-        if delivered.ignored:
-            return json_response(200, {"results": [], "ignored": True})
-        return _answer(delivered.outcomes)
+            answer, outcome = unavailable(exc), "unavailable"
+        else:
+            ids = [o.event_id for o in delivered.outcomes]
+            if delivered.ignored:
+                answer, outcome = json_response(200, {"results": [], "ignored": True}), \
+                    "ignored"
+            else:
+                answer = _answer(delivered.outcomes)
+                outcome = ",".join(sorted({o.status for o in delivered.outcomes}))
+        # One line a request: never a header or a body (they may carry secrets).
+        log.info("%s %s %d %s events=%s %.1f ms", request.method, request.url.path,
+                 answer.status_code, outcome, ",".join(ids[:10]) or "-",
+                 (time.perf_counter() - started) * 1000)
+        return answer
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -90,10 +106,12 @@ def create_app(url: str, token: str | None, stripe_secret: str | None) -> Starle
 
 
 def _answer(outcomes: list[Outcome]) -> Response:
-    """200 when every event is recorded (accepted or duplicate); else the worst: 400 for an
-    invalid event, 409 for a conflict. Each event's outcome is in the body either way."""
+    """200 when every event is recorded (accepted or duplicate) or held in the quarantine;
+    else the worst: 400 for an invalid event, 409 for a conflict. Each event's outcome is
+    in the body either way."""
     results = [{"line": o.line, "event_id": o.event_id, "status": o.status,
-                **({"error": o.reason} if o.reason else {})} for o in outcomes]
+                **({"reason" if o.status == "quarantined" else "error": o.reason}
+                   if o.reason else {})} for o in outcomes]
     statuses = {o.status for o in outcomes}
     if "rejected" in statuses:
         first = next(o for o in outcomes if o.status == "rejected")

@@ -17,6 +17,9 @@ import click
 def serve(db: str, host: str, port: int, no_auth: bool) -> None:
     """Serve the ledger over HTTP: POST /v1/events (Bearer REVLEDGER_API_TOKEN),
     POST /v1/webhooks/stripe (signed with REVLEDGER_STRIPE_WEBHOOK_SECRET), GET /v1/health.
+
+    Logs one line per request on stderr (status, outcome, event ids, latency), rejected
+    signatures and a clock drifting from Stripe's; never a header, body or secret.
     """
     token = os.environ.get("REVLEDGER_API_TOKEN") or None
     if token is None and not no_auth:
@@ -30,6 +33,9 @@ def serve(db: str, host: str, port: int, no_auth: bool) -> None:
     if secret is None:
         click.echo("revledger: REVLEDGER_STRIPE_WEBHOOK_SECRET is not set: Stripe webhooks "
                    "will be refused (503)", err=True)
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     click.echo(f"revledger: serving on http://{host}:{port}", err=True)
     uvicorn.run(create_app(db, None if no_auth else token, secret), host=host, port=port,
                 log_level="warning")

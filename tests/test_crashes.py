@@ -23,7 +23,7 @@ from ledger.workers import SPOOL_PREFIX, Spool
 from projections.projection import MRRProjection
 from services.events import list_events
 from tests.feeds import jsonl
-from tests.stripe_events import DAY, T0, event, price, subscription
+from tests.stripe_fixtures import DAY, LATEST, T0, event, item, price, subscription
 
 ROOT = Path(__file__).resolve().parent.parent
 KILLS = 3
@@ -200,11 +200,13 @@ def test_kill_9_during_import_stripe_then_rerun_equals_one_clean_import(db_url, 
                                                                        tmp_path):
     events = []
     for n in range(3000):
-        sub = subscription(f"sub_{n}", f"cus_{n % 700}",
-                           prices=[(price(cents=1000 + n), 1 + n % 3)], start=T0 + n * 600)
-        events.append(event(f"evt_c{n}", "customer.subscription.created", sub, T0 + n * 600))
+        sub = subscription(LATEST, f"sub_{n}", f"cus_{n % 700}",
+                           items=[item(LATEST, price(cents=1000 + n), 1 + n % 3)],
+                           start=T0 + n * 600)
+        events.append(event(LATEST, f"evt_c{n}", "customer.subscription.created", sub,
+                            T0 + n * 600))
         if n % 4 == 0:
-            events.append(event(f"evt_d{n}", "customer.subscription.deleted",
+            events.append(event(LATEST, f"evt_d{n}", "customer.subscription.deleted",
                                 {**sub, "status": "canceled", "ended_at": T0 + 90 * DAY},
                                 T0 + 90 * DAY))
     backfill = tmp_path / "events.jsonl"

@@ -1,0 +1,234 @@
+"""Stripe through `revledger serve` (signed by the official `stripe` library) and through
+`revledger import stripe`, on both stores: a subscription's whole life in order, reversed,
+repeated and late gives Stripe's MRR; what cannot be recorded yet is held, never refused
+nor lost; subscription exports backfill years of history.
+
+Expected figures are worked by hand (the lifecycle's comments); none comes from the code.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from datetime import date
+
+import orjson
+import pytest
+import stripe
+from click.testing import CliRunner
+
+from cli import main
+from services.metrics import mrr_report
+from tests.stripe_fixtures import (
+    DAY,
+    LATEST,
+    T0,
+    coupon,
+    discount,
+    event,
+    item,
+    price,
+    subscription,
+)
+from tests.test_api import SECRET, server  # noqa: F401  (the server fixture, both stores)
+
+BASIL = "2025-03-31.basil"
+
+
+def signed(body: bytes, at: int | None = None) -> dict[str, str]:
+    """The Stripe-Signature header as Stripe makes it, by Stripe's own library."""
+    header = stripe.WebhookSignature.generate_signature_header(
+        body.decode(), SECRET, int(time.time()) if at is None else at)
+    return {"Stripe-Signature": header}
+
+
+def webhook(client, stripe_event: dict, at: int | None = None):
+    body = orjson.dumps(stripe_event)
+    return client.post("/v1/webhooks/stripe", content=body, headers=signed(body, at))
+
+
+def mrr(url: str, day: str) -> str:
+    return mrr_report(url, date.fromisoformat(day))["mrr"]
+
+
+def lifecycle(version: str = LATEST) -> list[dict]:
+    """One customer's subscription through Stripe's lifecycle, at $29 a seat a month."""
+    seat = price(version, cents=2900)
+    yearly = price(version, "price_y", 120000, interval="year")
+    c = coupon(version, "co_25", percent_off=25)
+    d = discount(version, "di_25", c, start=T0 + 100 * DAY)
+
+    def sub(**kw):
+        return subscription(version, **kw)
+
+    return [
+        event(version, "evt_k", "customer.created",
+              {"id": "cus_1", "object": "customer", "created": T0, "metadata": {}}, T0),
+        event(version, "evt_1", "customer.subscription.created",  # trial: 0
+              sub(status="trialing", trial_end=T0 + 14 * DAY, items=[item(version, seat)]),
+              T0),
+        event(version, "evt_2", "customer.subscription.updated",  # converts: 29
+              sub(items=[item(version, seat)]), T0 + 14 * DAY, {"status": "trialing"}),
+        event(version, "evt_3", "customer.subscription.updated",  # 4 seats: 116
+              sub(items=[item(version, seat, 4)]), T0 + 40 * DAY, {"items": {}}),
+        event(version, "evt_4", "customer.subscription.updated",  # $1,200 a year: 100
+              sub(items=[item(version, yearly)]), T0 + 70 * DAY, {"items": {}}),
+        event(version, "evt_c", "coupon.created", c, T0 + 100 * DAY),
+        event(version, "evt_d", "customer.discount.created", d, T0 + 100 * DAY),
+        event(version, "evt_5", "customer.subscription.updated",  # 25% off forever: 75
+              sub(items=[item(version, yearly)], discounts=[d]), T0 + 100 * DAY,
+              {"discounts": []}),
+        event(version, "evt_6", "customer.subscription.paused",  # paused: 0
+              sub(status="paused", items=[item(version, yearly)], discounts=[d]),
+              T0 + 130 * DAY),
+        event(version, "evt_7", "customer.subscription.resumed",  # back at 29
+              sub(items=[item(version, seat)]), T0 + 160 * DAY),
+        event(version, "evt_8", "customer.subscription.deleted",  # ended: 0
+              sub(status="canceled", ended_at=T0 + 200 * DAY, canceled_at=T0 + 200 * DAY,
+                  items=[item(version, seat)]), T0 + 200 * DAY),
+    ]
+
+
+EFFECTS = [("2024-01-10", "0.00"), ("2024-01-20", "29.00"), ("2024-02-15", "116.00"),
+           ("2024-03-20", "100.00"), ("2024-04-20", "75.00"), ("2024-05-20", "0.00"),
+           ("2024-06-20", "29.00"), ("2024-07-25", "0.00")]
+
+
+def deliveries(kind: str) -> list[dict]:
+    events = lifecycle()
+    if kind == "reversed":
+        return events[::-1]
+    if kind == "repeated and late":  # every event twice, shuffled: some days late
+        twice = events + [{**e, "pending_webhooks": 2} for e in events]
+        random.Random(7).shuffle(twice)
+        return twice
+    return events
+
+
+@pytest.mark.parametrize("kind", ["in order", "reversed", "repeated and late"])
+def test_serve_gives_stripes_mrr_however_deliveries_arrive(server, kind):  # noqa: F811
+    for stripe_event in deliveries(kind):
+        answer = webhook(server, stripe_event)
+        assert answer.status_code == 200, answer.text
+    assert [(day, mrr(server.db_url, day)) for day, _ in EFFECTS] == EFFECTS
+
+
+@pytest.mark.parametrize("kind", ["in order", "reversed", "repeated and late"])
+def test_import_stripe_gives_the_same_mrr(db_url, kind):
+    body = orjson.dumps(deliveries(kind))
+    result = CliRunner().invoke(main, ["--db", db_url, "import", "stripe", "-"], input=body)
+    assert result.exit_code == 0, result.stderr
+    assert [(day, mrr(db_url, day)) for day, _ in EFFECTS] == EFFECTS
+    again = CliRunner().invoke(main, ["--db", db_url, "import", "stripe", "-"], input=body)
+    assert "accepted 0," in again.stderr
+
+
+def test_a_discount_not_known_yet_is_quarantined_then_recorded_when_it_comes(server):  # noqa: F811
+    c = coupon(BASIL, "co_20", percent_off=20)
+    d = discount(BASIL, "di_1", c)
+    sub = subscription(BASIL, items=[item(BASIL, price(BASIL, cents=10000))], discounts=[d])
+    first = webhook(server, event(BASIL, "evt_s", "customer.subscription.created", sub, T0))
+    assert first.status_code == 200
+    (result,) = first.json()["results"]
+    assert (result["status"], result["event_id"]) == ("quarantined", "stripe:evt_s")
+    assert "needs discount di_1" in result["reason"]
+    listed = CliRunner().invoke(main, ["--db", server.db_url, "quarantine", "list",
+                                       "--format", "json"])
+    assert [r["event_id"] for r in orjson.loads(listed.stdout)] == ["stripe:evt_s"]
+    assert mrr(server.db_url, "2024-01-31") == "0.00"
+    webhook(server, event(BASIL, "evt_d", "customer.discount.created", d, T0))
+    assert mrr(server.db_url, "2024-01-31") == "80.00"  # released as soon as it was known
+    listed = CliRunner().invoke(main, ["--db", server.db_url, "quarantine", "list",
+                                       "--format", "json"])
+    assert orjson.loads(listed.stdout) == []
+
+
+def test_another_currency_is_quarantined_with_a_retryable_reason(db_url):
+    euros = subscription(items=[item(LATEST, price(cents=5000, currency="eur"))])
+    body = orjson.dumps([event(LATEST, "evt_e", "customer.subscription.created", euros, T0)])
+    result = CliRunner().invoke(main, ["--db", db_url, "import", "stripe", "-"], input=body)
+    assert result.exit_code == 0, result.stderr
+    assert "line 1: stripe:evt_e: held: " in result.stderr and "EUR" in result.stderr
+    retry = CliRunner().invoke(main, ["--db", db_url, "quarantine", "retry"])
+    assert retry.exit_code == 1
+    assert "stripe:evt_e: still held: " in retry.stderr
+    listed = CliRunner().invoke(main, ["--db", db_url, "quarantine", "list", "--format",
+                                       "json"])
+    (held,) = orjson.loads(listed.stdout)
+    assert orjson.loads(held["raw"])["id"] == "evt_e"  # kept verbatim
+
+
+def test_only_a_bad_signature_or_body_is_refused(server):  # noqa: F811
+    broken = orjson.dumps(event(LATEST, "evt_b", "customer.subscription.updated",
+                                {"id": "sub_9", "object": "subscription"}, T0))
+    held = server.post("/v1/webhooks/stripe", content=broken, headers=signed(broken))
+    assert (held.status_code, held.json()["results"][0]["status"]) == (200, "quarantined")
+    not_json = b"{not json"
+    assert server.post("/v1/webhooks/stripe", content=not_json,
+                       headers=signed(not_json)).status_code == 400
+
+
+@pytest.mark.parametrize("offset,accepted", [(200, True), (-200, True), (400, False),
+                                             (-301, False)])
+def test_a_timestamp_ahead_of_our_clock_within_tolerance_is_accepted(
+        server, caplog, offset, accepted):  # noqa: F811
+    created = event(LATEST, "evt_t", "customer.subscription.created", subscription(), T0)
+    with caplog.at_level(logging.INFO):
+        answer = webhook(server, created, at=int(time.time()) + offset)
+    assert (answer.status_code == 200) is accepted
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("revledger")]
+    request_line = next(m for m in lines if m.startswith("POST /v1/webhooks/stripe"))
+    assert SECRET not in "\n".join(lines) and "v1=" not in "\n".join(lines)
+    if accepted:
+        assert " 200 accepted events=stripe:evt_t " in request_line
+        assert request_line.endswith(" ms")
+        assert any("ahead of this server's clock" in m for m in lines) is (offset > 0)
+    else:
+        assert " 400 signature rejected: timestamp " in request_line
+
+
+# -- backfill: Subscription objects of any age ---------------------------------------------
+
+def exported() -> list[dict]:
+    """`stripe subscriptions list --status all`: one paying since 2022 (2 seats, 20% off
+    forever, its discount expanded), one cancelled in 2023, one trialing."""
+    c = coupon(LATEST, "co_20", percent_off=20)
+    d = discount(LATEST, "di_1", c, start=1_640_995_200)
+    d["source"]["coupon"] = c  # expand[]=data.discounts.source.coupon
+    paying = subscription(LATEST, "sub_a", "cus_a", start=1_640_995_200,  # 2022-01-01
+                          items=[item(LATEST, price(cents=2900), 2)], discounts=[d])
+    paying["discounts"] = [d]  # expand[]=data.discounts
+    gone = subscription(LATEST, "sub_b", "cus_b", status="canceled", start=1_640_995_200,
+                        ended_at=1_685_577_600, canceled_at=1_685_577_600,  # 2023-06-01
+                        items=[item(LATEST, price(cents=5000), 1)])
+    trial = subscription(LATEST, "sub_c", "cus_c", status="trialing", start=T0,
+                         trial_end=T0 + 30 * DAY, items=[item(LATEST, price(cents=9900))])
+    return [paying, gone, trial]
+
+
+@pytest.mark.parametrize("layout", ["array", "json lines", "list object"])
+def test_subscription_exports_backfill_years_of_history(db_url, layout):
+    subs = exported()
+    body = {"array": orjson.dumps(subs),
+            "json lines": b"\n".join(orjson.dumps(s) for s in subs) + b"\n",
+            "list object": orjson.dumps({"object": "list", "data": subs,
+                                         "has_more": False})}[layout]
+    result = CliRunner().invoke(main, ["--db", db_url, "import", "stripe", "-"], input=body)
+    assert result.exit_code == 0, result.stderr
+    assert mrr(db_url, "2022-06-30") == "96.40"  # 2 x 29 x 0.8 + 50
+    assert mrr(db_url, "2023-06-30") == "46.40"  # sub_b ended on 2023-06-01
+    assert mrr(db_url, "2024-01-15") == "46.40"  # sub_c still trialing: not MRR
+    again = CliRunner().invoke(main, ["--db", db_url, "import", "stripe", "-"], input=body)
+    assert "accepted 0," in again.stderr
+
+
+def test_settings_are_recorded_and_shown(sqlite_url):
+    chosen = CliRunner().invoke(main, ["--db", sqlite_url, "stripe-settings",
+                                       "--repeating-coupons", "count"])
+    assert orjson.loads(chosen.stdout) == {"repeating_coupons": "count",
+                                           "scheduled_cancellation": "when_scheduled"}
+    changed = CliRunner().invoke(main, ["--db", sqlite_url, "stripe-settings",
+                                        "--repeating-coupons", "ignore"])
+    assert changed.exit_code == 1
+    assert "already 'count'" in changed.stderr
