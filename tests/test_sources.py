@@ -25,6 +25,7 @@ from tests.stripe_fixtures import LATEST, T0, event, subscription
 
 SECRET = "whsec_test"
 CREATED = event(LATEST, "evt_1", "customer.subscription.created", subscription(), T0)
+INVOICE = event(LATEST, "evt_i", "invoice.paid", {"id": "in_1", "object": "invoice"}, T0)
 E1 = started("e1", "s1", "c1", "2024-01-01T00:00:00Z")
 
 
@@ -52,7 +53,7 @@ def test_a_canonical_delivery_is_one_object_however_laid_out_or_json_lines():
 
 def test_a_stripe_export_numbers_lines_rejections_and_ignored_events():
     data = [orjson.dumps(CREATED) + b"\n", b"{not json\n",
-            orjson.dumps(event(LATEST, "evt_i", "invoice.paid", {"id": "in_1", "object": "invoice"}, T0)) + b"\n"]
+            orjson.dumps(INVOICE) + b"\n"]
     items = list(source_named("stripe").parse(data))
     assert items[0][0] == 1
     assert orjson.loads(items[0][1])["event_id"] == "stripe:evt_1"
@@ -66,7 +67,7 @@ def test_a_stripe_delivery_is_verified_then_kept_with_its_evidence():
     (line,) = delivery.lines
     assert orjson.loads(line)["_delivery"] == {"raw_body": body.decode(),
                                                "stripe_signature": headers["Stripe-Signature"]}
-    unmapped = signed(event(LATEST, "evt_i", "invoice.paid", {"id": "in_1", "object": "invoice"}, T0))
+    unmapped = signed(INVOICE)
     assert source_named("stripe", SECRET).delivery(*unmapped) == Delivery([], ignored=True)
 
 
@@ -93,7 +94,7 @@ def test_the_writer_delivers_from_any_source(sqlite_url):
             body = b"{not json"
             writer.deliver("stripe", body, {"stripe-signature": sign(body, SECRET,
                                                                       int(time.time()))})
-        invoice = signed(event(LATEST, "evt_i", "invoice.paid", {"id": "in_1", "object": "invoice"}, T0))
+        invoice = signed(INVOICE)
         assert writer.deliver("stripe", *invoice) == Delivered([], ignored=True)
     finally:
         writer.close()

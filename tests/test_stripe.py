@@ -36,7 +36,10 @@ from tests.stripe_fixtures import (
 JAN31 = date(2024, 1, 31)
 
 
-def mapped(stripe_event: dict, lookup=lambda _: None, policy: Policy = Policy()) -> dict:
+STRIPE = Policy()  # Stripe's own choices
+
+
+def mapped(stripe_event: dict, lookup=lambda _: None, policy: Policy = STRIPE) -> dict:
     canonical = canonical_event(stripe_event, lookup, policy)
     assert canonical is not None
     parse_event(canonical)  # every mapped event is valid canonical input

@@ -158,7 +158,7 @@ def learned_objects(record: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]
         if isinstance(value, dict):
             if isinstance(value.get("id"), str) and (
                 value.get("object") in ("discount", "coupon")
-                or value.get("object") in ("price", "plan") and value.get("tiers")
+                or (value.get("object") in ("price", "plan") and value.get("tiers"))
             ):
                 found.append((value["id"], value))
             for child in value.values():
