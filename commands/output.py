@@ -54,8 +54,11 @@ def caption(manifest: dict[str, Any]) -> str:
     head = manifest["ledger_head"]
     if head is None:
         return "empty ledger"
+    settings = "".join(
+        f"; {source}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in values.items())
+        for source, values in manifest.get("source_settings", {}).items())
     return (f"as known at {manifest['known_at']}; ledger head {head['position']} "
-            f"({head['chain_sha256'][:12]})")
+            f"({head['chain_sha256'][:12]}){settings}")
 
 
 def emit_table(

@@ -51,6 +51,20 @@ def _now() -> str:
     return format_instant(datetime.now(UTC))
 
 
+def recorded_settings(app: Any) -> dict[str, dict[str, str]]:
+    """Every source's recorded settings, read without creating a table (a reader's role
+    may not create one): none where no source ever recorded any."""
+    try:
+        rows = app.recorder._rows("SELECT source, name, value FROM source_settings "
+                                  "ORDER BY source, name", [])
+    except Exception:  # no such table (any store's error for it): nothing recorded
+        return {}
+    settings: dict[str, dict[str, str]] = {}
+    for source, name, value in rows:
+        settings.setdefault(source, {})[name] = value
+    return settings
+
+
 class SourceStore:
     """The source tables of one open ledger (`ledger.application.LedgerApplication`)."""
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from ledger.application import LedgerApplication
 from ledger.chain import Link
+from ledger.held import recorded_settings
 from projections.engine import MRRIndex
 from projections.movements import KINDS
 from projections.nrr import Retention
@@ -37,9 +38,16 @@ def engine_for(app: LedgerApplication, known_at: str | None) -> tuple[MRRIndex, 
         projection = MRRProjection(app)
         projection.catch_up()
         index = index_from_rows(projection, upto)
-        return index, manifest(head, known_at)
+        return index, manifest(head, known_at) | _settings(app)
     index, position = current_index(app)
-    return index, manifest(recorder.chain_head(upto=position))
+    return index, manifest(recorder.chain_head(upto=position)) | _settings(app)
+
+
+def _settings(app: LedgerApplication) -> dict[str, Any]:
+    """How the ledger reads its billing sources (e.g. Stripe's coupon and cancellation
+    choices), where any is recorded: part of what a figure means."""
+    settings = recorded_settings(app)
+    return {"source_settings": settings} if settings else {}
 
 
 def manifest(head: Link | None, known_at: str | None = None) -> dict[str, Any]:

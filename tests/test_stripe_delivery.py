@@ -271,3 +271,12 @@ def test_any_delivery_order_gives_stripes_final_mrr(order, repeats):
                           for i, r in enumerate(recorded.values(), 1))
     assert [(day, reference.mrr(date.fromisoformat(day))[0]) for day, _ in EFFECTS] == \
         [(day, Fraction(v)) for day, v in EFFECTS]
+
+
+def test_the_manifest_shows_how_stripe_is_read(sqlite_url):
+    body = orjson.dumps(lifecycle()[:3])
+    CliRunner().invoke(main, ["--db", sqlite_url, "import", "stripe", "-"], input=body)
+    report = CliRunner().invoke(main, ["--db", sqlite_url, "mrr", "--at", "2024-01-31",
+                                       "--format", "json"])
+    assert orjson.loads(report.stdout)["manifest"]["source_settings"] == {"stripe": {
+        "repeating_coupons": "ignore", "scheduled_cancellation": "when_scheduled"}}
