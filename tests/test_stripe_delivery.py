@@ -31,6 +31,7 @@ from tests.stripe_fixtures import (
     DAY,
     LATEST,
     T0,
+    VERSIONS,
     coupon,
     discount,
     event,
@@ -102,8 +103,8 @@ EFFECTS = [("2024-01-10", "0.00"), ("2024-01-20", "29.00"), ("2024-02-15", "116.
            ("2024-06-20", "29.00"), ("2024-07-25", "0.00")]
 
 
-def deliveries(kind: str) -> list[dict]:
-    events = lifecycle()
+def deliveries(kind: str, version: str = LATEST) -> list[dict]:
+    events = lifecycle(version)
     if kind == "reversed":
         return events[::-1]
     if kind == "repeated and late":  # every event twice, shuffled: some days late
@@ -121,9 +122,17 @@ def test_serve_gives_stripes_mrr_however_deliveries_arrive(server, kind):  # noq
     assert [(day, mrr(server.db_url, day)) for day, _ in EFFECTS] == EFFECTS
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_serve_reads_every_api_version(server, version):  # noqa: F811
+    for stripe_event in deliveries("reversed", version):
+        assert webhook(server, stripe_event).status_code == 200
+    assert [(day, mrr(server.db_url, day)) for day, _ in EFFECTS] == EFFECTS
+
+
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("kind", ["in order", "reversed", "repeated and late"])
-def test_import_stripe_gives_the_same_mrr(db_url, kind):
-    body = orjson.dumps(deliveries(kind))
+def test_import_stripe_gives_the_same_mrr(db_url, kind, version):
+    body = orjson.dumps(deliveries(kind, version))
     result = CliRunner().invoke(main, ["--db", db_url, "import", "stripe", "-"], input=body)
     assert result.exit_code == 0, result.stderr
     assert [(day, mrr(db_url, day)) for day, _ in EFFECTS] == EFFECTS
