@@ -26,6 +26,7 @@ from ledger.sources import Held, Learned
 from ledger.sources.stripe_source import StripeSource, retry_record
 from ledger.sources.stripe_terms import Policy
 from projections.reference import Event, Reference
+from services.audit import customer_history
 from services.metrics import mrr_report
 from tests.stripe_fixtures import (
     DAY,
@@ -38,8 +39,10 @@ from tests.stripe_fixtures import (
     item,
     price,
     subscription,
+    tax_rate,
 )
 from tests.test_api import SECRET, server  # noqa: F401  (the server fixture, both stores)
+from tests.test_stripe import TIERS
 
 BASIL = "2025-03-31.basil"
 
@@ -289,3 +292,83 @@ def test_the_manifest_shows_how_stripe_is_read(sqlite_url):
                                        "--format", "json"])
     assert orjson.loads(report.stdout)["manifest"]["source_settings"] == {"stripe": {
         "repeating_coupons": "ignore", "scheduled_cancellation": "when_scheduled"}}
+
+
+# -- one worked case per rule, through both doors --------------------------------------------
+
+def _case(name: str, *objects: tuple[str, dict], version: str = LATEST,
+          at: int = T0) -> list[dict]:
+    """The events of one case, for customer `cus_<name>`: (type, object) in delivery
+    order, each its own event id."""
+    return [event(version, f"evt_{name}_{n}", kind, obj, at)
+            for n, (kind, obj) in enumerate(objects)]
+
+
+def cases() -> dict[str, tuple[list[dict], str]]:
+    """Each rule's worked case: its events, and the customer's MRR after them (by hand)."""
+    def sub(name: str, *items_: dict, version: str = LATEST, **kw) -> dict:
+        return subscription(version, f"sub_{name}", f"cus_{name}",
+                            items=list(items_) or [item(version, price(version))], **kw)
+
+    v, old = LATEST, "2023-10-16"
+    c20 = coupon(v, "co_case", percent_off=20)
+    d20 = discount(v, "di_case", c20, customer="cus_clover", subscription="sub_clover")
+    old_forever = discount(old, "di_old", coupon(old, "co_old", percent_off=20),
+                           customer="cus_forever")
+    old_repeating = discount(old, "di_rep", coupon(old, "co_rep", percent_off=20,
+                                                   duration="repeating", months=3),
+                             end=T0 + 90 * DAY, customer="cus_repeating")
+    tiered = price(v, "price_t", None, tiers=TIERS, tiers_mode="graduated")
+    per_five = price(v, "price_5", 1000, transform={"divide_by": 5, "round": "up"})
+    vat = tax_rate(v, 19, inclusive=True)
+    C, U = "customer.subscription.created", "customer.subscription.updated"
+    metered = item(v, price(v, "price_api", 7, usage_type="metered"), None)
+    taxed = item(v, price(v, cents=11900), 1, tax_rates=[vat])
+    sub_cent = item(v, price(v, cents=None, decimal="12.3456789"), 100_000)
+    yearly, monthly = price(v, "price_y", 12000, interval="year"), price(v, "price_m", 1500)
+    old_item = item(old, price(old, cents=10000))
+    at_45 = item(v, price(v, cents=4500))
+    worked = {  # name: ([(type, object) in delivery order], MRR after them), by hand
+        "past_due": ([(U, sub("past_due", status="past_due"))], "29.00"),
+        "unpaid": ([(U, sub("unpaid", status="unpaid"))], "0.00"),
+        "metered": ([(C, sub("metered", item(v, price(v, cents=5000)), metered))], "50.00"),
+        "tax": ([(C, sub("tax", taxed))], "100.00"),  # 119 / 1.19
+        "transform": ([(C, sub("transform", item(v, per_five, 12)))], "30.00"),
+        "zero": ([(C, sub("zero", item(v, price(v), 0)))], "0.00"),
+        "decimal": ([(C, sub("decimal", sub_cent))], "12345.68"),  # 12,345.6789
+        "tiered": ([(C, sub("tiered", item(v, tiered, 12)))], "120.00"),  # 50 + 40 + 10 + 20
+        "mixed": ([(C, sub("mixed", item(v, yearly), item(v, monthly)))], "25.00"),
+        "forever": ([(C, sub("forever", old_item, version=old, discounts=[old_forever]))],
+                    "80.00"),
+        "repeating": ([(C, sub("repeating", old_item, version=old,
+                               discounts=[old_repeating]))], "100.00"),
+        "scheduled": ([(U, sub("scheduled", cancel_at_period_end=True, canceled_at=T0))],
+                      "0.00"),
+        "same_second": ([(U, sub("same_second", at_45)),  # the update is delivered first
+                         (C, sub("same_second", at_45, status="incomplete"))], "45.00"),
+        "clover": ([(C, sub("clover", item(v, price(v, cents=10000)), discounts=[d20])),
+                    ("customer.discount.created", d20), ("coupon.created", c20)], "80.00"),
+    }
+    return {name: (_case(name, *objects, version=old if name in ("forever", "repeating")
+                         else v), mrr_)
+            for name, (objects, mrr_) in worked.items()}
+
+
+def final_mrr(url: str, customer: str) -> str:
+    return customer_history(url, customer)["events"][-1]["mrr_after"]
+
+
+@pytest.mark.parametrize("door", ["import", "serve"])
+def test_each_rule_through_import_and_serve(db_url, door, request):
+    worked = cases()
+    everything = [e for events, _ in worked.values() for e in events]
+    if door == "import":
+        result = CliRunner().invoke(main, ["--db", db_url, "import", "stripe", "-"],
+                                    input=orjson.dumps(everything))
+        assert result.exit_code == 0, result.stderr
+    else:
+        client = request.getfixturevalue("server")
+        for stripe_event in everything:
+            assert webhook(client, stripe_event).status_code == 200
+    assert {name: final_mrr(db_url, f"cus_{name}") for name in worked} == \
+        {name: expected for name, (_, expected) in worked.items()}
