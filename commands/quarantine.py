@@ -59,9 +59,10 @@ def retry(db: str, source: str | None, fmt: str) -> None:
 @click.option("--scheduled-cancellation", type=click.Choice(["when_scheduled", "when_ended"]),
               help="When does a cancellation at period end stop counting? Stripe: "
                    "when_scheduled.")
+@format_option
 @click.pass_obj
 def stripe_settings(db: str, repeating_coupons: str | None,
-                    scheduled_cancellation: str | None) -> None:
+                    scheduled_cancellation: str | None, fmt: str) -> None:
     """Show (or, before the first Stripe event, choose) how this ledger reads Stripe.
 
     Recorded in the ledger and shown in every answer's manifest: a figure means what
@@ -72,6 +73,11 @@ def stripe_settings(db: str, repeating_coupons: str | None,
     values = {k: v for k, v in (("repeating_coupons", repeating_coupons),
                                 ("scheduled_cancellation", scheduled_cancellation)) if v}
     try:
-        emit_json(source_settings(db, "stripe", values))
+        settings = source_settings(db, "stripe", values)
     except ValueError as exc:
         raise LedgerError(str(exc)) from None
+    if fmt == "json":
+        emit_json(settings)
+    else:
+        emit_rows(fmt, ("setting", "value"),
+                  [{"setting": k, "value": v} for k, v in settings.items()])
