@@ -279,3 +279,19 @@ def test_zero_decimal_currencies_are_whole_units():
     sub = subscription(items=[item(LATEST, price(cents=1000, currency="jpy"))])
     m = mapped(created(LATEST, sub))
     assert (m["amount"], m["currency"]) == ("1000", "JPY")
+
+
+def test_an_items_own_discount_and_a_coupon_for_some_products_apply_to_those_items():
+    """$100 (prod_a) + $50 (prod_b): 10% off prod_a's item alone, then $30 off the
+    subscription for prod_b only: 90 + 50 - 30 = 110."""
+    ten = coupon(LATEST, "co_10", percent_off=10)
+    on_item = discount(LATEST, "di_item", ten)
+    thirty = coupon(LATEST, "co_30", amount_off=3000)
+    thirty["applies_to"] = {"products": ["prod_b"]}
+    on_sub = discount(LATEST, "di_sub", thirty)
+    a = item(LATEST, price(LATEST, "price_a", 10000, product="prod_a"),
+             discounts=["di_item"])
+    b = item(LATEST, price(LATEST, "price_b", 5000, product="prod_b"))
+    sub = subscription(items=[a, b], discounts=[on_sub])
+    known = {"di_item": on_item, "co_10": ten, "di_sub": on_sub, "co_30": thirty}
+    assert mrr(mapped(created(LATEST, sub), known.get)) == 110
