@@ -19,6 +19,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, OperationalError
 
 from ledger.aggregates import LEDGER_ID, Ledger
+from ledger.held import create_source_tables
 from ledger.queries import LedgerRecorder
 from ledger.settings import env_for_url
 from ledger.tables import LEDGER_TABLES
@@ -48,6 +49,7 @@ class LedgerApplication(Application):
             super().__init__(env=env)
             if create_tables:
                 self.ledger_recorder.upgrade_index()
+                create_source_tables(self, conn)  # what sources deliver besides events
 
     @contextmanager
     def schema_lock(self) -> Iterator[Any]:

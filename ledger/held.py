@@ -31,7 +31,31 @@ _DDL = [
     "CREATE TABLE IF NOT EXISTS source_settings (source TEXT NOT NULL, name TEXT NOT NULL, "
     "value TEXT NOT NULL, recorded_at TEXT NOT NULL, PRIMARY KEY (source, name))",
 ]
-_READY: set[str] = set()  # ledgers whose tables this process has created
+SOURCE_TABLES = ("source_objects", "quarantine", "quarantine_done", "source_settings")
+_READY: set[str] = set()  # ledgers whose tables this process has seen or created
+
+
+def create_source_tables(app: Any, conn: Any = None) -> None:
+    """The source tables, where missing: with the ledger's, by the role that creates the
+    ledger (`conn`: the PostgreSQL connection holding the schema lock). Where they all
+    exist, no DDL runs at all, so roles without CREATE can open the ledger."""
+    if app.url in _READY:
+        return
+    if app.kind == "postgresql":
+        from ledger.postgres import tables_exist  # a postgresql:// ledger loads it
+
+        if conn is None:
+            with app.schema_lock() as locked:
+                create_source_tables(app, locked)
+            return
+        if not tables_exist(conn, SOURCE_TABLES):
+            for statement in _DDL:
+                conn.execute(statement.replace("{serial}", "BIGSERIAL PRIMARY KEY"))
+    else:
+        with app.recorder.datastore.transaction(commit=True) as c:
+            for statement in _DDL:
+                c.sqlite_cursor.execute(statement.replace("{serial}", "INTEGER PRIMARY KEY"))
+    _READY.add(app.url)
 
 
 @dataclass(frozen=True)
@@ -71,11 +95,7 @@ class SourceStore:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.postgres = app.kind == "postgresql"
-        if app.url not in _READY:
-            with app.schema_lock():
-                serial = "BIGSERIAL PRIMARY KEY" if self.postgres else "INTEGER PRIMARY KEY"
-                self._write([(s.replace("{serial}", serial), ()) for s in _DDL])
-            _READY.add(app.url)
+        create_source_tables(app)
 
     # -- statements ------------------------------------------------------------------------
     def _write(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:

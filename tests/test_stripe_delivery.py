@@ -380,3 +380,42 @@ def test_each_rule_through_import_and_serve(db_url, door, request):
             assert webhook(client, stripe_event).status_code == 200
     assert {name: final_mrr(db_url, f"cus_{name}") for name in worked} == \
         {name: expected for name, (_, expected) in worked.items()}
+
+
+def test_the_documented_ingest_role_imports_stripe_and_holds_without_create(pg_url):
+    """docs/operations.md's roles: the ingest role records Stripe, learns its discounts
+    and keeps its quarantine without any CREATE privilege."""
+    import re
+    import uuid
+    from pathlib import Path
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text()
+    block = re.search(r"<!-- roles:.*?-->\n```sql\n(.*?)```", docs, re.S).group(1)
+    role = f"revledger_ingest_{uuid.uuid4().hex[:8]}"
+    block = block.replace("revledger_ingest", role).replace("revledger_analyst",
+                                                             role + "_a")
+    CliRunner().invoke(main, ["--db", pg_url, "import", "stripe", "-"],  # the owner creates
+                       input=orjson.dumps(lifecycle()[:1]))  # the schema
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(block)
+    parts = urlsplit(pg_url)
+    as_ingest = urlunsplit(parts._replace(
+        netloc=f"{role}:change-me@{parts.hostname}:{parts.port}"))
+    euros = subscription(LATEST, "sub_e", "cus_e",
+                         items=[item(LATEST, price(cents=5000, currency="eur"))])
+    body = orjson.dumps([*lifecycle(), event(LATEST, "evt_e", "customer.subscription.created",
+                                             euros, T0)])
+    try:
+        result = CliRunner().invoke(main, ["--db", as_ingest, "import", "stripe", "-"],
+                                    input=body)
+        assert result.exit_code == 0, result.stderr
+        assert "held 1" in result.stderr
+        assert mrr(pg_url, "2024-04-20") == "75.00"
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            for name in (role, role + "_a"):
+                conn.execute(f"DROP OWNED BY {name}")
+                conn.execute(f"DROP ROLE {name}")
