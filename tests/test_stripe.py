@@ -295,3 +295,10 @@ def test_an_items_own_discount_and_a_coupon_for_some_products_apply_to_those_ite
     sub = subscription(items=[a, b], discounts=[on_sub])
     known = {"di_item": on_item, "co_10": ten, "di_sub": on_sub, "co_30": thirty}
     assert mrr(mapped(created(LATEST, sub), known.get)) == 110
+
+
+def test_a_subscription_whose_items_are_cut_short_is_held_not_undercounted():
+    sub = subscription()
+    sub["items"]["has_more"] = True
+    held = map_record(updated(LATEST, sub, T0), lambda _: None, Policy())
+    assert held.held is not None and "has_more" in held.held[1]

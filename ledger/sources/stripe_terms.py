@@ -84,6 +84,9 @@ def subscription_terms(sub: Mapping[str, Any], at: int, lookup: Lookup,
     items = sub["items"]["data"]
     if not items:
         raise ValueError("no items")
+    if sub["items"].get("has_more"):  # a partial list would be a wrong amount
+        raise ValueError("the items list is cut short (has_more): import the subscription "
+                         "with all its items")
     lines = [_line(item, sub, lookup) for item in items]
     currency = lines[0][1]
     if any(c != currency for _, c, _, _ in lines):
