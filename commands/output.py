@@ -46,19 +46,27 @@ def emit_csv(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
 def flat_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
     """A manifest as flat fields, for a CSV row or table."""
     head = manifest["ledger_head"] or {}
-    return {"known_at": manifest["known_at"], "ledger_position": head.get("position"),
+    flat = {"known_at": manifest["known_at"], "ledger_position": head.get("position"),
             "ledger_chain_sha256": head.get("chain_sha256")}
+    if settings := _settings_text(manifest):
+        flat["source_settings"] = settings
+    return flat
+
+
+def _settings_text(manifest: dict[str, Any]) -> str:
+    """How the ledger reads its sources, in a line: `stripe: repeating coupons ignore, ...`."""
+    return "; ".join(
+        f"{source}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in values.items())
+        for source, values in manifest.get("source_settings", {}).items())
 
 
 def caption(manifest: dict[str, Any]) -> str:
     head = manifest["ledger_head"]
     if head is None:
         return "empty ledger"
-    settings = "".join(
-        f"; {source}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in values.items())
-        for source, values in manifest.get("source_settings", {}).items())
+    settings = _settings_text(manifest)
     return (f"as known at {manifest['known_at']}; ledger head {head['position']} "
-            f"({head['chain_sha256'][:12]}){settings}")
+            f"({head['chain_sha256'][:12]}){'; ' + settings if settings else ''}")
 
 
 def emit_table(
