@@ -147,7 +147,8 @@ class SourceStore:
                          "ON CONFLICT DO NOTHING",
                          (source, key, event_id, reason, raw.decode("utf-8", "replace"),
                           None if evidence is None else orjson.dumps(evidence).decode(), now)))
-        self._write(rows)
+        if rows:
+            self._write(rows)
         return len(rows)
 
     def held(self, source: str | None = None) -> list[HeldRecord]:

@@ -126,8 +126,8 @@ def retry_held(app: LedgerApplication, ingestor: Ingestor, source: str | None = 
             result.still.append((row, bad[0].reason or bad[0].status))
         else:
             result.recorded.append((row, results[0].status))
-    store.done((qid, outcome) for qid, outcome in
-               ((r.id, o) for r, o in result.recorded))
+    if result.recorded:
+        store.done((r.id, outcome) for r, outcome in result.recorded)
     return result
 
 

@@ -170,8 +170,10 @@ class LedgerWriter:
             return Delivered(self.record(delivery.lines))
         delivery = self._stripe().delivery(body, headers, self._lookup)
         held = [as_held(h) for h in delivery.held]
-        with self._writing, self._ledger() as (app, _, _):
-            new = keep(SourceStore(app), source, delivery.learned, held)
+        new = 0
+        if delivery.learned or held:
+            with self._writing, self._ledger() as (app, _, _):
+                new = keep(SourceStore(app), source, delivery.learned, held)
         outcomes = self.record(delivery.lines) if delivery.lines else []
         refused = [o for o in outcomes if o.status not in ("accepted", "duplicate")]
         if refused:
