@@ -154,25 +154,35 @@ def learned_objects(record: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]
     their `tiers` (which only a backfill's `expand` carries)."""
     found: list[tuple[str, dict[str, Any]]] = []
 
-    def visit(value: Any) -> None:
-        if isinstance(value, dict):
-            if isinstance(value.get("id"), str) and (
-                value.get("object") in ("discount", "coupon")
-                or (value.get("object") in ("price", "plan") and value.get("tiers"))
-            ):
-                found.append((value["id"], value))
-            for child in value.values():
-                visit(child)
-        elif isinstance(value, list):
-            for child in value:
-                visit(child)
+    def keep(value: Any) -> None:
+        if not isinstance(value, dict) or not isinstance(value.get("id"), str):
+            return
+        kind = value.get("object")
+        if kind in ("discount", "coupon") or (kind in ("price", "plan") and value.get("tiers")):
+            found.append((value["id"], value))
+        if kind == "discount":  # its coupon, embedded or expanded under `source`
+            keep(value.get("coupon"))
+            keep((value.get("source") or {}).get("coupon"))
+
+    def discounts_of(obj: Mapping[str, Any]) -> None:
+        keep(obj.get("discount"))
+        for ref in obj.get("discounts") or []:
+            keep(ref)
 
     if record.get("object") == "event":
-        if record.get("type") in LEARNED_TYPES or str(record.get("type")).startswith(
-                "customer.subscription."):
-            visit((record.get("data") or {}).get("object"))
-    elif record.get("object") == "subscription":
-        visit(record)
+        obj = (record.get("data") or {}).get("object")
+        if record.get("type") in LEARNED_TYPES:
+            keep(obj)
+            return found
+        if not str(record.get("type")).startswith("customer.subscription."):
+            return found
+        record = obj if isinstance(obj, dict) else {}
+    if record.get("object") == "subscription":
+        discounts_of(record)
+        for item in (record.get("items") or {}).get("data") or []:
+            if isinstance(item, dict):
+                discounts_of(item)
+                keep(item.get("price") or item.get("plan"))
     return found
 
 
