@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import click
@@ -33,9 +34,8 @@ def serve(db: str, host: str, port: int, no_auth: bool) -> None:
     if secret is None:
         click.echo("revledger: REVLEDGER_STRIPE_WEBHOOK_SECRET is not set: Stripe webhooks "
                    "will be refused (503)", err=True)
-    import logging
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("revledger").setLevel(logging.INFO)  # its request lines, no others'
     click.echo(f"revledger: serving on http://{host}:{port}", err=True)
     uvicorn.run(create_app(db, None if no_auth else token, secret), host=host, port=port,
                 log_level="warning")

@@ -419,3 +419,46 @@ def test_the_documented_ingest_role_imports_stripe_and_holds_without_create(pg_u
             for name in (role, role + "_a"):
                 conn.execute(f"DROP OWNED BY {name}")
                 conn.execute(f"DROP ROLE {name}")
+
+
+def test_revledger_serve_logs_one_line_a_request_and_no_secret(sqlite_url):
+    """The real command: a signed webhook and a forged one, each one line on stderr."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "REVLEDGER_API_TOKEN": "t", "REVLEDGER_STRIPE_WEBHOOK_SECRET": SECRET}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli", "--db", sqlite_url, "serve", "--port", str(port)],
+        cwd=Path(__file__).resolve().parent.parent, env=env, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/v1/webhooks/stripe"
+    body = orjson.dumps(lifecycle()[1])
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None
+            try:
+                answer = httpx.post(url, content=body, headers=signed(body), timeout=30)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "revledger serve did not come up"
+                time.sleep(0.05)
+        assert answer.status_code == 200
+        forged = httpx.post(url, content=body, headers={"Stripe-Signature": "t=1,v1=00"},
+                            timeout=30)
+        assert forged.status_code == 400
+    finally:
+        process.terminate()
+        stderr = process.communicate(timeout=30)[1].decode()
+    lines = [line for line in stderr.splitlines() if "POST /v1/webhooks/stripe" in line]
+    assert len(lines) == 2, stderr
+    assert " 200 accepted events=stripe:evt_1 " in lines[0]
+    assert " 400 signature rejected: " in lines[1]
+    assert SECRET not in stderr and "v1=" not in stderr
