@@ -2,7 +2,7 @@
 
 Lines are checked by `ledger.feed` (in a second process for a long feed). Each batch is
 decided by the rules (`ledger.rules`) on what the store already holds (`ledger.lookup`:
-one index look-up per batch) and appended in one transaction with its index rows and
+at most two queries per batch) and appended in one transaction with its index rows and
 chain links. If another writer got there first, the transaction fails on a key (or on the
 chain's order) and the batch is decided again from fresh state, so concurrent ingests of
 overlapping feeds store every event exactly once. Outcomes are data (`Rejected`,
@@ -203,7 +203,6 @@ class Ingestor:
         """When the ledger's last event was recorded: a batch must be stamped later."""
         head = self.recorder.chain_head()
         return parse_instant(head.recorded_at) if head else None
-
 
 
 def _report(

@@ -13,6 +13,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from ledger.kinds import CANCELLED, STARTED
+
 SAMPLE = files("ledger") / "samples" / "mrr_playbook_subscription_periods.csv"
 
 
@@ -23,7 +25,7 @@ def playbook_events(path: Path | Any = SAMPLE) -> Iterator[dict[str, Any]]:
             ids = {"customer_id": row["customer_id"], "subscription_id": row["subscription_id"]}
             yield {
                 "event_id": f"playbook-{row['subscription_id']}-start",
-                "type": "subscription.started",
+                "type": STARTED,
                 "effective_at": f"{row['start_date']}T00:00:00Z",
                 **ids,
                 "plan": "playbook",
@@ -34,7 +36,7 @@ def playbook_events(path: Path | Any = SAMPLE) -> Iterator[dict[str, Any]]:
             if row["end_date"]:
                 yield {
                     "event_id": f"playbook-{row['subscription_id']}-end",
-                    "type": "subscription.cancelled",
+                    "type": CANCELLED,
                     "effective_at": f"{row['end_date']}T00:00:00Z",
                     **ids,
                 }

@@ -155,7 +155,7 @@ def outcomes(decided: Decided, rejected: Iterable[Rejected] = ()) -> Iterator[Ou
     for d in decided.duplicates:
         yield Outcome(d.line, d.event_id, "duplicate")
     for r in (*rejected, *decided.rejected):
-        status = "conflict" if r.reason.startswith("conflict:") else "rejected"
+        status = "conflict" if r.reason == CONFLICT else "rejected"
         yield Outcome(r.line, r.event_id, status, r.reason)
 
 

@@ -19,6 +19,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
+from ledger.kinds import VOID
 from projections import reference
 from projections.engine import UNREADABLE, MRRIndex
 from projections.projection import MRRProjection
@@ -88,9 +89,9 @@ def _by_customer(tables: tuple[list[tuple], list[tuple], list[tuple]]
 
 def _events_problem(customer: str, events: list[reference.Event]) -> Difference | None:
     """Each event filed under this customer is its own, or voids one of its own."""
-    own = {e.event_id for e in events if e.type != "event.voided"}
+    own = {e.event_id for e in events if e.type != VOID}
     for e in events:
-        if e.type == "event.voided":
+        if e.type == VOID:
             mine = e.record.get("voids") in own
         else:
             mine = e.record.get("customer_id") == customer

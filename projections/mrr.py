@@ -10,7 +10,7 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from ledger.kinds import SNAPSHOT, WHOLE
+from ledger.kinds import CANCELLED, SNAPSHOT, WHOLE
 
 # F, the intervals per month, as twelfths: MRR = amount x quantity x F / interval_count.
 TWELFTHS = {"month": 12, "year": 1, "week": 52, "day": 365}
@@ -73,7 +73,7 @@ def apply(state: SubscriptionState, type: str, payload: dict[str, Any]) -> Subsc
             payload.get("interval_count", 1),
             payload["currency"],
         )
-    if type == "subscription.cancelled":
+    if type == CANCELLED:
         return state._replace(active=False)
     get = payload.get  # a null names nothing, like an absent field (ingest refuses it)
     amount, quantity = get("amount"), get("quantity")

@@ -27,6 +27,7 @@ import orjson
 
 from ledger.events import InvalidEvent
 from ledger.instants import format_instant
+from ledger.kinds import CUSTOMER_CREATED, CUSTOMER_UPDATED, SNAPSHOT
 from ledger.sources.stripe_terms import (
     STRIPE_DEFAULT,
     Lookup,
@@ -51,7 +52,7 @@ LIFECYCLE = {
     "customer.subscription.resumed": 3,
     "customer.subscription.deleted": 4,
 }
-CUSTOMER_TYPES = ("customer.created", "customer.updated")
+CUSTOMER_TYPES = (CUSTOMER_CREATED, CUSTOMER_UPDATED)
 LEARNED_TYPES = ("customer.discount.created", "customer.discount.updated",
                  "customer.discount.deleted", "coupon.created", "coupon.updated",
                  "coupon.deleted", "price.created", "price.updated", "plan.created",
@@ -111,7 +112,7 @@ def _snapshot(sub: Mapping[str, Any], effective_at: str, at: int, lookup: Lookup
         terms = subscription_terms(sub, at, lookup, policy)
     else:  # counts for nothing: no discount is looked up, nothing can be missing
         terms = _inactive_terms(sub, at, policy)
-    return {"type": "subscription.snapshot", **ids, "effective_at": effective_at,
+    return {"type": SNAPSHOT, **ids, "effective_at": effective_at,
             "status": "active" if active else "inactive",
             "plan": terms.plan, "amount": terms.amount, "currency": terms.currency,
             "interval": terms.interval, "interval_count": terms.interval_count,
@@ -142,7 +143,7 @@ def _inactive_terms(sub: Mapping[str, Any], at: int, policy: Policy) -> Terms:
 
 def _customer(kind: str, obj: Mapping[str, Any], created: int) -> dict[str, Any]:
     metadata = obj.get("metadata") or {}
-    at = _seconds(obj["created"]) if kind == "customer.created" else created
+    at = _seconds(obj["created"]) if kind == CUSTOMER_CREATED else created
     return {"type": kind, "customer_id": _text(obj, "id"), "effective_at": _instant(at),
             "attributes": {str(k): str(v) for k, v in metadata.items()}}
 
