@@ -244,15 +244,15 @@ class MRRIndex:
         return (counts[offsets[1:]] - counts[offsets[:-1]]) > 0
 
     def _movement(self, month: date, p: np.ndarray, q: np.ndarray, paid: np.ndarray) -> Movement:
-        grew, shrank, lost, starts = movement_split(p, q)
+        new, grew, shrank, lost, back = movement_split(p, q, paid)
         total = self._fraction
         return Movement(
             month_label(month),
-            new=total(q[starts & ~paid].sum()),
+            new=total(q[new].sum()),
             expansion=total((q - p)[grew].sum()),
             contraction=total((p - q)[shrank].sum()),
             churn=total(p[lost].sum()),
-            reactivation=total(q[starts & paid].sum()),
+            reactivation=total(q[back].sum()),
         )
 
 

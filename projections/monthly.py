@@ -17,10 +17,11 @@ from datetime import date
 import numpy as np
 
 from projections.engine import NEVER, MRRIndex
+from projections.movements import KINDS
 from projections.movements import split as movement_split
 from projections.periods import month_end, month_label
 
-CATEGORIES = ("", "new", "expansion", "contraction", "churn", "reactivation")
+CATEGORIES = ("", *KINDS)  # a customer with no movement: ""
 
 
 @dataclass(frozen=True)
@@ -41,13 +42,9 @@ def customer_months(index: MRRIndex, first: date, last: date) -> Iterator[MonthR
     """The rows of each month `first`..`last`, customers in the index's order."""
     first_paid = _months_of(index.first_paid)
     for month, p, q, paid in index.month_ends(first, last):
-        grew, shrank, lost, starts = movement_split(p, q)
         code = np.zeros(len(p), dtype=np.int8)
-        code[starts & ~paid] = 1
-        code[grew] = 2
-        code[shrank] = 3
-        code[lost] = 4
-        code[starts & paid] = 5
+        for number, mask in enumerate(movement_split(p, q, paid), start=1):
+            code[mask] = number  # its index in CATEGORIES
         rows = np.flatnonzero((p > 0) | (q > 0))
         attributes = {
             key: [None if c < 0 else values[c] for c in codes[rows].tolist()]

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, TypeVar
 
+from projections.nrr import split as retention_split
+
 ZERO = Fraction(0)
 KINDS = ("new", "expansion", "contraction", "churn", "reactivation")
 T = TypeVar("T", bound=Any)  # a number, or an array of them
@@ -21,9 +23,14 @@ class Movement:
     reactivation: Fraction = ZERO
 
 
-def split(p: T, q: T) -> tuple[T, T, T, T]:
-    """A customer's movement in a month, p at the previous month end and q at this one:
-    (expansion, contraction, churn, start) — a start is new or a reactivation by whether
-    it paid at an earlier month end. Written with `&`, so it holds alike for two numbers
-    (bools) and for two arrays of every customer's (masks): the one statement of the rule."""
-    return (p > 0) & (q > p), (q > 0) & (q < p), (p > 0) & (q == 0), (p == 0) & (q > 0)
+def split(p: T, q: T, paid: T) -> tuple[T, T, T, T, T]:
+    """A customer's movement in a month, p at the previous month end and q at this one,
+    `paid` whether it paid at an earlier month end: (new, expansion, contraction, churn,
+    reactivation). A customer paying at the previous month end moves as a retained one
+    does (`projections.nrr.split`); one starting to pay is new, or a reactivation if it
+    paid before. Written with `&`, so it holds alike for numbers (bools) and for arrays
+    of every customer's (masks): the one statement of the rule."""
+    churn, expansion, contraction = retention_split(p, q)
+    kept, starts = p > 0, (p == 0) & (q > 0)
+    return (starts & ~paid, kept & expansion, kept & contraction, kept & churn,
+            starts & paid)
