@@ -157,6 +157,16 @@ def test_a_sub_cent_unit_price_is_multiplied_before_rounding(version):
     assert mrr(m) == Fraction("12345.6789")
 
 
+@pytest.mark.parametrize("version", VERSIONS[1:])
+def test_a_unit_price_finer_than_twelve_decimals_is_rounded_once_after_the_quantity(version):
+    """1/3 cent of a cent (0.333333333333 cents = 0.00333333333333 USD, 14 places) a unit,
+    7 units: 0.02333333333331 USD, rounded once to 12 places: 0.023333333333 (rounding
+    the unit first would give 7 x 0.003333333333 = 0.023333333331)."""
+    p = price(version, cents=None, decimal="0.333333333333")
+    m = mapped(created(version, subscription(version, items=[item(version, p, 7)])))
+    assert mrr(m) == Fraction("0.023333333333")
+
+
 TIERS = [{"up_to": 5, "unit_amount": 1000, "unit_amount_decimal": "1000", "flat_amount": None,
           "flat_amount_decimal": None},
          {"up_to": 10, "unit_amount": 800, "unit_amount_decimal": "800", "flat_amount": None,
@@ -260,6 +270,13 @@ def test_an_unknown_shape_is_held_with_its_reason():
     held = map_record(broken, lambda _: None, Policy())
     assert held.held == ("stripe:evt_b",
                          "customer.subscription.updated: no 'customer' in the object")
+
+
+def test_a_status_stripe_does_not_document_is_held_not_read_as_inactive():
+    sub = subscription(LATEST, status="some_future_status")
+    held = map_record(updated(LATEST, sub, T0), lambda _: None, Policy())
+    assert held.held[1] == ("customer.subscription.updated: unreadable object (status "
+                            "'some_future_status' is none of those Stripe documents)")
 
 
 def test_other_event_types_are_not_mapped():

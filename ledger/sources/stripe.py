@@ -58,6 +58,10 @@ LEARNED_TYPES = ("customer.discount.created", "customer.discount.updated",
                  "coupon.deleted", "price.created", "price.updated", "plan.created",
                  "plan.updated")
 COUNTING = ("active", "past_due")  # Stripe's MRR counts these statuses, no other
+# every status Stripe documents for a Subscription; another is a shape this mapping does
+# not know, held rather than guessed at
+STATUSES = frozenset((*COUNTING, "trialing", "incomplete", "incomplete_expired", "canceled",
+                      "unpaid", "paused"))
 _NO_LOOKUP: Lookup = lambda object_id: None  # noqa: E731
 
 
@@ -123,7 +127,10 @@ def counts(sub: Mapping[str, Any], policy: Policy) -> bool:
     """Whether Stripe's MRR counts the subscription: `active` or `past_due`, and (by
     default) no cancellation scheduled, which stops it counting from the moment it is
     scheduled (support.stripe.com: cancellations and MRR)."""
-    if sub.get("status") not in COUNTING:
+    status = sub.get("status")
+    if status not in STATUSES:
+        raise ValueError(f"status {status!r} is none of those Stripe documents")
+    if status not in COUNTING:
         return False
     scheduled = bool(sub.get("cancel_at_period_end")) or sub.get("cancel_at") is not None
     return not (scheduled and policy.cancel_when_scheduled)

@@ -227,6 +227,8 @@ def _single(items: list[Any], lines: list[Any], counted: list[Any],
     unit = _decimal(price, "unit_amount", "amount") / minor_per_major(currency)
     if unit * quantity != counted[0][0]:  # an inclusive default tax rate applied
         return None
+    if unit != unit.quantize(_PLACES):  # finer than the contract keeps: the whole amount
+        return None  # is rounded once instead, or the quantity would multiply the rounding
     return _text(unit), quantity
 
 
