@@ -16,6 +16,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
+from ledger.audit_queries import AuditQueries
 from ledger.chain import Link, extend, recorded_at
 from ledger.tables import event_keys_table
 
@@ -74,9 +75,10 @@ def _uuid(value: Any) -> UUID:
     return value if isinstance(value, UUID) else UUID(value)
 
 
-class LedgerQueries:
+class LedgerQueries(AuditQueries):
     """The ledger's reads beyond eventsourcing's, written once for both stores: SQL uses
-    `?` placeholders and `{position}` for the notification id; a dialect supplies the rest."""
+    `?` placeholders and `{position}` for the notification id; a dialect supplies the rest.
+    `verify`'s own reads (`AuditQueries`) are in the same dialect."""
 
     events_table_name: str
     position = "rowid"

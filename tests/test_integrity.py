@@ -1,0 +1,246 @@
+"""What `verify` detects of rows written around revledger, on both stores (docs/audit.md):
+the index held to the events' bytes, every stored event held again to the contract and the
+recording rules, forged rows appended by the documented ingest role; and what it cannot
+detect (a valid rewrite with every link recomputed, a cut-off tail), where it says what it
+can: the head, to compare with one kept elsewhere."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from services.ingest import ingest_feed
+from tests.feeds import cancelled, changed, jsonl, started, voided
+from tests.intruder import Intruder, stream_id
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FEED = [
+    started("e1", "s1", "c1", "2024-01-01T00:00:00Z"),
+    started("e2", "s2", "c2", "2024-01-05T00:00:00Z", amount="50.00"),
+    changed("e3", "s1", "c1", "2024-02-01T00:00:00Z", quantity=2),
+    cancelled("e4", "s2", "c2", "2024-03-01T00:00:00Z"),
+    voided("e5", "e3"),
+]
+S1, S2, S3 = (stream_id(f"subscription:s{n}") for n in (1, 2, 3))  # s1: e1 e3 e5; s2: e2 e4
+
+
+def cli(url: str, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["--db", url, *args])
+    return result.exit_code, (result.stdout + result.stderr).strip()
+
+
+def verify(url: str) -> tuple[int, str]:
+    return cli(url, "verify")
+
+
+def head_of(url: str) -> tuple[int, str]:
+    fields = json.loads(cli(url, "verify", "--format", "json")[1])
+    return fields["head_position"], fields["head_chain_sha256"]
+
+
+@pytest.fixture
+def ledger(db_url) -> str:
+    ingest_feed(db_url, jsonl(*FEED[:3]).splitlines())
+    ingest_feed(db_url, jsonl(*FEED[3:]).splitlines())
+    return db_url
+
+
+@pytest.fixture
+def owner(ledger) -> Intruder:
+    """Plain SQL with the owner's rights (who can also drop the guards)."""
+    return Intruder(ledger)
+
+
+@pytest.fixture
+def ingest_role(ledger) -> Iterator[Intruder]:
+    """Plain SQL with the ingest role's rights: on PostgreSQL the role created as
+    docs/operations.md says (the SQLite file has no roles: whoever may write it)."""
+    if ledger.startswith("sqlite"):
+        yield Intruder(ledger)
+        return
+    docs = (ROOT / "docs" / "operations.md").read_text()
+    block = re.search(r"<!-- roles:.*?-->\n```sql\n(.*?)```", docs, re.S).group(1)
+    suffix = uuid.uuid4().hex[:8]
+    roles = [f"revledger_ingest_{suffix}", f"revledger_analyst_{suffix}"]
+    block = block.replace("revledger_ingest", roles[0]).replace("revledger_analyst", roles[1])
+    with psycopg.connect(ledger, autocommit=True) as conn:
+        conn.execute(block)
+    parts = urlsplit(ledger)
+    yield Intruder(urlunsplit(parts._replace(
+        netloc=f"{roles[0]}:change-me@{parts.hostname}:{parts.port}")))
+    with psycopg.connect(ledger, autocommit=True) as conn:
+        for role in roles:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
+
+
+def test_an_untouched_ledger_passes_every_check(ledger):
+    code, output = verify(ledger)
+    assert code == 0, output
+    assert "; 5 events valid under the contract and the recording rules, each indexed as " \
+        "its bytes say; the projection of 2 customers" in output
+
+
+# -- the index: each row recomputed from the event's bytes --------------------------------
+
+def test_an_edited_index_row_is_named_even_after_a_replay_that_read_it(ledger, owner):
+    """The index files events by customer for the projections: edited, it would move
+    MRR on the next replay and the projection would agree with it."""
+    owner.unguard()
+    owner.run("UPDATE event_keys SET customer_id = 'c1' WHERE event_id = 'e2'")
+    assert cli(ledger, "replay")[0] == 0
+    code, output = verify(ledger)
+    assert code == 1
+    assert output == (f"revledger: verify FAILED at position {owner.stored('e2')[0]} (event "
+                      "e2): its index row differs from its stored bytes (customer_id: 'c1', "
+                      "the event says 'c2'); the chain of 6 events holds")
+
+
+def test_a_deleted_index_row_is_named(ledger, owner):
+    owner.unguard()
+    position = owner.stored("e4")[0]
+    owner.run("DELETE FROM event_keys WHERE position = ?", [position])
+    assert cli(ledger, "replay")[0] == 0  # e4 unseen: s2 would never be cancelled
+    code, output = verify(ledger)
+    assert code == 1
+    assert f"at position {position} (event e4): it has no index row: the projections do " \
+        "not see it" in output
+
+
+def test_an_index_row_of_no_event_is_named(ledger, ingest_role):
+    ingest_role.run("INSERT INTO event_keys VALUES (99, 'ghost', 'x', 'subscription.started', "
+                    "'c1', 's1', NULL)")
+    code, output = verify(ledger)
+    assert code == 1
+    assert "at position 99 (event ghost): an index row at a position that holds no event" \
+        in output
+
+
+def test_a_void_filed_under_another_customer_is_named(ledger, owner):
+    owner.unguard()
+    owner.run("UPDATE event_keys SET customer_id = 'c2', subscription_id = 's2' "
+              "WHERE event_id = 'e5'")
+    code, output = verify(ledger)
+    assert code == 1
+    assert "(event e5): its index row files it under customer 'c2', subscription 's2'; its " \
+        "target's are 'c1', 's1'" in output
+
+
+# -- forged rows appended by the ingest role, links and index rows computed ---------------
+
+AT = "2024-04-01T00:00:00Z"
+
+
+def _lie_about_effective_at(state: dict[str, Any]) -> None:
+    state["effective_at"] = "2020-01-01T00:00:00.000000Z"
+
+
+FORGERIES = {
+    "negative amount": (
+        started("f1", "s3", "c3", AT, amount="-5.00"), S3, 1, "c3", "s3", {"opens": "s3"},
+        "breaks the contract: amount: must be a decimal string of ASCII digits, >= 0"),
+    "void of no event": (
+        voided("f1", "nope"), S1, 4, "c1", "s1", {},
+        "voids: the ledger holds no event 'nope'"),
+    "void of a void": (
+        voided("f1", "e5"), S1, 4, "c1", "s1", {}, "voids: 'e5' is itself a void"),
+    "subscription changing hands": (
+        changed("f1", "s1", "c2", AT, quantity=3), S1, 4, "c2", "s1", {},
+        "customer_id: subscription 's1' belongs to customer 'c1', not 'c2'"),
+    "other currency": (
+        started("f1", "s3", "c3", AT, currency="EUR"), S3, 1, "c3", "s3", {"opens": "s3"},
+        "currency: EUR is not this ledger's reporting currency USD"),
+    "envelope unlike its payload": (
+        started("f1", "s3", "c3", AT), S3, 1, "c3", "s3",
+        {"opens": "s3", "envelope": _lie_about_effective_at},
+        "its stored effective_at ('2020-01-01T00:00:00.000000Z') is not its payload's "
+        "('2024-04-01T00:00:00.000000Z')"),
+    "stream version skipped": (
+        changed("f1", "s1", "c1", AT, quantity=3), S1, 7, "c1", "s1", {},
+        "version 7 of its stream follows version 3"),
+    "another subscription's stream": (
+        changed("f1", "s1", "c1", AT, quantity=3), S2, 3, "c1", "s1", {},
+        "it is stored in the stream of subscription 's2', not in that of subscription 's1'"),
+    "opening another stream": (
+        started("f1", "s3", "c3", AT), stream_id("subscription:s9"), 1, "c3", "s3",
+        {"opens": "s3"},
+        "it opens another stream than that of subscription s3"),
+}
+
+
+@pytest.mark.parametrize("forgery", FORGERIES.values(), ids=FORGERIES)
+def test_a_forged_event_appended_with_its_links_is_named(ledger, ingest_role, forgery):
+    payload, stream, version, customer, subscription, how, problem = forgery
+    position = ingest_role.append(payload, stream, version, customer=customer,
+                                  subscription=subscription, **how)
+    code, output = verify(ledger)
+    assert code == 1, output
+    assert output.startswith(f"revledger: verify FAILED at position {position} (event f1): "
+                             f"{problem}"), output
+    assert output.endswith("; the chain of 7 events holds")
+
+
+@pytest.mark.parametrize(("forged", "unique"), [
+    (changed("e1", "s1", "c1", AT, quantity=3), "event_id"),
+    (voided("f1", "e3"), "voids"),  # a second void of e3
+], ids=["repeated event id", "second void"])
+def test_a_forged_row_the_index_refuses_is_named_without_its_index_row(
+        ledger, ingest_role, forged, unique):
+    with pytest.raises(Exception, match=f"(?i)unique.*{unique}|{unique}.*unique"):
+        ingest_role.append(forged, S1, 4, customer="c1", subscription="s1")
+    code, output = verify(ledger)
+    assert code == 1
+    assert f"({forged['event_id']}): it has no index row: the projections do not see it" \
+        in output.replace("event ", "")
+
+
+# -- rewrites by the owner, every later link recomputed -----------------------------------
+
+def test_a_rewrite_that_breaks_the_contract_is_named(ledger, owner):
+    owner.unguard()
+    owner.rewrite("e2", lambda payload: payload.update(amount="-50.00"))
+    assert verify(ledger)[1].startswith(
+        f"revledger: verify FAILED at position {owner.stored('e2')[0]} (event e2): breaks "
+        "the contract: amount: must be a decimal string")
+
+
+def test_a_valid_rewrite_with_links_recomputed_passes_but_the_head_differs(ledger, owner):
+    """Undetectable from the ledger alone (docs/audit.md): only a head kept elsewhere (a
+    manifest, a checkpoint) shows it."""
+    kept = head_of(ledger)
+    owner.unguard()
+    owner.rewrite("e2", lambda payload: payload.update(amount="500.00"))
+    code, output = verify(ledger)
+    assert code == 1  # the projection still holds what the events said
+    assert "the projection of customer c2 differs from the reference fold" in output
+    assert cli(ledger, "replay")[0] == 0  # a thorough intruder replays too
+    assert verify(ledger)[0] == 0
+    position, sha = head_of(ledger)
+    assert position == kept[0] and sha != kept[1]
+
+
+def test_a_cut_tail_passes_once_replayed_and_verify_names_the_shorter_head(ledger, owner):
+    """Undetectable from the ledger alone (docs/audit.md): the head verify prints is the
+    shorter one, which a head kept elsewhere shows."""
+    kept = head_of(ledger)
+    owner.unguard()
+    owner.cut_tail()
+    code, output = verify(ledger)
+    assert code == 1  # the projection still holds the cut event's effect
+    assert "the projection of customer c1 differs from the reference fold" in output
+    assert cli(ledger, "replay")[0] == 0
+    code, output = verify(ledger)
+    assert code == 0
+    position, sha = head_of(ledger)
+    assert position == kept[0] - 1 and f"(head {position} {sha})" in output
