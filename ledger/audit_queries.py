@@ -33,19 +33,15 @@ class AuditQueries:
         """Every stored event (position, aggregate id, version, topic, state) beside its
         index row (position, event_id, content hash, type, customer, subscription, voids;
         all None where it has none), by position. Two index rows at one position come as
-        two rows."""
-        for row in self._stream(
+        two rows. A state is bytes, or text where SQLite kept a writer's text."""
+        return self._stream(
             f"SELECT e.{self.position}, e.originator_id, e.originator_version, e.topic, "
             "e.state, k.position, k.event_id, k.content_sha256, k.type, k.customer_id, "
             f"k.subscription_id, k.voids FROM {self.events_table_name} e "
             f"LEFT JOIN event_keys k ON k.position = e.{self.position} "
             f"ORDER BY e.{self.position}",
             [],
-        ):
-            state = row[4]
-            if isinstance(state, str):  # SQLite keeps whatever type a writer stored
-                state = state.encode()
-            yield (*row[:4], bytes(state), *row[5:])
+        )
 
     def index_without_event(self) -> tuple[int, str] | None:
         """(position, event_id) of the first index row whose position holds no event."""

@@ -140,7 +140,7 @@ def _event_problem(aggregate: Any, version: int, topic: str, data: dict[str, Any
     if type_ == VOID:  # filed under its target's customer and subscription (see `_rules`)
         customer, subscription, voids = key[4], key[5], event["voids"]
     else:
-        customer = event["customer_id"]
+        customer = event.get("customer_id")  # every type but a void has one (contract v1.1)
         subscription = event["subscription_id"] if type_ in SUBSCRIPTION_TYPES else None
         voids = None
     expected = (event["event_id"], content_hash(payload), type_, customer, subscription, voids)

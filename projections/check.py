@@ -11,7 +11,7 @@ the query columns stored for the view's position (what every other query reads).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
@@ -44,14 +44,18 @@ class Comparison:
     difference: Difference | None = None
 
 
-def compare(projection: MRRProjection) -> Comparison:
+def compare(projection: MRRProjection, stop: Callable[[], bool] = lambda: False
+            ) -> Comparison:
     """The view (caught up to its position) against the reference, customer by customer,
-    stopping at the first difference."""
+    stopping at the first difference, or when `stop()` says so between chunks of
+    customers (the events checked beside it proved false: the comparison is moot)."""
     position = projection.position
     out = Comparison()
     columns = _stored_columns(projection, position, out)
     customers = groupby(projection.events.iter_customer_events(position), key=itemgetter(0))
     while chunk := [(c, [r[1:] for r in rows]) for c, rows in _take(customers, CHUNK)]:
+        if stop():
+            return out
         stored = _by_customer(projection.view.stored_of([c for c, _ in chunk]))
         for customer, rows in chunk:
             out.customers += 1

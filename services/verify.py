@@ -6,7 +6,8 @@ Each check shares no code with the path that wrote what it checks."""
 from __future__ import annotations
 
 import time
-from concurrent.futures import BrokenExecutor
+from collections.abc import Callable
+from concurrent.futures import BrokenExecutor, Future
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -18,6 +19,8 @@ from ledger.workers import WorkerDied, forked_pool, second_core
 from projections.check import Comparison, compare
 from projections.projection import MRRProjection
 from services.ledger import open_ledger
+
+Events = tuple[ChainReport, Recheck]  # what the stored events were found to be
 
 
 @dataclass(frozen=True)
@@ -40,44 +43,69 @@ class Verification:
         return self.ledger_break is None and self.projection.difference is None
 
 
-def verify_ledger(url: str) -> Verification:
-    """The chain first: nothing else is worth checking over tampered bytes. Then the
-    events are re-checked (in a second process, where there is a second core) while the
-    projection is compared; a break of the events is reported before any difference of
-    the projection, which proves nothing about events that should not be there."""
+def verify_ledger(url: str, *, parallel: bool | None = None) -> Verification:
+    """The stored events are checked (the chain, then each event again), and the
+    projection compared with the reference: side by side in two processes where there is
+    a second core. A break of the events is reported rather than any difference of the
+    projection, which proves nothing of events that should not be there, and ends the
+    comparison early. `parallel` (default: whether there is a second core) chooses."""
     started = time.perf_counter()
     with open_ledger(url) as app:
-        chain = check(app.ledger_recorder.iter_chain())
-        if chain.problem is not None:
-            return Verification(chain, seconds=time.perf_counter() - started)
-        if not second_core():
-            events = recheck(cast(AuditQueries, app.recorder))
-            compared = compare_projection(app) if events.problem is None else Comparison()
+        if not (second_core() if parallel is None else parallel):
+            chain, events = check_events(app)
+            compared = (compare_projection(app) if chain.problem is None
+                        and events.problem is None else Comparison())
             return Verification(chain, events, compared, time.perf_counter() - started)
         pool = forked_pool()
         try:
-            pending = pool.submit(recheck_at, url)
-            compared = compare_projection(app)
-            events = pending.result()
+            pending = pool.submit(check_events_at, url)
+            try:
+                compared = compare_projection(app, lambda: _broken(pending))
+            except Exception:  # of bytes the events' check finds tampered with, say
+                if not _broken(pending, wait=True):
+                    raise
+                compared = Comparison()
+            chain, events = pending.result()
         except BrokenExecutor:
-            raise WorkerDied("the process re-checking the events died") from None
+            raise WorkerDied("the process checking the events died") from None
         finally:
             pool.shutdown(cancel_futures=True)
-        if events.problem is not None:
+        if chain.problem is not None or events.problem is not None:
             compared = Comparison()
         return Verification(chain, events, compared, time.perf_counter() - started)
 
 
-def compare_projection(app: LedgerApplication) -> Comparison:
-    projection = MRRProjection(app)
-    projection.catch_up()
-    return compare(projection)
+def _broken(pending: Future[Events], *, wait: bool = False) -> bool:
+    """Whether the events' check found a break (or failed); False while it runs, unless
+    told to wait for it."""
+    if not wait and not pending.done():
+        return False
+    if pending.exception() is not None:
+        return True
+    chain, events = pending.result()
+    return chain.problem is not None or events.problem is not None
 
 
-def recheck_at(url: str) -> Recheck:
-    """`recheck` in a worker process, on a connection of its own."""
+def check_events(app: LedgerApplication) -> Events:
+    """The chain, and each event again where the chain holds: a check of bytes that were
+    not linked would name the wrong fault."""
+    chain = check(app.ledger_recorder.iter_chain())
+    if chain.problem is not None:
+        return chain, Recheck()
+    return chain, recheck(cast(AuditQueries, app.recorder))
+
+
+def check_events_at(url: str) -> Events:
+    """`check_events` in a worker process, on a connection of its own."""
     app = LedgerApplication(url, create_tables=False)
     try:
-        return recheck(cast(AuditQueries, app.recorder))
+        return check_events(app)
     finally:
         app.close()
+
+
+def compare_projection(app: LedgerApplication, stop: Callable[[], bool] = lambda: False
+                       ) -> Comparison:
+    projection = MRRProjection(app)
+    projection.catch_up()
+    return compare(projection, stop)

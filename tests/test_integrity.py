@@ -20,18 +20,12 @@ from click.testing import CliRunner
 
 from cli import main
 from services.ingest import ingest_feed
-from tests.feeds import cancelled, changed, jsonl, started, voided
+from tests.feeds import changed, jsonl, started, voided
 from tests.intruder import Intruder, stream_id
+from tests.test_audit import FEED  # e1 s1 c1, e2 s2 c2, e3 changes s1, e4 cancels s2, e5 voids e3
 
 ROOT = Path(__file__).resolve().parent.parent
 
-FEED = [
-    started("e1", "s1", "c1", "2024-01-01T00:00:00Z"),
-    started("e2", "s2", "c2", "2024-01-05T00:00:00Z", amount="50.00"),
-    changed("e3", "s1", "c1", "2024-02-01T00:00:00Z", quantity=2),
-    cancelled("e4", "s2", "c2", "2024-03-01T00:00:00Z"),
-    voided("e5", "e3"),
-]
 S1, S2, S3 = (stream_id(f"subscription:s{n}") for n in (1, 2, 3))  # s1: e1 e3 e5; s2: e2 e4
 
 
@@ -244,3 +238,20 @@ def test_a_cut_tail_passes_once_replayed_and_verify_names_the_shorter_head(ledge
     assert code == 0
     position, sha = head_of(ledger)
     assert position == kept[0] - 1 and f"(head {position} {sha})" in output
+
+
+# -- in one process or two ------------------------------------------------------------------
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["one process", "two processes"])
+def test_a_break_of_the_events_is_reported_rather_than_the_projections_difference(
+        ledger, ingest_role, parallel):
+    """verify catches the projection up, forged event included: whatever comparing it
+    finds, the forged event is what verify names."""
+    from services.verify import verify_ledger
+
+    assert verify_ledger(ledger, parallel=parallel).ok
+    position = ingest_role.append(started("f1", "s3", "c3", AT, amount="-5.00"), S3, 1,
+                                  customer="c3", subscription="s3", opens="s3")
+    result = verify_ledger(ledger, parallel=parallel)
+    assert (result.ledger_break.position, result.ledger_break.event_id) == (position, "f1")
+    assert result.projection.difference is None and result.chain.problem is None
