@@ -69,12 +69,15 @@ def recheck(recorder: AuditQueries) -> Recheck:
     """Stops at the first break: each stored event in position order, then the index's
     extra rows, then the rules across events."""
     out = Recheck()
-    out.problem = _walk(recorder.iter_indexed(), out) or _extra(recorder, out) or _rules(
+    out.problem = each_event(recorder.iter_indexed(), out) or _extra(recorder, out) or _rules(
         recorder, out)
     return out
 
 
-def _walk(rows: Iterable[tuple], out: Recheck) -> Break | None:
+def each_event(rows: Iterable[tuple], out: Recheck) -> Break | None:
+    """The first stored event, in position order, that breaks the contract, is not what
+    its index row says, or is out of its place, from `AuditQueries.iter_indexed` rows
+    (pure: the store is read by the caller)."""
     currency: str | None = None
     settings: int | None = None
     last = None

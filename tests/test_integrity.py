@@ -17,6 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 from click.testing import CliRunner
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from cli import main
 from services.ingest import ingest_feed
@@ -255,3 +257,54 @@ def test_a_break_of_the_events_is_reported_rather_than_the_projections_differenc
     result = verify_ledger(ledger, parallel=parallel)
     assert (result.ledger_break.position, result.ledger_break.event_id) == (position, "f1")
     assert result.projection.difference is None and result.chain.problem is None
+
+
+# -- properties of the check of each event, without a database --------------------------------
+
+@pytest.fixture(scope="module")
+def indexed_rows(tmp_path_factory) -> list[tuple]:
+    """The stored events of FEED beside their index rows, as verify reads them."""
+    from ledger.application import LedgerApplication
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('rows') / 'ledger.db'}"
+    ingest_feed(url, jsonl(*FEED).splitlines())
+    with LedgerApplication(url) as app:
+        return list(app.recorder.iter_indexed())
+
+
+KEY_COLUMNS = ("event_id", "content_sha256", "type", "customer_id", "subscription_id",
+               "voids")
+
+
+@given(data=st.data())
+def test_any_edit_of_an_index_column_is_named_at_its_event(indexed_rows, data):
+    """Every column of every index row is recomputed from the event's bytes (a void's
+    customer and subscription are held to its target's across events instead)."""
+    from ledger.recheck import Recheck, each_event
+
+    assert each_event(indexed_rows, Recheck()) is None
+    i = data.draw(st.integers(1, len(indexed_rows) - 1), label="event")  # 0: the settings
+    column = data.draw(st.sampled_from(KEY_COLUMNS), label="column")
+    row = list(indexed_rows[i])
+    held = row[6 + KEY_COLUMNS.index(column)]
+    assume(not (row[8] == "event.voided" and column in ("customer_id", "subscription_id")))
+    value = data.draw(st.none() | st.text(max_size=8), label="value")
+    assume(value != held)
+    row[6 + KEY_COLUMNS.index(column)] = value
+    found = each_event([*indexed_rows[:i], tuple(row), *indexed_rows[i + 1:]], Recheck())
+    assert found is not None and found.position == row[0]
+    assert found.problem == (f"its index row differs from its stored bytes ({column}: "
+                             f"{value!r}, the event says {held!r})")
+
+
+@given(amount=st.sampled_from(["-5.00", "1e3", "5,00", " 5", "١٢", "1000000000000", ""]))
+def test_a_stored_amount_the_contract_refuses_is_named(indexed_rows, amount):
+    from ledger.recheck import Recheck, each_event
+
+    position, aggregate, version, topic, state, *key = indexed_rows[2]  # e2: 50.00
+    forged = state.replace(b'"amount":"50.00"', b'"amount":' + json.dumps(amount).encode())
+    assert forged != state
+    found = each_event([indexed_rows[0], indexed_rows[1],
+                        (position, aggregate, version, topic, forged, *key)], Recheck())
+    assert (found.position, found.event_id) == (position, "e2")
+    assert found.problem.startswith("breaks the contract: amount: must be a decimal string")
