@@ -201,6 +201,21 @@ def test_a_forged_row_the_index_refuses_is_named_without_its_index_row(
         in output.replace("event ", "")
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("statement", [
+    "ALTER TABLE {events} DISABLE TRIGGER USER",
+    "ALTER TABLE event_keys DISABLE TRIGGER USER",
+    "DROP INDEX event_keys_voids",
+    "ALTER TABLE event_keys DROP CONSTRAINT event_keys_event_id_key",
+    "UPDATE event_keys SET customer_id = 'c1'",
+    "DELETE FROM event_chain",
+])
+def test_the_ingest_role_can_only_append(ledger, ingest_role, statement):
+    """What docs/operations.md promises of the role: the guards stay, rows stay."""
+    with pytest.raises(psycopg.Error, match=r"must be owner|permission denied|never updated"):
+        ingest_role.run(statement.format(events=ingest_role.events))
+
+
 # -- rewrites by the owner, every later link recomputed -----------------------------------
 
 def test_a_rewrite_that_breaks_the_contract_is_named(ledger, owner):
