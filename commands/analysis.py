@@ -8,17 +8,15 @@ from pathlib import Path
 import click
 
 from commands.charts import MIN_CUSTOMERS
-from commands.options import date_option, known_at_option, parser
+from commands.options import known_at_option, parser, when_option
 from commands.output import caption, emit_csv, emit_json, emit_table, format_option, working
 from commands.report_lines import report_figures, report_lines
-from projections.periods import GRAINS, parse_month, parse_segment
+from projections.periods import GRAINS, parse_segment
 
 
 @click.command()
-@click.option("--start", required=True, callback=parser(parse_month), metavar="YYYY-MM",
-              help="The first cohort: the period containing this month.")
-@click.option("--end", required=True, callback=parser(parse_month), metavar="YYYY-MM",
-              help="The last period (cohort and age).")
+@when_option("--start", "The first cohort, the period containing:", grain="month")
+@when_option("--end", "The last period (cohort and age), containing:", grain="month")
 @click.option("--grain", type=click.Choice(GRAINS), default="month", show_default=True,
               help="Cohort and age period.")
 @click.option("--metric", type=click.Choice(["nrr", "grr", "logos"]), default="nrr",
@@ -66,8 +64,8 @@ def cohorts(db: str, start: date, end: date, grain: str, metric: str,
 
 
 @click.command()
-@date_option("--start", "Start of the period (its end, UTC).")
-@date_option("--end", "End of the period (its end, UTC).")
+@when_option("--start", "Start:")
+@when_option("--end", "End:")
 @known_at_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]),
               default="table", show_default=True,

@@ -8,19 +8,17 @@ from pathlib import Path
 
 import click
 
-from commands.options import known_at_option, parser
+from commands.options import known_at_option, when_option
 from commands.output import working
-from projections.periods import GRAINS, parse_month
+from projections.periods import GRAINS
 
 MIN_CUSTOMERS = 10
 
 
 @click.command()
 @click.argument("kind", type=click.Choice(["nrr", "movements", "mrr", "cohorts"]))
-@click.option("--start", required=True, callback=parser(parse_month), metavar="YYYY-MM",
-              help="First month (cohorts: the first cohort's).")
-@click.option("--end", required=True, callback=parser(parse_month), metavar="YYYY-MM",
-              help="Last month (inclusive).")
+@when_option("--start", "First month (cohorts: the first cohort's):", grain="month")
+@when_option("--end", "Last month (inclusive):", grain="month")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The file to write: *.png, *.svg or *.pdf.")
 @click.option("--min-customers", type=click.IntRange(min=1), default=MIN_CUSTOMERS,

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from commands.options import date_option, known_at_option, parser, retention_options
+from commands.options import known_at_option, retention_options, when_option
 from commands.output import (
     caption,
     emit_csv,
@@ -18,7 +18,7 @@ from commands.output import (
     working,
 )
 from projections.movements import KINDS
-from projections.periods import Period, parse_month
+from projections.periods import Period
 from services.present import percent
 
 
@@ -40,7 +40,7 @@ def _scalar(fmt: str, report: dict[str, Any], title: str) -> None:
 
 
 @click.command()
-@date_option("--at", "The date: MRR at its end (UTC).")
+@when_option("--at", "MRR at:")
 @known_at_option
 @format_option
 @click.pass_obj
@@ -74,10 +74,8 @@ def nrr(db: str, start: date, end: date, cohort: Period | None, segment: dict[st
 
 
 @click.command()
-@click.option("--start", required=True, callback=parser(parse_month), metavar="YYYY-MM",
-              help="First month.")
-@click.option("--end", required=True, callback=parser(parse_month), metavar="YYYY-MM",
-              help="Last month (inclusive).")
+@when_option("--start", "First month:", grain="month")
+@when_option("--end", "Last month (inclusive):", grain="month")
 @known_at_option
 @format_option
 @click.pass_obj

@@ -9,10 +9,13 @@ import click
 
 from projections.periods import (
     PeriodError,
-    parse_date,
+    end_day,
+    end_month,
     parse_known_at,
     parse_period,
     parse_segment,
+    start_day,
+    start_month,
 )
 
 T = TypeVar("T")
@@ -39,16 +42,31 @@ def known_at_option(function: Any) -> Any:
     )(function)
 
 
-def date_option(name: str, help: str) -> Any:
-    return click.option(name, required=True, callback=parser(parse_date), metavar="YYYY-MM-DD",
-                        help=help)
+# Every --start, --end and --at takes a date or a period, read by one parser
+# (projections.periods): for --start a period means its start, for --end and --at its end.
+_PARSE = {("start", "day"): start_day, ("end", "day"): end_day,
+          ("start", "month"): start_month, ("end", "month"): end_month}
+
+
+def when_option(name: str, help: str, grain: str = "day") -> Any:
+    """`--start`, `--end` or `--at`: a date (`2024-03-15`) or a period (`2024-03`,
+    `2024-Q1`, `2024`). Day commands get the date at whose end to read; monthly commands
+    (`grain="month"`) get the first day of the month."""
+    side = "start" if name == "--start" else "end"
+    if grain == "day":
+        help += f" YYYY-MM-DD (that day's end, UTC), or YYYY-MM, YYYY-Qn, YYYY (its {side})."
+    else:
+        help += f" YYYY-MM, or the {'first' if side == 'start' else 'last'} month of " \
+                "YYYY-Qn, YYYY or YYYY-MM-DD's month."
+    return click.option(name, required=True, callback=parser(_PARSE[side, grain]),
+                        metavar="WHEN", help=help)
 
 
 def retention_options(function: Any) -> Any:
     """`--start`, `--end`, `--cohort`, `--segment`, `--known-at`: what an NRR is of."""
     for option in reversed((
-        date_option("--start", "Start of the period (its end, UTC)."),
-        date_option("--end", "End of the period (its end, UTC)."),
+        when_option("--start", "Start:"),
+        when_option("--end", "End:"),
         click.option("--cohort", callback=parser(parse_period), metavar="PERIOD",
                      help="Only customers first paying in 2023, 2023-Q2 or 2023-07."),
         click.option("--segment", multiple=True, metavar="KEY=VALUE",

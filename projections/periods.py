@@ -130,6 +130,54 @@ def periods(first: date, last: date, grain: str) -> list[Period]:
     return out
 
 
+# -- what a person types for --start, --end and --at: one parser, one place -----------------
+WHEN = "YYYY-MM-DD, YYYY-MM, YYYY-Qn or YYYY"
+
+
+def parse_span(text: str) -> tuple[date, date]:
+    """The first and last day that a date (`2024-03-15`), a month (`2024-03`), a quarter
+    (`2024-Q1`) or a year (`2024`) covers."""
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text, re.ASCII):
+        day = parse_date(text)
+        return day, day
+    try:
+        period = parse_period(text)
+    except PeriodError:
+        raise PeriodError(f"not a date or period ({WHEN}): {text!r}") from None
+    first = date.fromisoformat(period.start[:10])
+    last = date.max if period.end == END_OF_TIME else (
+        date.fromisoformat(period.end[:10]) - timedelta(days=1))
+    return first, last
+
+
+def start_day(text: str) -> date:
+    """`--start`: the day at whose end a period starts. A date is itself (its end, as
+    everywhere); a month, quarter or year means its start, the end of the day before it:
+    `--start 2024-Q1` is the end of 2023-12-31, so `--start 2024 --end 2024` spans 2024."""
+    first, last = parse_span(text)
+    if first == last:
+        return first
+    if first == date.min:
+        raise PeriodError(f"{text!r} starts before the first date there is; "
+                          "give a date (its end) instead")
+    return first - timedelta(days=1)
+
+
+def end_day(text: str) -> date:
+    """`--end` and `--at`: a date is itself; a period means its end, its last day."""
+    return parse_span(text)[1]
+
+
+def start_month(text: str) -> date:
+    """`--start` of a monthly command: the first month the date or period touches."""
+    return parse_span(text)[0].replace(day=1)
+
+
+def end_month(text: str) -> date:
+    """`--end` of a monthly command: the last month the date or period touches."""
+    return parse_span(text)[1].replace(day=1)
+
+
 def parse_known_at(text: str) -> str:
     """An RFC 3339 instant with offset (or a date, meaning its end) as fixed-width text."""
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text, re.ASCII):
