@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import ExitStack
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
 from commands.output import emit_outcome, err, format_option
+from ledger.sources.periods import PRESETS
+from ledger.sources.periods import layout as layout_for
 
 if TYPE_CHECKING:
     from ledger.feed import Rejected
@@ -143,3 +145,72 @@ def _progress(stack: ExitStack, feed: BinaryIO, lines: _Counting):  # type: igno
         progress.update(task, completed=lines.bytes, events=seen.lines)
 
     return on_batch
+
+
+def _column(field: str, default: str) -> Any:
+    return click.option(f"--{field}-column", field.replace("-", "_"), metavar="NAME",
+                        default=None, help=f"Column of the {field.replace('-', ' ')} "
+                                           f"(default {default}).")
+
+
+@import_.command("csv")
+@click.argument("file", type=click.File("rb"))
+@click.option("--preset", type=click.Choice(sorted(PRESETS)),
+              help="The layout of a known export: mrr-playbook (the dbt mrr-playbook seed: "
+                   "end_date exclusive, monthly_amount).")
+@_column("customer", "customer_id")
+@_column("start", "start_date")
+@_column("end", "end_date; empty = still running")
+@_column("amount", "amount, per billing interval")
+@_column("subscription", "subscription_id; without it each row is its own subscription")
+@_column("plan", "plan")
+@_column("currency", "currency")
+@_column("interval", "interval: day, week, month or year")
+@_column("interval-count", "interval_count")
+@_column("quantity", "quantity")
+@click.option("--attribute", "attributes", multiple=True, metavar="COLUMN",
+              help="A column to keep as a customer attribute (for --segment); repeatable.")
+@click.option("--end-inclusive", is_flag=True, default=None,
+              help="The end is the last day paid (default: the first day not paid).")
+@click.option("--default-plan", metavar="NAME", help="Plan of rows without one.")
+@click.option("--default-currency", metavar="CODE", help="Currency of rows without one (USD).")
+@click.option("--default-interval", type=click.Choice(["day", "week", "month", "year"]),
+              help="Interval of rows without one (month).")
+@click.option("--namespace", metavar="NAME",
+              help="Prefix of the event ids (default csv): one per file you keep in sync.")
+@click.option("--sync", is_flag=True,
+              help="The file is the truth: void the events of rows no longer in it.")
+@format_option
+@click.pass_obj
+def import_csv(db: str, file: BinaryIO, preset: str | None, sync: bool, fmt: str,
+               attributes: tuple[str, ...], **columns: Any) -> None:
+    """Record subscription periods from FILE (CSV, one row per period; - for stdin).
+
+    A row: customer, start, end (empty = still running), amount per billing interval, and
+    optionally subscription id, plan, currency, interval, interval count, quantity and
+    attribute columns; dates are YYYY-MM-DD (00:00Z) or RFC 3339 timestamps. Event ids
+    come from each row's content: importing a corrected file again records only what
+    changed. A bad row is reported as `row N: reason` (the header is row 1) and nothing
+    of it is stored; exit status 1 if any row was rejected.
+    """
+    from services.imports import import_periods
+
+    if attributes:
+        columns["attributes"] = attributes
+    layout = layout_for(preset, **columns)
+    result = import_periods(db, file, layout, sync=sync, file_name=file.name,
+                            on_reject=lambda r: err(f"row {r.line}: {r.reason}"))
+    s = result.ingest.summary
+    fields = {"rows": result.rows, "accepted": s.accepted, "duplicates": s.duplicates,
+              "rejected": s.rejected, "voided": result.voided, "stale": result.stale}
+    emit_outcome(fmt, f"{result.rows} rows: accepted {s.accepted} events, duplicates "
+                      f"{s.duplicates}, rejected {s.rejected}"
+                      + (f", voided {result.voided} of rows no longer in the file"
+                         if sync else ""),
+                 fields, to_stderr=True)
+    if result.stale:
+        err(f"warning: {result.stale} events imported earlier under '{layout.namespace}:' "
+            "come from rows no longer in this file and still count; run again with --sync "
+            "to void them")
+    if s.rejected:
+        sys.exit(1)

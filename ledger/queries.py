@@ -158,6 +158,15 @@ class LedgerQueries(AuditQueries):
                      f"WHERE {' OR '.join(clauses)}")
         return [KeyRow(*row) for row in self._rows(statement, params)]
 
+    def select_keys_prefixed(self, prefix: str) -> list[KeyRow]:
+        """Index rows whose event id starts with `prefix`, and the voids of those events
+        (whatever their own ids): what an import under one namespace has recorded."""
+        assert prefix
+        test = f"substr({{}}, 1, {len(prefix)}) = ?"
+        statement = (f"SELECT {', '.join(KEY_COLUMNS)} FROM event_keys "
+                     f"WHERE {test.format('event_id')} OR {test.format('voids')}")
+        return [KeyRow(*row) for row in self._rows(statement, [prefix, prefix])]
+
     def select_heads(self, ids: Sequence[UUID]) -> list[tuple[UUID, int, str]]:
         """(aggregate id, version, customer id) of those of these streams that exist: the
         customer is read from the event that opened the stream."""
@@ -314,6 +323,7 @@ class LedgerRecorder(Protocol):
     def select_notifications(self, start: int | None, limit: int) -> Sequence[Any]: ...
     def max_notification_id(self) -> int | None: ...
     def select_keys_where(self, tests: dict[str, Iterable[str]]) -> list[KeyRow]: ...
+    def select_keys_prefixed(self, prefix: str) -> list[KeyRow]: ...
     def select_heads(self, ids: Sequence[UUID]) -> list[tuple[UUID, int, str]]: ...
     def select_events_by(
         self, filters: dict[str, str], upto: int | None = None

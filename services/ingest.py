@@ -17,6 +17,7 @@ from ledger.ingest import Ingestor, IngestSummary
 from ledger.rules import Outcome
 from ledger.settings import redact
 from ledger.sources import Held, Ignored, Learned, Source, source_named
+from ledger.sources.periods import looks_like_csv
 from projections.projection import MRRProjection
 from services.errors import LedgerError
 from services.held import (
@@ -101,7 +102,8 @@ def ingest_feed(
                 on_held(reject)
 
         ingestor = Ingestor(app)
-        summary = ingestor.ingest(lines(), refused, on_batch)
+        summary = ingestor.ingest(_not_csv(lines()) if source == "canonical" else lines(),
+                                  refused, on_batch)
         released = 0
         if store is not None:
             summary.rejected -= refusals
@@ -114,6 +116,37 @@ def ingest_feed(
     summary.rejected += untranslated
     return IngestResult(summary, recorded - started, time.perf_counter() - recorded,
                         ignored=ignored, held=len(held), released=released)
+
+
+def _not_csv(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
+    """The lines, unless the first is a CSV header: then one error pointing at `import
+    csv`, before anything is recorded (every line would be rejected as invalid JSON)."""
+    first = next(lines, None)
+    if first is None:
+        return
+    if looks_like_csv(first[1]):
+        header = first[1].decode(errors="replace").strip()[:120]
+        raise LedgerError(f"this looks like CSV (header: {header}), not canonical JSON "
+                          "Lines; import subscription periods with `revledger import csv "
+                          "FILE` (see --help for its columns)")
+    yield first
+    yield from lines
+
+
+def record_lines(
+    url: str,
+    lines: Iterable[tuple[int, bytes]],
+    on_reject: Callable[[Rejected], None] = lambda r: None,
+) -> IngestResult:
+    """Record numbered canonical lines that a source translated outside the ledger (the
+    periods of a CSV file), then bring the projection up to date."""
+    started = time.perf_counter()
+    with open_ledger(url) as app:
+        summary = Ingestor(app).ingest(lines, on_reject)
+        recorded = time.perf_counter()
+        if summary.accepted:
+            current_index(app)
+    return IngestResult(summary, recorded - started, time.perf_counter() - recorded)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from ledger.sources.base import (
     Source,
 )
 from ledger.sources.canonical import CanonicalSource
+from ledger.sources.periods import PeriodsSource
 from ledger.sources.stripe_source import StripeSource
 
 __all__ = ["SOURCES", "Delivery", "Held", "Ignored", "Learned", "Line", "Lookup",
@@ -28,7 +29,7 @@ __all__ = ["SOURCES", "Delivery", "Held", "Ignored", "Learned", "Line", "Lookup"
 
 # name -> the source; one that signs its deliveries is built with the endpoint's secret.
 SOURCES: dict[str, Callable[..., Source]] = {
-    make.name: make for make in (CanonicalSource, StripeSource)
+    make.name: make for make in (CanonicalSource, StripeSource, PeriodsSource)
 }
 
 
