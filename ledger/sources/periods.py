@@ -133,6 +133,9 @@ class PeriodsSource:
             self.rows += 1
             row = {key: cells[i].strip() if i < len(cells) else "" for key, i in columns.items()}
             try:
+                if len(cells) != len(header):  # a value's comma unquoted, a cell lost
+                    raise BadRow(f"{len(cells)} cells where the header has {len(header)} "
+                                 "(quote a value that holds a comma)")
                 events = self._events(row, seen)
                 for event in events:
                     parse_event(event)  # the whole row is good, or none of it is emitted
