@@ -23,9 +23,9 @@ from commands.quarantine import quarantine, stripe_settings
 from commands.replay import replay
 from commands.serve import serve
 from commands.verify import verify
+from ledger.settings import DEFAULT_DB, redact
 from services.errors import LedgerError
-
-DEFAULT_DB = "sqlite:///revledger.db"  # in the working directory
+from services.notices import notices_to
 
 
 class _Group(click.Group):
@@ -33,9 +33,11 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> object:
         try:
-            return super().invoke(ctx)
+            with notices_to(lambda message: click.echo(f"revledger: warning: {message}",
+                                                       err=True)):
+                return super().invoke(ctx)
         except LedgerError as exc:
-            click.echo(f"revledger: {exc}", err=True)
+            click.echo(f"revledger: {redact(str(exc))}", err=True)
             sys.exit(1)
         except BrokenPipeError:
             sys.exit(1)

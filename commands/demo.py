@@ -5,9 +5,8 @@ from __future__ import annotations
 import click
 
 from commands.output import err
+from ledger.settings import DEMO_DB, redact
 from services.present import percent
-
-DEMO_DB = "sqlite:///revledger-demo.db"
 
 
 @click.command()
@@ -25,10 +24,11 @@ def demo(ctx: click.Context) -> None:
         db = DEMO_DB
     report = run_demo(db)
     s = report.ingest.summary
-    err(f"ingested the sample feed into {db}: accepted {s.accepted}, "
+    shown = redact(db)  # never a password
+    err(f"ingested the sample feed into {shown}: accepted {s.accepted}, "
         f"duplicates {s.duplicates}, rejected {s.rejected}")
     r = report.retention
-    click.echo(f"ledger {db}: {report.events} events stored (dbt mrr-playbook sample)")
+    click.echo(f"ledger {shown}: {report.events} events stored (dbt mrr-playbook sample)")
     click.echo(f"MRR at the end of {report.mrr_start['date']}: {report.mrr_start['mrr']} USD "
                f"({report.mrr_start['customers']} customers)")
     click.echo(f"MRR at the end of {report.mrr_end['date']}: {report.mrr_end['mrr']} USD "

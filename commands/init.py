@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from commands.output import emit_outcome, format_option
+from ledger.settings import redact
 
 
 @click.command()
@@ -19,5 +20,6 @@ def init(db: str, currency: str, fmt: str) -> None:
     from services.ledger import init_ledger  # imported here: other commands start faster
 
     fixed = init_ledger(db, currency.upper())
-    emit_outcome(fmt, f"ledger ready at {db} (reporting currency {fixed})",
-                 {"db": db, "currency": fixed})
+    shown = redact(db)  # never a password on a terminal or in a log
+    emit_outcome(fmt, f"ledger ready at {shown} (reporting currency {fixed})",
+                 {"db": shown, "currency": fixed})

@@ -240,6 +240,12 @@ class LedgerQueries(AuditQueries):
         except ValueError as exc:
             raise IntegrityError(str(exc)) from None
 
+    def first_event_recorded_at(self) -> str | None:
+        """When the ledger recorded its first canonical event (None: it holds none)."""
+        rows = self._rows("SELECT recorded_at FROM event_chain WHERE position = "
+                          "(SELECT MIN(position) FROM event_keys)", [])
+        return rows[0][0] if rows else None
+
     def count_keys(self) -> int:
         return self._rows("SELECT COUNT(*) FROM event_keys", [])[0][0]
 
@@ -328,6 +334,7 @@ class LedgerRecorder(Protocol):
     def select_events_by(
         self, filters: dict[str, str], upto: int | None = None
     ) -> list[EventRow]: ...
+    def first_event_recorded_at(self) -> str | None: ...
     def count_keys(self) -> int: ...
     def upgrade_index(self) -> bool: ...
     def chain_head(

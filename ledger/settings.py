@@ -8,7 +8,15 @@ way, so the rest of the code only ever passes a URL around.
 from __future__ import annotations
 
 import os
-from urllib.parse import unquote, urlsplit
+import re
+from urllib.parse import SplitResult, unquote, urlsplit
+
+DEFAULT_DB = "sqlite:///revledger.db"  # in the working directory
+DEMO_DB = "sqlite:///revledger-demo.db"  # where `revledger demo` puts the sample ledger
+
+
+# scheme://user:password@ — the password runs to the last '@' before the host
+_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^\s/]*@")
 
 
 class UnsupportedDatabase(ValueError):
@@ -22,7 +30,8 @@ def env_for_url(url: str) -> dict[str, str]:
         path = unquote(parts.path)
         path = path[1:] if path.startswith("//") else path.removeprefix("/") or ""
         if parts.netloc or not path:
-            raise UnsupportedDatabase(f"expected sqlite:///relative/path or sqlite:////abs: {url}")
+            raise UnsupportedDatabase(
+                f"expected sqlite:///relative/path or sqlite:////abs: {redact(url)}")
         return {
             "PERSISTENCE_MODULE": "ledger.sqlite:SQLiteLedgerFactory",
             "SQLITE_DBNAME": path,
@@ -32,12 +41,13 @@ def env_for_url(url: str) -> dict[str, str]:
         }
     if parts.scheme in ("postgresql", "postgres"):
         if not parts.hostname or not parts.path.strip("/"):
-            raise UnsupportedDatabase(f"expected postgresql://user:pass@host:port/db: {url}")
+            raise UnsupportedDatabase(
+                f"expected postgresql://user:pass@host:port/db: {redact(url)}")
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
             "POSTGRES_HOST": parts.hostname,
-            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_PORT": str(_port(parts, url)),
             "POSTGRES_USER": unquote(parts.username or os.environ.get("USER", "postgres")),
             "POSTGRES_PASSWORD": unquote(parts.password or ""),
             "POSTGRES_CONNECT_TIMEOUT": "10",
@@ -48,12 +58,19 @@ def env_for_url(url: str) -> dict[str, str]:
             "APPLICATION_RECORDER_TOPIC": "ledger.postgres:PostgresLedgerRecorder",
             "TRANSCODER_TOPIC": "ledger.transcoder:OrjsonTranscoder",
         }
-    raise UnsupportedDatabase(f"unsupported database URL (sqlite:/// or postgresql://): {url}")
+    raise UnsupportedDatabase(
+        f"unsupported database URL (sqlite:/// or postgresql://): {redact(url)}")
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(":" + parts.password + "@", ":***@", 1)
-    return url
+def _port(parts: SplitResult, url: str) -> int:
+    try:
+        return parts.port or 5432
+    except ValueError:
+        raise UnsupportedDatabase(f"the port is not a number 0-65535: {redact(url)}") from None
+
+
+def redact(text: str) -> str:
+    """`text` with the password of every URL in it masked (`user:***@host`), for
+    messages: the one helper every message that may hold a database URL goes through.
+    Textual, so a URL that does not parse (a bad port, say) is masked too."""
+    return _PASSWORD.sub(r"\1:***@", text)

@@ -160,6 +160,10 @@ class MRRIndex:
         values = self.mrr_at(bound)
         return self._fraction(values.sum()), int((values > 0).sum())
 
+    def attribute_values(self, key: str) -> list[str]:
+        """Every value any customer ever had for attribute `key` (none if never set)."""
+        return list(self.attr_codes.get(key, (None, []))[1])
+
     def attribute_is(self, key: str, value: str, bound: str) -> np.ndarray:
         """Which customers have attribute `key` = `value` before `bound`."""
         codes, values = self.attr_codes.get(key, (None, []))

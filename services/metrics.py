@@ -9,17 +9,20 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from ledger.application import LedgerApplication
 from ledger.chain import Link
 from ledger.held import recorded_settings
+from ledger.settings import DEFAULT_DB, DEMO_DB, redact
 from projections.engine import MRRIndex
 from projections.movements import KINDS
 from projections.nrr import Retention
 from projections.periods import Period, end_of
 from projections.projection import MRRProjection
 from services.ledger import known_head, open_ledger
+from services.notices import notice
 from services.present import money, ratio
 from services.projections import current_index, index_from_rows
 
@@ -33,6 +36,7 @@ def engine(url: str, known_at: str | None) -> Iterator[tuple[MRRIndex, dict[str,
 
 def engine_for(app: LedgerApplication, known_at: str | None) -> tuple[MRRIndex, dict[str, Any]]:
     recorder = app.ledger_recorder
+    read_nothing(app, known_at)
     if known_at:  # the projection's rows as they were then, in the same query columns
         head, upto = known_head(app, known_at)
         projection = MRRProjection(app)
@@ -48,6 +52,36 @@ def _settings(app: LedgerApplication) -> dict[str, Any]:
     choices), where any is recorded: part of what a figure means."""
     settings = recorded_settings(app)
     return {"source_settings": settings} if settings else {}
+
+
+def read_nothing(app: LedgerApplication, known_at: str | None) -> None:
+    """Say so when the answer can see no event: the ledger holds none (naming the database
+    read, and the demo ledger if that is what was meant), or `known_at` is before the first
+    recording (naming it)."""
+    first = app.ledger_recorder.first_event_recorded_at()
+    if first is None:
+        hint = ""
+        if app.url == DEFAULT_DB and Path(DEMO_DB.removeprefix("sqlite:///")).exists():
+            hint = f"; did you mean --db {DEMO_DB}?"
+        notice(f"the ledger {redact(app.url)} holds no events: every figure is zero{hint}")
+    elif known_at is not None and known_at < first:
+        notice(f"--known-at {known_at} is before the first recording ({first}): the ledger "
+               "knew no events then, every figure is zero")
+
+
+def segment_exists(e: MRRIndex, segment: Mapping[str, str] | None) -> None:
+    """Say so when no customer ever had a segment's value, listing the values there are."""
+    for key, value in (segment or {}).items():
+        values = e.attribute_values(key)
+        if value in values:
+            continue
+        if values:
+            notice(f"no customer ever had {key}={value}; {key} takes: "
+                   f"{', '.join(sorted(values))}")
+        else:
+            keys = sorted(e.attr_codes)
+            notice(f"no customer ever had the attribute {key!r}; "
+                   + (f"attributes: {', '.join(keys)}" if keys else "no customer has attributes"))
 
 
 def manifest(head: Link | None, known_at: str | None = None) -> dict[str, Any]:
@@ -77,6 +111,7 @@ def nrr_report(
 ) -> dict[str, Any]:
     with engine(url, known_at) as (e, reflects):
         r = e.nrr(end_of(start), end_of(end), cohort, segment)
+        segment_exists(e, segment)
     return {
         "start": start.isoformat(),
         "end": end.isoformat(),

@@ -99,7 +99,8 @@ def test_an_invalid_event_is_400_naming_event_and_field_and_stores_nothing_of_it
     bad = {**E1, "event_id": "e9", "amount": 100}
     answer = post_events(server, jsonl(bad))
     assert answer.status_code == 400
-    assert answer.json()["error"] == "line 1: e9: amount: Input should be a valid string"
+    assert answer.json()["error"] == (
+        'line 1: e9: amount: 100 is a JSON number; write it as a decimal string: "100.00"')
     assert list_events(server.db_url) == []
 
 

@@ -113,7 +113,7 @@ def test_bad_lines_are_reported_one_per_line_and_good_ones_kept(db_url):
     assert rejects == [
         "line 2: -: invalid JSON (unexpected end of data)",
         "line 4: -: not a JSON object",
-        "line 5: e2: amount: Input should be a valid string",
+        'line 5: e2: amount: 50 is a JSON number; write it as a decimal string: "50.00"',
     ]
     assert (summary.accepted, summary.rejected) == (1, 3)
     assert [e["event_id"] for e in list_events(db_url)] == ["e1"]
@@ -205,7 +205,8 @@ class TestCommandLine:
         result = self.run(db_url, "ingest", "--rejects", str(rejects), "-",
                           input=jsonl(FEED[0]) + bad)
         assert result.exit_code == 1
-        assert result.stderr.splitlines()[0] == "line 2: e2: amount: Input should be a valid string"
+        assert result.stderr.splitlines()[0] == (
+            'line 2: e2: amount: 50 is a JSON number; write it as a decimal string: "50.00"')
         assert result.stderr.splitlines()[1].startswith("accepted 1, duplicates 0, rejected 1 in ")
         assert "events/s); projection updated in " in result.stderr
         assert rejects.read_bytes() == bad
