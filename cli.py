@@ -18,7 +18,7 @@ from commands.events import events
 from commands.export import export
 from commands.ingest import import_, ingest
 from commands.init import init
-from commands.metrics import movements, mrr, nrr
+from commands.metrics import metrics, movements, mrr, nrr
 from commands.quarantine import quarantine, stripe_settings
 from commands.replay import replay
 from commands.serve import serve
@@ -59,8 +59,8 @@ def main(ctx: click.Context, db: str) -> None:
     ctx.obj = db
 
 
-for command in (init, ingest, import_, events, history, mrr, nrr, movements, cohorts, report,
-                chart, export, explain, replay, verify, serve, demo, quarantine,
+for command in (init, ingest, import_, events, history, mrr, metrics, nrr, movements, cohorts,
+                report, chart, export, explain, replay, verify, serve, demo, quarantine,
                 stripe_settings):
     main.add_command(command)
 

@@ -56,15 +56,24 @@ def mrr(db: str, at: date, known_at: str | None, fmt: str) -> None:
 
 @click.command()
 @retention_options
+@click.option("--by", "by", metavar="KEY",
+              help="One row per value of this attribute at the start (each as --segment "
+                   "KEY=VALUE answers), then the customers without it.")
 @format_option
 @click.pass_obj
 def nrr(db: str, start: date, end: date, cohort: Period | None, segment: dict[str, str],
-        known_at: str | None, fmt: str) -> None:
+        known_at: str | None, by: str | None, fmt: str) -> None:
     """Net and gross revenue retention of the customers paying at the start."""
     if end < start:
         raise click.BadParameter("the end is before the start", param_hint="--end")
-    from services.metrics import nrr_report
+    if by is not None and by in segment:
+        raise click.BadParameter(f"--segment already fixes {by}", param_hint="--by")
+    from services.metrics import nrr_by_report, nrr_report
 
+    if by is not None:
+        with working("reading the projection" + (" as known then" if known_at else "")):
+            _by(fmt, nrr_by_report(db, start, end, by, cohort, segment, known_at))
+        return
     with working("reading the projection" + (" as known then" if known_at else "")):
         report = nrr_report(db, start, end, cohort, segment, known_at)
     if fmt == "table":
@@ -99,3 +108,52 @@ def movements(db: str, start: date, end: date, known_at: str | None, fmt: str) -
     else:
         emit_table(["month", *KINDS], report["months"], title="MRR movements",
                    caption=caption(report["manifest"]))
+
+
+def _by(fmt: str, report: dict[str, Any]) -> None:
+    """`nrr --by`: a row per value, as JSON, CSV or a table."""
+    if fmt == "json":
+        emit_json(report)
+        return
+    key = report["by"]
+    rows = [{key: row["value"], **row} for row in report["rows"]]
+    if fmt == "csv":
+        fields = [c for c in report["rows"][0] if c != "value"] if rows else []
+        emit_csv([key, *fields], rows)
+        return
+    table = [{key: "(not set)" if r["value"] is None else r["value"],
+              "customers": r["customers"], "starting_mrr": r["starting_mrr"],
+              "ending_mrr": r["ending_mrr"], "nrr": percent(r["nrr_exact"]),
+              "grr": percent(r["grr_exact"])} for r in report["rows"]]
+    emit_table([key, "customers", "starting_mrr", "ending_mrr", "nrr", "grr"], table,
+               title=f"Retention {report['start']} -> {report['end']} by {key}",
+               caption=caption(report["manifest"]))
+
+
+@click.command()
+@when_option("--at", "Figures at:", required=False)
+@when_option("--start", "Period start:", required=False)
+@when_option("--end", "Period end:", required=False)
+@known_at_option
+@format_option
+@click.pass_obj
+def metrics(db: str, at: date | None, start: date | None, end: date | None,
+            known_at: str | None, fmt: str) -> None:
+    """ARR (12 x MRR), customers and ARPA (MRR per paying customer) at --at; or, with
+    --start and --end, those at both ends, the logo churn rate of the customers paying at
+    the start, and the quick ratio ((new + expansion + reactivation) / (contraction +
+    churn)) of the monthly movements of the months after the start's up to the end's."""
+    if (at is None) == (start is None and end is None) or (at is None and None in (start, end)):
+        raise click.UsageError("give --at DATE, or --start and --end")
+    if start is not None and end is not None and end < start:
+        raise click.BadParameter("the end is before the start", param_hint="--end")
+    from services.metrics import metrics_report
+
+    with working("reading the projection" + (" as known then" if known_at else "")):
+        report = metrics_report(db, start, at or end, known_at)  # type: ignore[arg-type]
+    if fmt == "table":
+        report = {k: (percent(report[f"{k}_exact"]) if k == "logo_churn_rate" else v)
+                  for k, v in report.items()}
+    title = (f"Metrics at the end of {report['date']}" if at is not None
+             else f"Metrics {report['start']} -> {report['end']}")
+    _scalar(fmt, report, title)

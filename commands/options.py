@@ -48,7 +48,7 @@ _PARSE = {("start", "day"): start_day, ("end", "day"): end_day,
           ("start", "month"): start_month, ("end", "month"): end_month}
 
 
-def when_option(name: str, help: str, grain: str = "day") -> Any:
+def when_option(name: str, help: str, grain: str = "day", required: bool = True) -> Any:
     """`--start`, `--end` or `--at`: a date (`2024-03-15`) or a period (`2024-03`,
     `2024-Q1`, `2024`). Day commands get the date at whose end to read; monthly commands
     (`grain="month"`) get the first day of the month."""
@@ -58,7 +58,7 @@ def when_option(name: str, help: str, grain: str = "day") -> Any:
     else:
         help += f" YYYY-MM, or the {'first' if side == 'start' else 'last'} month of " \
                 "YYYY-Qn, YYYY or YYYY-MM-DD's month."
-    return click.option(name, required=True, callback=parser(_PARSE[side, grain]),
+    return click.option(name, required=required, callback=parser(_PARSE[side, grain]),
                         metavar="WHEN", help=help)
 
 

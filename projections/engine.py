@@ -180,12 +180,44 @@ class MRRIndex:
         segment: Mapping[str, str] | None = None,
     ) -> Retention:
         m0, m1 = self.mrr_at(start), self.mrr_at(end)
+        return self._retention(m0, m1, self._cohort(m0, start, cohort, segment))
+
+    def nrr_by(
+        self,
+        start: str,
+        end: str,
+        key: str,
+        cohort: Period | None = None,
+        segment: Mapping[str, str] | None = None,
+    ) -> list[tuple[str | None, Retention]]:
+        """NRR/GRR per value of attribute `key` at `start`, values in order, then (None)
+        the customers without it, each group as `nrr` with `key=value` added to the
+        segment selects it: the same base, the same sums. Groups with no customer left out."""
+        m0, m1 = self.mrr_at(start), self.mrr_at(end)
+        base = self._cohort(m0, start, cohort, segment)
+        groups: list[tuple[str | None, Retention]] = []
+        unset = base.copy()
+        for value in sorted(self.attribute_values(key)):
+            has = self.attribute_is(key, value, start)
+            unset &= ~has
+            if (base & has).any():
+                groups.append((value, self._retention(m0, m1, base & has)))
+        if unset.any():
+            groups.append((None, self._retention(m0, m1, unset)))
+        return groups
+
+    def _cohort(self, m0: np.ndarray, start: str, cohort: Period | None,
+                segment: Mapping[str, str] | None) -> np.ndarray:
+        """The NRR base: paying at `start`, of the cohort, with every segment pair then."""
         base = m0 > 0
         if cohort:
             lo, hi = instant(cohort.start), instant(cohort.end)
             base &= (self.first_paid >= lo) & (self.first_paid < hi)
         for key, value in (segment or {}).items():
             base &= self.attribute_is(key, value, start)
+        return base
+
+    def _retention(self, m0: np.ndarray, m1: np.ndarray, base: np.ndarray) -> Retention:
         m0, m1 = m0[base], m1[base]
         lost, grew, shrank = retention_split(m0, m1)
         return Retention(

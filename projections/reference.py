@@ -254,6 +254,57 @@ class Reference:
         r["grr"] = (s - r["contraction"] - r["churn"]) / s if s else None
         return r
 
+    # -- the day-one figures, stated as plainly (docs/metrics.md) --------------------------
+
+    def arr(self, day: date) -> Fraction:
+        """Annual recurring revenue: twelve times the MRR at the end of `day`."""
+        return self.mrr(day)[0] * 12
+
+    def arpa(self, day: date) -> Fraction | None:
+        """MRR per customer paying at the end of `day`; None when no one pays."""
+        total, paying = self.mrr(day)
+        return total / paying if paying else None
+
+    def logo_churn_rate(self, start: date, end: date) -> Fraction | None:
+        """Of the customers paying at the end of `start`, the share paying nothing at the
+        end of `end`."""
+        paying = [h for h in self.histories.values() if h.mrr_at(last_instant(start)) > 0]
+        gone = [h for h in paying if h.mrr_at(last_instant(end)) == 0]
+        return Fraction(len(gone), len(paying)) if paying else None
+
+    def quick_ratio(self, start: date, end: date) -> Fraction | None:
+        """(new + expansion + reactivation) / (contraction + churn) over the months after
+        `start`'s month up to `end`'s; None when nothing was lost."""
+        first, last = next_month(start.isoformat()[:7]), end.isoformat()[:7]
+        rows = self.movements(first, last) if first <= last else []
+        up = sum((r["new"] + r["expansion"] + r["reactivation"] for r in rows), Fraction(0))
+        down = sum((r["contraction"] + r["churn"] for r in rows), Fraction(0))
+        return up / down if down else None
+
+    def nrr_by(self, start: date, end: date, key: str) -> dict[str | None, dict[str, Any]]:
+        """NRR/GRR per value of attribute `key` at the end of `start` among the customers
+        paying then (None: those without it)."""
+        values: set[str | None] = set()
+        for history in self.histories.values():
+            if history.mrr_at(last_instant(start)) > 0:
+                values.add(history.attributes_at(last_instant(start)).get(key))
+        out = {}
+        for value in values:
+            if value is not None:
+                out[value] = self.nrr(start, end, segment={key: value})
+        if None in values:  # the rest of the cohort: everyone less those with a value
+            whole = self.nrr(start, end)
+            rest = dict(whole)
+            for r in out.values():
+                for k in ("customers", "starting_mrr", "ending_mrr", "expansion",
+                          "contraction", "churn"):
+                    rest[k] -= r[k]
+            s = rest["starting_mrr"]
+            rest["nrr"] = rest["ending_mrr"] / s if s else None
+            rest["grr"] = (s - rest["contraction"] - rest["churn"]) / s if s else None
+            out[None] = rest
+        return out
+
     def movements(self, first: str, last: str) -> list[dict[str, Any]]:
         """Monthly movements of the months `first`..`last` (YYYY-MM), month-end snapshots."""
         out = []

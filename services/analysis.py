@@ -8,16 +8,22 @@ from fractions import Fraction
 from typing import Any
 
 from ledger.application import LedgerApplication
+from projections import kpis
 from projections.cohorts import triangle
 from projections.engine import MRRIndex
 from projections.facts import by_customer_stream
 from projections.fold import visible
 from projections.movements import KINDS
-from projections.periods import end_of, month_end, month_label, months, next_month, periods
+from projections.periods import end_of, month_end, month_label, months, periods
 from projections.split import split_expansion
 from services.ledger import open_ledger, reporting_currency
-from services.metrics import engine, engine_for, retention_fields
-from services.present import decimal_text, exact_text, money
+from services.metrics import (
+    engine,
+    engine_for,
+    period_movements,
+    retention_fields,
+)
+from services.present import decimal_text, exact_text, money, optional_money, ratio
 
 
 def cohorts_report(
@@ -31,6 +37,7 @@ def cohorts_report(
 ) -> dict[str, Any]:
     with engine(url, known_at) as (e, reflects):
         rows = triangle(e, periods(first, last, grain), metric, segment)
+        segment_exists(e, segment)
     return {
         "grain": grain,
         "metric": metric,
@@ -78,8 +85,7 @@ def summary_of(app: LedgerApplication, e: MRRIndex, reflects: dict[str, Any], st
     m0, c0 = e.total(end_of(start))
     m1, c1 = e.total(end_of(end))
     r = e.nrr(end_of(start), end_of(end), None, None)
-    moves = (e.movements(next_month(start.replace(day=1)), end.replace(day=1))
-             if start.replace(day=1) < end.replace(day=1) else [])
+    moves = period_movements(e, start, end)
     # The split needs subscriptions, which the projection does not keep: the events of
     # the customers who expanded, as recorded by the answer's position (not a replay).
     upto = reflects["ledger_head"]["position"] if reflects["ledger_head"] else 0
@@ -88,6 +94,8 @@ def summary_of(app: LedgerApplication, e: MRRIndex, reflects: dict[str, Any], st
         app.ledger_recorder.select_customer_events(expanded, upto))]
     from_quantity, from_price = split_expansion(customers, end_of(start), end_of(end))
     totals = {kind: sum((getattr(m, kind) for m in moves), Fraction(0)) for kind in KINDS}
+    gained, lost = kpis.gained_and_lost(moves)
+    logo_churn = kpis.logo_churn_rate(r)
     warnings = []
     if r.grr is not None and r.nrr is not None and r.grr < Fraction(9, 10) and r.nrr >= 1:
         warnings.append(f"expansion masks churn: GRR {decimal_text(r.grr * 100, 1)}% is below "
@@ -102,12 +110,13 @@ def summary_of(app: LedgerApplication, e: MRRIndex, reflects: dict[str, Any], st
         "end": end.isoformat(),
         **money("mrr_at_start", m0), "customers_at_start": c0,
         **money("mrr_at_end", m1), "customers_at_end": c1,
+        **money("arr_at_start", kpis.arr(m0)), **money("arr_at_end", kpis.arr(m1)),
+        **optional_money("arpa_at_start", kpis.arpa(m0, c0)),
+        **optional_money("arpa_at_end", kpis.arpa(m1, c1)),
         **retention_fields(r),  # of the customers paying at the start (the NRR cohort)
         "churned_customers": r.churned,
-        "logo_churn": None if not r.customers else decimal_text(
-            Fraction(r.churned, r.customers), 6),
-        "logo_churn_exact": None if not r.customers else exact_text(
-            Fraction(r.churned, r.customers)),
+        **ratio("logo_churn", logo_churn),
+        **ratio("quick_ratio", kpis.quick_ratio(gained, lost)),
         "nrr_band": band(r.nrr),
         **money("expansion_from_quantity", from_quantity),
         **money("expansion_from_price_or_plan", from_price),

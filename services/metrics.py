@@ -16,14 +16,15 @@ from ledger.application import LedgerApplication
 from ledger.chain import Link
 from ledger.held import recorded_settings
 from ledger.settings import DEFAULT_DB, DEMO_DB, redact
+from projections import kpis
 from projections.engine import MRRIndex
-from projections.movements import KINDS
+from projections.movements import KINDS, Movement
 from projections.nrr import Retention
-from projections.periods import Period, end_of
+from projections.periods import Period, end_of, next_month
 from projections.projection import MRRProjection
 from services.ledger import known_head, open_ledger
 from services.notices import notice
-from services.present import money, ratio
+from services.present import money, optional_money, ratio
 from services.projections import current_index, index_from_rows
 
 
@@ -79,9 +80,12 @@ def segment_exists(e: MRRIndex, segment: Mapping[str, str] | None) -> None:
             notice(f"no customer ever had {key}={value}; {key} takes: "
                    f"{', '.join(sorted(values))}")
         else:
-            keys = sorted(e.attr_codes)
-            notice(f"no customer ever had the attribute {key!r}; "
-                   + (f"attributes: {', '.join(keys)}" if keys else "no customer has attributes"))
+            notice(f"no customer ever had the attribute {key!r}; " + _attributes(e))
+
+
+def _attributes(e: MRRIndex) -> str:
+    keys = sorted(e.attr_codes)
+    return f"attributes: {', '.join(keys)}" if keys else "no customer has attributes"
 
 
 def manifest(head: Link | None, known_at: str | None = None) -> dict[str, Any]:
@@ -147,3 +151,59 @@ def movements_report(
             row.update(money(kind, getattr(m, kind)))
         months.append(row)
     return {"months": months, "manifest": reflects}
+
+
+def period_movements(e: MRRIndex, start: date, end: date) -> list[Movement]:
+    """The monthly movements between two dates: of the months after `start`'s up to
+    `end`'s (none when both fall in one month), what the quick ratio and the report sum."""
+    first, last = start.replace(day=1), end.replace(day=1)
+    return e.movements(next_month(first), last) if first < last else []
+
+
+def _at(e: MRRIndex, day: date, suffix: str = "") -> dict[str, Any]:
+    total, customers = e.total(end_of(day))
+    return {**money("mrr" + suffix, total), **money("arr" + suffix, kpis.arr(total)),
+            f"customers{suffix}": customers,
+            **optional_money("arpa" + suffix, kpis.arpa(total, customers))}
+
+
+def metrics_report(url: str, start: date | None, end: date,
+                   known_at: str | None = None) -> dict[str, Any]:
+    """MRR, ARR, customers and ARPA at the end of `end`; with `start`, the same at the
+    start, and the logo churn rate of the customers paying then and the quick ratio of the
+    months between."""
+    with engine(url, known_at) as (e, reflects):
+        if start is None:
+            return {"date": end.isoformat(), **_at(e, end), "manifest": reflects}
+        r = e.nrr(end_of(start), end_of(end))
+        moves = period_movements(e, start, end)
+    gained, lost = kpis.gained_and_lost(moves)
+    return {
+        "start": start.isoformat(), "end": end.isoformat(),
+        **_at(e, start, "_at_start"), **_at(e, end),
+        "churned_customers": r.churned, "cohort_customers": r.customers,
+        **ratio("logo_churn_rate", kpis.logo_churn_rate(r)),
+        **money("gained", gained), **money("lost", lost),
+        **ratio("quick_ratio", kpis.quick_ratio(gained, lost)),
+        "manifest": reflects,
+    }
+
+
+def nrr_by_report(url: str, start: date, end: date, key: str,
+                  cohort: Period | None = None, segment: Mapping[str, str] | None = None,
+                  known_at: str | None = None) -> dict[str, Any]:
+    """`nrr` broken down by the value of attribute `key` at the start: one row per value
+    (then the customers without it, value null), each what `nrr --segment key=value`
+    answers."""
+    with engine(url, known_at) as (e, reflects):
+        groups = e.nrr_by(end_of(start), end_of(end), key, cohort, segment)
+        segment_exists(e, segment)
+        if not e.attribute_values(key):
+            notice(f"no customer ever had the attribute {key!r}; " + _attributes(e))
+    return {
+        "start": start.isoformat(), "end": end.isoformat(),
+        "cohort": cohort.label if cohort else None, "segment": dict(segment or {}),
+        "by": key,
+        "rows": [{"value": value, **retention_fields(r)} for value, r in groups],
+        "manifest": reflects,
+    }

@@ -25,6 +25,11 @@ def money(name: str, cents: Fraction) -> dict[str, Any]:
     return {name: decimal_text(units, 2), f"{name}_exact": exact_text(units)}
 
 
+def optional_money(name: str, cents: Fraction | None) -> dict[str, Any]:
+    """An amount that may not exist (an average over no one): null, like a ratio."""
+    return money(name, cents) if cents is not None else {name: None, f"{name}_exact": None}
+
+
 def ratio(name: str, value: Fraction | None) -> dict[str, Any]:
     if value is None:
         return {name: None, f"{name}_exact": None}
