@@ -30,7 +30,9 @@ def revledger(db_url: str, *args: str, code: int = 0) -> str:
 
 
 def figures(db_url: str, *args: str) -> dict:
-    return json.loads(revledger(db_url, *args, "--format", "json"))
+    result = CliRunner().invoke(main, ["--db", db_url, *args, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)  # warnings go to stderr
 
 
 def ingest(db_url: str, *events: dict) -> None:
