@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 
 from cli import main
 from services.analysis import summary_report
@@ -18,7 +18,7 @@ from services.ingest import ingest_feed
 from services.metrics import metrics_report, nrr_by_report, nrr_report
 from tests.feeds import cancelled, changed, jsonl, started
 from tests.strategies import feeds
-from tests.test_contract import events_of
+from tests.test_contract import PROPERTY, events_of
 
 # A pays 100 from Jan 10 and 150 from Feb 10 (EU); B pays 50 from Jan 15 to Mar 5 (US);
 # C pays 30 from Feb 20 (EU).
@@ -127,10 +127,6 @@ def check(url, drawn):
                 assert {k: v for k, v in alone.items() if k not in (
                     "start", "end", "cohort", "segment", "manifest")} == {
                     k: v for k, v in row.items() if k != "value"}
-
-
-PROPERTY = settings(deadline=None, suppress_health_check=[
-    HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 @pytest.mark.parametrize("fresh_db", ["sqlite"], indirect=True)
