@@ -19,6 +19,7 @@ from ledger.sources.periods import Layout, PeriodsSource
 from services.errors import LedgerError
 from services.ingest import IngestResult, record_lines
 from services.ledger import open_ledger
+from services.notices import notice
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,11 @@ def import_periods(
             elif not isinstance(item, Ignored):
                 yield item
         stale.update(before.live - source.emitted)
-        if sync:
+        if sync and untranslated:  # a bad row has not left the file: void nothing
+            notice(f"--sync voided nothing: {untranslated} rows were rejected, and a "
+                   "rejected row's earlier events must not be voided as if it had left the "
+                   "file; fix the rows and import again")
+        elif sync:
             for n, target in enumerate(sorted(stale), start=source.rows + 2):
                 yield n, orjson.dumps({
                     "event_id": f"{layout.namespace}:void:{target}", "type": "event.voided",
@@ -85,5 +90,6 @@ def import_periods(
     except RefusedDelivery as exc:
         raise LedgerError(f"{file_name}: {exc}") from None
     result.summary.rejected += untranslated
-    return ImportResult(result, source.rows, len(stale) if sync else 0,
-                        0 if sync else len(stale))
+    synced = sync and not untranslated
+    return ImportResult(result, source.rows, len(stale) if synced else 0,
+                        0 if synced else len(stale))

@@ -156,6 +156,15 @@ def test_sync_voids_the_events_of_a_row_that_disappeared_and_a_row_may_come_back
     assert figures(db_url, "mrr", "--at", "2024-02-29")["mrr_exact"] == "180"
 
 
+def test_sync_voids_nothing_while_a_row_is_rejected(db_url, tmp_path):
+    run(db_url, "import", "csv", write(tmp_path, FILE), *COLUMNS)
+    typo = write(tmp_path, FILE.replace("beta,2024-01-01", "beta,2024-01-32"), "typo.csv")
+    out = run(db_url, "import", "csv", typo, *COLUMNS, "--sync", code=1)
+    assert "row 3: start: not a date: '2024-01-32'" in out.stderr
+    assert "--sync voided nothing: 1 rows were rejected" in out.stderr
+    assert figures(db_url, "mrr", "--at", "2024-03-31")["mrr_exact"] == "180"
+
+
 def test_sync_leaves_other_namespaces_and_other_sources_alone(sqlite_url, tmp_path):
     run(sqlite_url, "demo")
     run(sqlite_url, "import", "csv", write(tmp_path, FILE), *COLUMNS, "--namespace", "crm")
