@@ -173,7 +173,8 @@ def _column(field: str, default: str) -> Any:
 @click.option("--end-inclusive", is_flag=True, default=None,
               help="The end is the last day paid (default: the first day not paid).")
 @click.option("--default-plan", metavar="NAME", help="Plan of rows without one.")
-@click.option("--default-currency", metavar="CODE", help="Currency of rows without one (USD).")
+@click.option("--default-currency", metavar="CODE",
+              help="Currency of rows without one (the ledger's reporting currency).")
 @click.option("--default-interval", type=click.Choice(["day", "week", "month", "year"]),
               help="Interval of rows without one (month).")
 @click.option("--namespace", metavar="NAME",

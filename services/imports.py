@@ -9,7 +9,7 @@ corrected row's new events are recorded beside the old ones' voids.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 
@@ -39,13 +39,15 @@ class _Imported:
     retired: set[str]
 
 
-def _imported(url: str, namespace: str) -> _Imported:
+def _imported(url: str, namespace: str) -> tuple[_Imported, str]:
+    """What the ledger holds under `namespace`, and its reporting currency."""
     prefix = namespace + ":"
     with open_ledger(url) as app:
         rows = app.ledger_recorder.select_keys_prefixed(prefix)
+        currency = app.reporting_currency()
     voided = {r.voids for r in rows if r.voids is not None}
     events = {r.event_id for r in rows if r.voids is None and r.event_id.startswith(prefix)}
-    return _Imported(events - voided, voided)
+    return _Imported(events - voided, voided), currency
 
 
 def import_periods(
@@ -60,7 +62,9 @@ def import_periods(
     """Record the events of every good row (a duplicate for each already recorded); a bad
     row goes to `on_reject` and nothing of it is stored. With `sync`, the events of this
     namespace that no row of the file stands for any more are voided, after the rows."""
-    before = _imported(url, layout.namespace)
+    before, currency = _imported(url, layout.namespace)
+    if layout.default_currency is None:  # rows without a currency bill in the ledger's
+        layout = replace(layout, default_currency=currency)
     source = PeriodsSource(layout, retired=before.retired)
     untranslated = 0
     stale: set[str] = set()

@@ -54,7 +54,7 @@ class Layout:
     attributes: tuple[str, ...] = ()  # each becomes a customer attribute of that name
     end_inclusive: bool = False  # the end is the last day paid, not the first day unpaid
     default_plan: str = "default"
-    default_currency: str = "USD"
+    default_currency: str | None = None  # None: the ledger's reporting currency
     default_interval: str = "month"
     namespace: str = "csv"  # event ids start with it; --sync voids only within it
 
@@ -62,7 +62,8 @@ class Layout:
 # Presets for common exports. The dbt mrr-playbook seed: `end_date` exclusive (the first
 # month no longer paid), `monthly_amount` per month, in US dollars.
 PRESETS: dict[str, Layout] = {
-    "mrr-playbook": Layout(amount="monthly_amount", default_plan="playbook"),
+    "mrr-playbook": Layout(amount="monthly_amount", default_plan="playbook",
+                           default_currency="USD"),
 }
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
@@ -190,7 +191,7 @@ class PeriodsSource:
         terms: dict[str, Any] = {
             "plan": row.get("plan") or lay.default_plan,
             "amount": row["amount"],
-            "currency": (row.get("currency") or lay.default_currency).upper(),
+            "currency": (row.get("currency") or lay.default_currency or "USD").upper(),
             "interval": (row.get("interval") or lay.default_interval).lower(),
         }
         for key in ("interval_count", "quantity"):
