@@ -151,3 +151,22 @@ def test_init_masks_the_password_of_the_ledger_it_opened(pg_url):
 ])
 def test_redact(text, masked):
     assert redact(text) == masked
+
+
+# -- docs ------------------------------------------------------------------------------------------
+
+def test_docs_cite_no_file_outside_the_repository():
+    """Users read docs/ and README without the project's working notes beside them: every
+    relative link resolves to a file of the repository, and nothing names ../shared."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        text = page.read_text()
+        assert "shared/contract" not in text and "../shared" not in text, page.name
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if "://" in target:
+                continue
+            resolved = (page.parent / target).resolve()
+            assert resolved.is_relative_to(root) and resolved.exists(), (page.name, target)
