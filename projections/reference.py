@@ -225,7 +225,7 @@ class Reference:
         return sum(values, Fraction(0)), sum(1 for v in values if v > 0)
 
     def nrr(self, start: date, end: date, cohort: str | None = None,
-            segment: dict[str, str] | None = None) -> dict[str, Any]:
+            segment: dict[str, str | None] | None = None) -> dict[str, Any]:
         """The contract's endpoint NRR/GRR of the customers paying at the end of `start`."""
         r = dict.fromkeys(("starting_mrr", "ending_mrr", "expansion", "contraction",
                            "churn"), Fraction(0))
@@ -283,27 +283,10 @@ class Reference:
 
     def nrr_by(self, start: date, end: date, key: str) -> dict[str | None, dict[str, Any]]:
         """NRR/GRR per value of attribute `key` at the end of `start` among the customers
-        paying then (None: those without it)."""
-        values: set[str | None] = set()
-        for history in self.histories.values():
-            if history.mrr_at(last_instant(start)) > 0:
-                values.add(history.attributes_at(last_instant(start)).get(key))
-        out = {}
-        for value in values:
-            if value is not None:
-                out[value] = self.nrr(start, end, segment={key: value})
-        if None in values:  # the rest of the cohort: everyone less those with a value
-            whole = self.nrr(start, end)
-            rest = dict(whole)
-            for r in out.values():
-                for k in ("customers", "starting_mrr", "ending_mrr", "expansion",
-                          "contraction", "churn"):
-                    rest[k] -= r[k]
-            s = rest["starting_mrr"]
-            rest["nrr"] = rest["ending_mrr"] / s if s else None
-            rest["grr"] = (s - rest["contraction"] - rest["churn"]) / s if s else None
-            out[None] = rest
-        return out
+        paying then (None: those without it, whose value `get` reads as None)."""
+        values = {h.attributes_at(last_instant(start)).get(key)
+                  for h in self.histories.values() if h.mrr_at(last_instant(start)) > 0}
+        return {value: self.nrr(start, end, segment={key: value}) for value in values}
 
     def movements(self, first: str, last: str) -> list[dict[str, Any]]:
         """Monthly movements of the months `first`..`last` (YYYY-MM), month-end snapshots."""
