@@ -200,6 +200,12 @@ def test_a_missing_column_names_the_option_that_fixes_it(sqlite_url, tmp_path):
         "name the column with --customer-column, or use a --preset")
 
 
+def test_a_column_named_by_an_option_must_exist(sqlite_url, tmp_path):
+    out = run(sqlite_url, "import", "csv", write(tmp_path, FILE), *COLUMNS,
+              "--quantity-column", "seats", code=1)
+    assert "no column 'seats'" in out.stderr and "--quantity-column" in out.stderr
+
+
 def test_ingest_of_a_csv_file_names_the_command(sqlite_url, tmp_path):
     out = run(sqlite_url, "ingest", write(tmp_path, FILE), code=1)
     assert "looks like CSV" in out.stderr and "revledger import csv" in out.stderr

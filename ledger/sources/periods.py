@@ -57,7 +57,11 @@ class Layout:
     default_currency: str | None = None  # None: the ledger's reporting currency
     default_interval: str = "month"
     namespace: str = "csv"  # event ids start with it; --sync voids only within it
+    named: frozenset[str] = frozenset()  # fields whose column was named: it must exist
 
+
+COLUMNS = ("customer", "start", "end", "amount", "subscription", "plan", "currency",
+           "interval", "interval_count", "quantity")  # the fields a column holds
 
 # Presets for common exports. The dbt mrr-playbook seed: `end_date` exclusive (the first
 # month no longer paid), `monthly_amount` per month, in US dollars.
@@ -168,8 +172,10 @@ class PeriodsSource:
                 found[key] = header.index(name)
             elif name.lower() in lowered:
                 found[key] = lowered[name.lower()]
-            elif key in ("customer", "start", "amount") or key.startswith("attribute:"):
-                option = "--attribute" if key.startswith("attribute:") else f"--{key}-column"
+            elif key in ("customer", "start", "amount", *lay.named) \
+                    or key.startswith("attribute:"):
+                option = ("--attribute" if key.startswith("attribute:")
+                          else f"--{key.replace('_', '-')}-column")
                 raise RefusedDelivery(
                     f"no column {name!r} (the file has: {', '.join(header)}); name the "
                     f"column with {option}, or use a --preset")
@@ -238,4 +244,5 @@ def _decoded(text: Iterator[str]) -> Iterator[str]:
 def layout(preset: str | None = None, **columns: Any) -> Layout:
     """A preset (or the default layout) with the columns and defaults given overriding it."""
     base = PRESETS[preset] if preset else Layout()
-    return replace(base, **{k: v for k, v in columns.items() if v is not None})
+    given = {k: v for k, v in columns.items() if v is not None}
+    return replace(base, **given, named=frozenset(given) & set(COLUMNS))
