@@ -17,7 +17,7 @@ from ledger.ingest import Ingestor, IngestSummary
 from ledger.rules import Outcome
 from ledger.settings import redact
 from ledger.sources import Held, Ignored, Learned, Source, source_named
-from ledger.sources.periods import looks_like_csv
+from ledger.sources.periods import looks_like_csv, printable
 from projections.projection import MRRProjection
 from services.errors import LedgerError
 from services.held import (
@@ -125,7 +125,7 @@ def _not_csv(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
     if first is None:
         return
     if looks_like_csv(first[1]):
-        header = first[1].decode(errors="replace").strip()[:120]
+        header = printable(first[1].decode(errors="replace").strip()[:120])
         raise LedgerError(f"this looks like CSV (header: {header}), not canonical JSON "
                           "Lines; import subscription periods with `revledger import csv "
                           "FILE` (see --help for its columns)")

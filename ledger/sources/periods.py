@@ -78,6 +78,12 @@ class BadRow(ValueError):
     """A row that cannot be read; its text names the column and what was wrong."""
 
 
+def printable(text: str) -> str:
+    """File text for a message: control characters (a terminal's escape sequences) as
+    their escapes, so what a file holds cannot rewrite the user's screen."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def looks_like_csv(first_line: bytes) -> bool:
     """Whether a feed's first line is a CSV header rather than a JSON object: what
     `ingest` checks so that a spreadsheet is pointed at `import csv`."""
@@ -177,7 +183,7 @@ class PeriodsSource:
                 option = ("--attribute" if key.startswith("attribute:")
                           else f"--{key.replace('_', '-')}-column")
                 raise RefusedDelivery(
-                    f"no column {name!r} (the file has: {', '.join(header)}); name the "
+                    f"no column {name!r} (the file has: {printable(', '.join(header))}); name the "
                     f"column with {option}, or use a --preset")
         return found
 
