@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from commands.options import known_at_option, parser
+from commands.options import known_at_option, when_option
 from commands.output import err, working
-from projections.periods import GRAINS, parse_month
+from projections.periods import GRAINS
 
 
 @click.group()
@@ -20,10 +20,8 @@ def export() -> None:
 @export.command("mrr")
 @click.option("--grain", type=click.Choice(["month"]), default="month", show_default=True,
               help="One row per customer and this period.")
-@click.option("--start", required=True, callback=parser(parse_month), metavar="YYYY-MM",
-              help="First month.")
-@click.option("--end", required=True, callback=parser(parse_month), metavar="YYYY-MM",
-              help="Last month (inclusive).")
+@when_option("--start", "First month:", grain="month")
+@when_option("--end", "Last month (inclusive):", grain="month")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default=None,
               help="csv or parquet  [default: from --out's extension, else csv]")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),

@@ -22,6 +22,7 @@ from services.metrics import (
     engine_for,
     period_movements,
     retention_fields,
+    segment_exists,
 )
 from services.present import decimal_text, exact_text, money, optional_money, ratio
 
