@@ -35,6 +35,9 @@ def report_lines(r: dict[str, Any]) -> list[dict[str, str]]:
          "value": f"{r['mrr_at_start']} ({r['customers_at_start']} customers)"},
         {"figure": f"MRR at {r['end']}",
          "value": f"{r['mrr_at_end']} ({r['customers_at_end']} customers)"},
+        {"figure": "ARR at start / end", "value": f"{r['arr_at_start']} / {r['arr_at_end']}"},
+        {"figure": "ARPA at start / end",
+         "value": f"{r['arpa_at_start'] or 'n/a'} / {r['arpa_at_end'] or 'n/a'}"},
         {"figure": "NRR", "value": f"{ratio['nrr']}  {r['nrr_band'] or ''}".rstrip()},
         {"figure": "GRR", "value": ratio["grr"]},
         {"figure": f"  starting MRR ({r['customers']} customers)", "value": r["starting_mrr"]},
@@ -44,6 +47,7 @@ def report_lines(r: dict[str, Any]) -> list[dict[str, str]]:
         {"figure": "  = ending MRR (the same customers)", "value": r["ending_mrr"]},
         {"figure": "logo churn", "value": f"{ratio['logo_churn']} ({r['churned_customers']} of "
                                           f"{r['customers']} customers)"},
+        {"figure": "quick ratio", "value": r["quick_ratio"] or "n/a (nothing lost)"},
         {"figure": "expansion from quantity", "value": r["expansion_from_quantity"]},
         {"figure": "expansion from price or plan", "value": r["expansion_from_price_or_plan"]},
         *({"figure": f"movements: {kind}", "value": r["movements"][kind]} for kind in _MOVES),
