@@ -19,7 +19,7 @@ from commands.chart_render import LABEL_GAP, band_labels, figure_for, spread
 from services.analysis import chart_series
 from services.ingest import ingest_feed
 from services.metrics import mrr_report, nrr_report
-from tests.feeds import jsonl
+from tests.feeds import jsonl, started
 
 MANIFEST = {"known_at": "2025-01-02T03:04:05.000000Z",
             "ledger_head": {"position": 4321, "chain_sha256": "ab" * 32}}
@@ -74,6 +74,7 @@ def test_an_unknown_extension_is_a_usage_error(sqlite_url, tmp_path):
 
 def test_an_unwritable_path_is_one_line(sqlite_url, tmp_path):
     out = tmp_path / "missing" / "chart.png"
+    ingest_feed(sqlite_url, jsonl(started("e1", "s1", "c1", "2023-01-10T00:00:00Z")).splitlines())
     result = draw(sqlite_url, "mrr", "--start", "2023-01", "--end", "2023-02", "--out", str(out))
     assert result.exit_code == 1
     assert result.stderr == f"revledger: cannot write {out}: No such file or directory\n"

@@ -120,6 +120,7 @@ def test_parquet_carries_the_manifest_and_exact_decimals(sqlite_url, tmp_path):
 @pytest.mark.parametrize("name", ["x.csv", "x.parquet"])
 def test_an_unwritable_path_is_one_line(sqlite_url, tmp_path, name):
     out = tmp_path / "missing" / name
+    ingest_feed(sqlite_url, jsonl(started("e1", "s1", "c1", "2024-01-10T00:00:00Z")).splitlines())
     result = CliRunner().invoke(main, ["--db", sqlite_url, "export", "mrr", "--start",
                                        "2024-01", "--end", "2024-02", "--out", str(out)])
     assert result.exit_code == 1 and "Traceback" not in result.output
