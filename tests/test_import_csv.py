@@ -11,17 +11,19 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date
+from datetime import date, timedelta
 from fractions import Fraction
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cli import main
 from ledger.application import LedgerApplication
 from ledger.sources.periods import PRESETS, Layout, PeriodsSource, looks_like_csv
+from services.imports import import_periods
+from services.metrics import mrr_report
 from tests.feeds import stored_reference
 
 PLAYBOOK = "/work/shared/data/mrr_playbook_subscription_periods.csv"
@@ -259,3 +261,38 @@ def test_the_playbook_preset_reads_the_seed_as_the_dbt_project_does():
     (b"\xef\xbb\xbfa,b\n", True), (b"\n", False)])
 def test_looks_like_csv(line, expected):
     assert looks_like_csv(line) is expected
+
+
+# -- property: any periods file gives the MRR its rows give, and once only ---------------------
+
+PERIOD = st.tuples(st.sampled_from(["a", "b", "c"]), st.dates(date(2023, 1, 1), date(2024, 12, 31)),
+                   st.one_of(st.none(), st.integers(1, 400)),
+                   st.decimals(0, 10**6, places=2, allow_nan=False))
+ASKED = (date(2023, 6, 30), date(2023, 12, 31), date(2024, 6, 30), date(2025, 12, 31))
+
+
+def _file(rows):
+    lines = ["customer_id,start_date,end_date,amount"]
+    for customer, start, days, amount in rows:
+        end = "" if days is None else str(start + timedelta(days=days))
+        lines.append(f"{customer},{start},{end},{amount}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("fresh_db", ["sqlite"], indirect=True)
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                HealthCheck.too_slow])
+@given(rows=st.lists(PERIOD, max_size=12))
+def test_any_periods_file_gives_the_mrr_of_its_running_rows(fresh_db, rows):
+    """MRR at the end of D = the amounts of the rows with start <= D < end (end exclusive,
+    empty: running), each row a subscription of its own; importing again adds nothing."""
+    url, text = fresh_db(), _file(rows)
+    first = import_periods(url, [line.encode() for line in text.splitlines(True)], Layout())
+    assert first.ingest.summary.rejected == 0
+    for day in ASKED:
+        expected = sum((Fraction(amount) for _, start, days, amount in rows
+                        if start <= day and (days is None or day < start + timedelta(days=days))),
+                       Fraction(0))
+        assert Fraction(mrr_report(url, day)["mrr_exact"]) == expected, day
+    again = import_periods(url, [line.encode() for line in text.splitlines(True)], Layout())
+    assert (again.ingest.summary.accepted, again.stale) == (0, 0)
