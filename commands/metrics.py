@@ -118,8 +118,9 @@ def _by(fmt: str, report: dict[str, Any]) -> None:
     key = report["by"]
     rows = [{key: row["value"], **row} for row in report["rows"]]
     if fmt == "csv":
-        fields = [c for c in report["rows"][0] if c != "value"] if rows else []
-        emit_csv([key, *fields], rows)
+        figures = ("starting_mrr", "ending_mrr", "expansion", "contraction", "churn", "nrr",
+                   "grr")
+        emit_csv([key, "customers", *(c for f in figures for c in (f, f"{f}_exact"))], rows)
         return
     table = [{key: "(not set)" if r["value"] is None else r["value"],
               "customers": r["customers"], "starting_mrr": r["starting_mrr"],

@@ -141,3 +141,16 @@ def test_metrics_and_nrr_by_equal_the_reference_on_sqlite(fresh_db, drawn):
 @given(drawn=feeds())
 def test_metrics_and_nrr_by_equal_the_reference_on_postgresql(fresh_db, drawn):
     check(fresh_db(), drawn)
+
+
+def test_nrr_by_as_csv_has_a_row_per_value_and_its_columns_even_when_empty(example):
+    def csv_of(*args):
+        result = CliRunner().invoke(main, ["--db", example, "nrr", *args, "--by", "region",
+                                           "--format", "csv"])
+        assert result.exit_code == 0, result.output
+        return result.stdout.splitlines()
+
+    rows = csv_of("--start", "2024-01-31", "--end", "2024-03-31")
+    assert rows[0].startswith("region,customers,starting_mrr,starting_mrr_exact,")
+    assert [r.split(",")[0] for r in rows[1:]] == ["EU", "US"]
+    assert csv_of("--start", "2020", "--end", "2020") == rows[:1]  # nobody paid then
