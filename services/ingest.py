@@ -17,7 +17,8 @@ from ledger.ingest import Ingestor, IngestSummary
 from ledger.rules import Outcome
 from ledger.settings import redact
 from ledger.sources import Held, Ignored, Learned, Source, source_named
-from ledger.sources.periods import looks_like_csv, printable
+from ledger.sources.periods import looks_like_csv
+from ledger.text import printable
 from projections.projection import MRRProjection
 from services.errors import LedgerError
 from services.held import (

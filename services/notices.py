@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from ledger.text import printable
+
 _sink: ContextVar[Callable[[str], None] | None] = ContextVar("notice_sink", default=None)
 
 
@@ -21,7 +23,7 @@ def notice(message: str) -> None:
     """One line a reader of this answer must not miss."""
     sink = _sink.get()
     if sink is not None:
-        sink(message)
+        sink(printable(message))  # it may quote attribute values or options as given
 
 
 @contextmanager

@@ -170,3 +170,13 @@ def test_docs_cite_no_file_outside_the_repository():
                 continue
             resolved = (page.parent / target).resolve()
             assert resolved.is_relative_to(root) and resolved.exists(), (page.name, target)
+
+
+def test_a_warning_quoting_data_escapes_its_control_characters(sqlite_url):
+    feed = [{"event_id": "a", "type": "customer.created", "effective_at": "2024-01-01T00:00:00Z",
+             "customer_id": "c1", "attributes": {"region": "EU\u001b[2J"}},
+            started("e1", "s1", "c1", "2024-01-10T00:00:00Z")]
+    ingest_feed(sqlite_url, jsonl(*feed).splitlines())
+    out = invoke("--db", sqlite_url, "nrr", "--start", "2024-01", "--end", "2024-06",
+                 "--segment", "region=US")
+    assert "region takes: EU\\x1b[2J" in out.stderr and "\x1b" not in out.stderr

@@ -34,6 +34,7 @@ from ledger.events import InvalidEvent, parse_event
 from ledger.feed import Rejected
 from ledger.instants import utc_instant
 from ledger.sources.base import Delivery, Ignored, Line, Lookup, RefusedDelivery
+from ledger.text import printable
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,6 @@ _WHOLE = re.compile(r"[0-9]+", re.ASCII)
 
 class BadRow(ValueError):
     """A row that cannot be read; its text names the column and what was wrong."""
-
-
-def printable(text: str) -> str:
-    """File text for a message: control characters (a terminal's escape sequences) as
-    their escapes, so what a file holds cannot rewrite the user's screen."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def looks_like_csv(first_line: bytes) -> bool:
