@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import orjson
 
 from ledger.feed import Rejected
+from ledger.kinds import VOID
 from ledger.sources import Ignored, RefusedDelivery
 from ledger.sources.periods import Layout, PeriodsSource
 from services.errors import LedgerError
@@ -85,7 +86,7 @@ def import_periods(
         elif sync:
             for n, target in enumerate(sorted(stale), start=source.rows + 2):
                 yield n, orjson.dumps({
-                    "event_id": f"{layout.namespace}:void:{target}", "type": "event.voided",
+                    "event_id": f"{layout.namespace}:void:{target}", "type": VOID,
                     "voids": target, "reason": f"its row is no longer in {file_name} "
                                                "(import csv --sync)"})
 

@@ -33,6 +33,7 @@ import orjson
 from ledger.events import InvalidEvent, parse_event
 from ledger.feed import Rejected
 from ledger.instants import utc_instant
+from ledger.kinds import CANCELLED, CUSTOMER_UPDATED, STARTED
 from ledger.sources.base import Delivery, Ignored, Line, Lookup, RefusedDelivery
 from ledger.text import printable
 
@@ -216,11 +217,11 @@ class PeriodsSource:
         attributes = {name: row[f"attribute:{name}"] for name in lay.attributes
                       if row[f"attribute:{name}"]}
         if attributes:
-            events.append({"type": "customer.updated", "effective_at": start,
+            events.append({"type": CUSTOMER_UPDATED, "effective_at": start,
                            "customer_id": customer, "attributes": attributes})
-        events.append({"type": "subscription.started", "effective_at": start, **ids, **terms})
+        events.append({"type": STARTED, "effective_at": start, **ids, **terms})
         if end is not None:
-            events.append({"type": "subscription.cancelled", "effective_at": end, **ids})
+            events.append({"type": CANCELLED, "effective_at": end, **ids})
         return [{"event_id": self._id(event), **event} for event in events]
 
     def _id(self, event: dict[str, Any]) -> str:
