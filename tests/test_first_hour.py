@@ -180,3 +180,22 @@ def test_a_warning_quoting_data_escapes_its_control_characters(sqlite_url):
     out = invoke("--db", sqlite_url, "nrr", "--start", "2024-01", "--end", "2024-06",
                  "--segment", "region=US")
     assert "region takes: EU\\x1b[2J" in out.stderr and "\x1b" not in out.stderr
+
+
+def test_the_readmes_demo_examples_run_as_written(tmp_path, monkeypatch):
+    """Every command of the README's block against the demo ledger, as printed there."""
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("export REVLEDGER_DB=sqlite:///revledger-demo.db\n", 1)[1]
+    commands = [shlex.split(line, comments=True) for line in block.split("```", 1)[0].splitlines()
+                if line.startswith("revledger ")]
+    assert len(commands) >= 10
+    monkeypatch.chdir(tmp_path)  # where the demo puts its ledger and the examples write
+    invoke("demo")
+    for command in commands:
+        result = CliRunner().invoke(main, command[1:],
+                                    env={"REVLEDGER_DB": "sqlite:///revledger-demo.db"})
+        assert result.exit_code == 0, (command, result.output)
+        assert "warning" not in result.stderr, (command, result.stderr)
