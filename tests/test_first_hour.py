@@ -97,11 +97,16 @@ def test_the_default_ledger_empty_points_at_the_demo(tmp_path, monkeypatch):
     assert "did you mean --db sqlite:///revledger-demo.db?" in out.stderr
 
 
-def test_a_segment_no_customer_ever_had_lists_the_values(db_url):
+def paying_customer_in(url, region):
+    """One customer, in `region` from 2024-01-01, paying from 2024-01-10."""
     feed = [{"event_id": "a", "type": "customer.created", "effective_at": "2024-01-01T00:00:00Z",
-             "customer_id": "c1", "attributes": {"region": "EU"}},
+             "customer_id": "c1", "attributes": {"region": region}},
             started("e1", "s1", "c1", "2024-01-10T00:00:00Z")]
-    ingest_feed(db_url, jsonl(*feed).splitlines())
+    ingest_feed(url, jsonl(*feed).splitlines())
+
+
+def test_a_segment_no_customer_ever_had_lists_the_values(db_url):
+    paying_customer_in(db_url, "EU")
     out = invoke("--db", db_url, "nrr", "--start", "2024-01", "--end", "2024-06",
                  "--segment", "region=eu")
     assert "revledger: warning: no customer ever had region=eu; region takes: EU" in out.stderr
@@ -173,10 +178,7 @@ def test_docs_cite_no_file_outside_the_repository():
 
 
 def test_a_warning_quoting_data_escapes_its_control_characters(sqlite_url):
-    feed = [{"event_id": "a", "type": "customer.created", "effective_at": "2024-01-01T00:00:00Z",
-             "customer_id": "c1", "attributes": {"region": "EU\u001b[2J"}},
-            started("e1", "s1", "c1", "2024-01-10T00:00:00Z")]
-    ingest_feed(sqlite_url, jsonl(*feed).splitlines())
+    paying_customer_in(sqlite_url, "EU\u001b[2J")
     out = invoke("--db", sqlite_url, "nrr", "--start", "2024-01", "--end", "2024-06",
                  "--segment", "region=US")
     assert "region takes: EU\\x1b[2J" in out.stderr and "\x1b" not in out.stderr
