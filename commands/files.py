@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from services.errors import LedgerError
@@ -22,5 +22,6 @@ def written(out: Path) -> Iterator[Path]:
     except OSError as exc:
         raise LedgerError(f"cannot write {out}: {exc.strerror or exc}") from None
     finally:
-        partial.unlink(missing_ok=True)
+        with suppress(OSError):  # nothing was written (a parent is a file, a read-only disk)
+            partial.unlink(missing_ok=True)
 

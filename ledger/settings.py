@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 DEFAULT_DB = "sqlite:///revledger.db"  # in the working directory
 DEMO_DB = "sqlite:///revledger-demo.db"  # where `revledger demo` puts the sample ledger
 
 
-# scheme://user:password@ — the password runs to the last '@' before the host
+# scheme://user:password@ — the password runs to the last '@' before the host; and a
+# password given as a query parameter (libpq's `?password=`)
 _PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^\s/]*@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&\s]*", re.IGNORECASE)
 
 
 class UnsupportedDatabase(ValueError):
@@ -24,8 +26,13 @@ class UnsupportedDatabase(ValueError):
 
 
 def env_for_url(url: str) -> dict[str, str]:
-    """eventsourcing settings for a `--db` URL (`sqlite:///path` or `postgresql://...`)."""
-    parts = urlsplit(url)
+    """eventsourcing settings for a `--db` URL (`sqlite:///path` or `postgresql://...`).
+    PostgreSQL's user and password come from the URL, else from PGUSER / PGPASSWORD (and
+    `?user=` / `?password=` query parameters, as libpq reads them)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise UnsupportedDatabase(f"not a database URL ({exc}): {redact(url)}") from None
     if parts.scheme == "sqlite":
         path = unquote(parts.path)
         path = path[1:] if path.startswith("//") else path.removeprefix("/") or ""
@@ -40,6 +47,7 @@ def env_for_url(url: str) -> dict[str, str]:
             "TRANSCODER_TOPIC": "ledger.transcoder:OrjsonTranscoder",
         }
     if parts.scheme in ("postgresql", "postgres"):
+        query = dict(parse_qsl(parts.query))
         if not parts.hostname or not parts.path.strip("/"):
             raise UnsupportedDatabase(
                 f"expected postgresql://user:pass@host:port/db: {redact(url)}")
@@ -48,8 +56,11 @@ def env_for_url(url: str) -> dict[str, str]:
             "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
             "POSTGRES_HOST": parts.hostname,
             "POSTGRES_PORT": str(_port(parts, url)),
-            "POSTGRES_USER": unquote(parts.username or os.environ.get("USER", "postgres")),
-            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "POSTGRES_USER": unquote(parts.username or query.get("user")
+                                     or os.environ.get("PGUSER")
+                                     or os.environ.get("USER", "postgres")),
+            "POSTGRES_PASSWORD": unquote(parts.password or query.get("password")
+                                         or os.environ.get("PGPASSWORD", "")),
             "POSTGRES_CONNECT_TIMEOUT": "10",
             "POSTGRES_POOL_SIZE": "2",
             # eventsourcing's default (5 s) would end a rebuild's write transaction while
@@ -73,4 +84,4 @@ def redact(text: str) -> str:
     """`text` with the password of every URL in it masked (`user:***@host`), for
     messages: the one helper every message that may hold a database URL goes through.
     Textual, so a URL that does not parse (a bad port, say) is masked too."""
-    return _PASSWORD.sub(r"\1:***@", text)
+    return _QUERY_PASSWORD.sub(r"\1***", _PASSWORD.sub(r"\1:***@", text))

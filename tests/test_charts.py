@@ -84,6 +84,12 @@ def test_an_unwritable_path_is_one_line(sqlite_url, tmp_path):
                   str(folder))
     assert result.exit_code == 2 and "is a directory" in result.stderr
     assert "Traceback" not in result.output
+    under_a_file = tmp_path / "file.txt" / "chart.png"  # a parent that is a file
+    under_a_file.parent.write_text("")
+    result = draw(sqlite_url, "mrr", "--start", "2023-01", "--end", "2023-02", "--out",
+                  str(under_a_file))
+    assert result.exit_code == 1
+    assert result.stderr == f"revledger: cannot write {under_a_file}: Not a directory\n"
 
 
 def test_chart_series_are_the_metrics(ledger):

@@ -131,6 +131,8 @@ def test_known_at_before_the_first_recording_names_it(db_url):
     "postgresql://user:s3cret@/db",
     "postgres://user:s%40cret@127.0.0.1:1/db",
     "mysql://user:s3cret@host/db",
+    "postgresql://127.0.0.1:1/db?user=alice&password=s3cret",
+    "postgresql://alice:s3cret@[::1:1/db",
 ])
 def test_no_message_prints_a_password(url):
     for args in (("init",), ("mrr", "--at", "2024-01-31"), ("import", "csv", "-")):
@@ -153,6 +155,8 @@ def test_init_masks_the_password_of_the_ledger_it_opened(pg_url):
                                                         "refused"),
     ("sqlite:///ledger.db", "sqlite:///ledger.db"),
     ("postgresql://u@h/d", "postgresql://u@h/d"),
+    ("postgresql://h/d?sslmode=require&PASSWORD=p&user=u",
+     "postgresql://h/d?sslmode=require&PASSWORD=***&user=u"),
 ])
 def test_redact(text, masked):
     assert redact(text) == masked
