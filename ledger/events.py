@@ -29,6 +29,7 @@ from pydantic import (
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from ledger.instants import utc_instant
+from ledger.jsontext import UnreadableJSON, read_json
 from ledger.kinds import EVENT_TYPES
 
 # contract v1.1: >= 0 and < 10^12, at most 12 decimal places, ASCII digits only
@@ -219,45 +220,27 @@ def parse_event(payload: Any) -> dict[str, Any]:
     fields kept), or `InvalidEvent`."""
     if not isinstance(payload, dict):
         raise InvalidEvent("-", "not a JSON object")
-    raw_id = payload.get("event_id")
-    event_id = raw_id if isinstance(raw_id, str) and raw_id else "-"
     try:
         return _adapter.validate_python(payload)
     except ValidationError as error:
-        raise InvalidEvent(event_id[:200], _describe(error)) from None
+        raise InvalidEvent(_readable_id(payload), _describe(error)) from None
 
 
-def decode_line(line: bytes | str) -> dict[str, Any]:
-    """JSON-decode one feed line, refusing what JSON Lines does not allow."""
+def decode_line(line: bytes | str, *, translated: bool = False) -> dict[str, Any]:
+    """JSON-decode one feed line, refusing what JSON Lines does not allow and what could
+    not be stored as given (`ledger.jsontext`: depth, duplicate keys, inexact numbers).
+    A `translated` line was written by revledger from a checked document: its keys are
+    not checked again."""
     try:
-        value = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidEvent("-", f"invalid JSON ({exc.args[0].split(':')[0]})") from None
+        value = read_json(line, unique_keys=not translated)
+    except UnreadableJSON as exc:
+        raise InvalidEvent(_readable_id(exc.value), str(exc)) from None
     if not isinstance(value, dict):
         raise InvalidEvent("-", "not a JSON object")
-    if (where := _inexact_number(value)) is not None:
-        raw_id = value.get("event_id")
-        raise InvalidEvent(raw_id[:200] if isinstance(raw_id, str) and raw_id else "-",
-                           f"{where}: a number this large cannot be kept exactly; send it "
-                           "as a string")
     return value
 
 
-_EXACT = 2**53  # beyond this a JSON number decodes to an inexact float
-
-
-def _inexact_number(value: dict[str, Any] | list[Any], path: str = "") -> str | None:
-    """The path of the first number that could not be stored exactly as given (orjson
-    turns integers beyond 64 bits into floats). Only containers and floats are looked
-    into: every line goes through here."""
-    items: Any = value.items() if isinstance(value, dict) else enumerate(value)
-    for key, item in items:
-        kind = type(item)
-        if kind is float:
-            if abs(item) >= _EXACT:
-                return f"{path}{key}"
-        elif (kind is dict or kind is list) and (
-            found := _inexact_number(item, f"{path}{key}.")
-        ) is not None:
-            return found
-    return None
+def _readable_id(value: Any) -> str:
+    """The record's event_id as far as it can be read, for its error line ("-" if none)."""
+    raw_id = value.get("event_id") if isinstance(value, dict) else None
+    return raw_id[:200] if isinstance(raw_id, str) and raw_id else "-"
