@@ -23,6 +23,7 @@ from commands.quarantine import quarantine, stripe_settings
 from commands.replay import replay
 from commands.serve import serve
 from commands.verify import verify
+from ledger.printable import printable
 from ledger.settings import DEFAULT_DB, redact
 from services.errors import LedgerError
 from services.notices import notices_to
@@ -37,7 +38,7 @@ class _Group(click.Group):
                                                        err=True)):
                 return super().invoke(ctx)
         except LedgerError as exc:
-            click.echo(f"revledger: {redact(str(exc))}", err=True)
+            click.echo(f"revledger: {printable(redact(str(exc)))}", err=True)
             sys.exit(1)
         except BrokenPipeError:
             sys.exit(1)
