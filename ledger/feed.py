@@ -18,6 +18,7 @@ from typing import NamedTuple
 from ledger.batches import batched
 from ledger.events import InvalidEvent, content_hash, decode_line, parse_event
 from ledger.kinds import PRICED, SUBSCRIPTION_TYPES, VOID
+from ledger.printable import printable
 from ledger.workers import Spool, forked_pool
 
 LOOKAHEAD = 3  # batches checked ahead of the writer: bounds memory, keeps both busy
@@ -26,9 +27,36 @@ LOOKAHEAD = 3  # batches checked ahead of the writer: bounds memory, keeps both 
 # each (ingest of a 133k-event feed into SQLite: 13-15% faster over 8 and 10 runs each).
 CHECKER_NICE = 10
 BATCH_BYTES = 16 << 20  # a batch also ends here: a feed of huge lines stays in bounded memory
-# Beyond this a line is refused: it bounds what one stored event costs every later reader
-# (a projection page holds thousands of events). A Stripe event with its raw body fits.
+# Beyond this a canonical line is refused: it bounds what one stored event costs every
+# later reader (a projection page holds thousands of events). A source that translates
+# (Stripe) bounds what it receives instead, by its own limit (its `Channel`).
 MAX_LINE = 128 << 10
+
+
+@dataclass(frozen=True)
+class Channel:
+    """The channel that delivered a line: which event ids it may write and how long a
+    line it may send. Ids are namespaced by channel, so a canonical client (a feed, the
+    HTTP token) cannot take an id a billing source's webhook will deliver later."""
+
+    name: str
+    max_line: int | None = MAX_LINE  # bytes; None when the source bounds its own input
+    namespace: str | None = None  # the prefix all its ids carry (e.g. "stripe:")
+    reserved: tuple[str, ...] = ()  # prefixes of other channels' ids: refused here
+    translated: bool = False  # lines written by revledger from a document it checked
+
+    def refuses(self, event_id: str) -> str | None:
+        """Why `event_id` is not this channel's to write, or None."""
+        if self.namespace is not None and not event_id.startswith(self.namespace):
+            return f"event_id: {self.name} ids start with {self.namespace!r}"
+        if event_id.startswith(self.reserved):
+            prefix = next(p for p in self.reserved if event_id.startswith(p))
+            return (f"event_id: ids starting with {prefix!r} are reserved for events "
+                    f"delivered by that billing source; choose another id")
+        return None
+
+
+CANONICAL = Channel("canonical")  # no namespace known: see ledger.sources.channel
 
 
 @dataclass(frozen=True)
@@ -39,7 +67,9 @@ class Rejected:
     raw: bytes
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.event_id}: {self.reason}"
+        """The one line that reports it: input echoed here is escaped (a newline in an id
+        cannot start a line of its own)."""
+        return f"line {self.line}: {printable(self.event_id)}: {printable(self.reason)}"
 
 
 class Checked(NamedTuple):
@@ -57,15 +87,19 @@ class Checked(NamedTuple):
     currency: str | None
 
 
-def check_line(number: int, raw: bytes) -> Checked | Rejected:
-    if len(raw) > MAX_LINE:
-        return Rejected(number, "-", f"line longer than {MAX_LINE >> 10} KiB ({len(raw)} "
+def check_line(number: int, raw: bytes, channel: Channel = CANONICAL) -> Checked | Rejected:
+    """One line from `channel`, checked against the contract and the channel's limits."""
+    limit = channel.max_line
+    if limit is not None and len(raw) > limit:
+        return Rejected(number, "-", f"line longer than {limit >> 10} KiB ({len(raw)} "
                         "bytes): a canonical event is a few hundred bytes", raw)
     try:
-        payload = decode_line(raw)
+        payload = decode_line(raw, translated=channel.translated)
         event = parse_event(payload)
     except InvalidEvent as bad:
         return Rejected(number, bad.event_id, bad.reason, raw)
+    if (refused := channel.refuses(event["event_id"])) is not None:
+        return Rejected(number, event["event_id"], refused, raw)
     type_ = event["type"]
     return Checked(  # only the type's own fields place it (see ledger.kinds)
         number,
@@ -81,9 +115,11 @@ def check_line(number: int, raw: bytes) -> Checked | Rejected:
     )
 
 
-def check_batch(batch: list[tuple[int, bytes]]) -> list[Checked | Rejected]:
+def check_batch(
+    batch: list[tuple[int, bytes]], channel: Channel = CANONICAL
+) -> list[Checked | Rejected]:
     """Checked records and rejections of a batch's non-blank lines, in order."""
-    return [check_line(number, raw) for number, raw in batch if raw.strip()]
+    return [check_line(number, raw, channel) for number, raw in batch if raw.strip()]
 
 
 Check = Callable[[list[tuple[int, bytes]]], list[Checked | Rejected]]

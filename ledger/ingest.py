@@ -20,6 +20,7 @@ from concurrent.futures import BrokenExecutor
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from uuid import UUID
 
 import orjson
@@ -27,12 +28,13 @@ from eventsourcing.persistence import IntegrityError, OperationalError, StoredEv
 
 from ledger.aggregates import Customer, Recorded, Subscription, stream_event
 from ledger.application import LedgerApplication
-from ledger.feed import Checked, Rejected, checked_batches
+from ledger.feed import Check, Checked, Rejected, check_batch, checked_batches
 from ledger.instants import format_instant, parse_instant
 from ledger.lookup import StoreLookup
 from ledger.memory import collector_paused
 from ledger.pipeline import TURN_BATCHES, Work, Writer, run
 from ledger.rules import Decided, Outcome, decide, outcomes, stamp
+from ledger.sources import channel
 from ledger.workers import WorkerDied, second_core
 from ledger.writers import Here, InProcess, InThread
 
@@ -103,9 +105,14 @@ class Ingestor:
         on_reject: Callable[[Rejected], None] = lambda r: None,
         on_batch: Callable[[IngestSummary], None] = lambda s: None,
         on_outcome: Callable[[Outcome], None] | None = None,
+        check: Check | None = None,
     ) -> IngestSummary:
         """Record numbered raw lines; blank lines are skipped, bad ones reported.
-        `on_outcome`, if given, hears of every record once its batch has committed."""
+        `on_outcome`, if given, hears of every record once its batch has committed.
+        `check` checks a batch of lines (`check_batch` for the channel that delivered
+        them; canonical lines unless given), in the checking process for a long feed."""
+        if check is None:
+            check = partial(check_batch, channel=channel("canonical"))
         total = IngestSummary()
 
         def report(work: Work[Batch]) -> None:
@@ -116,7 +123,7 @@ class Ingestor:
         # closing: an error stops the checking process and removes its spool at once,
         # whoever keeps the error (and with it this frame) afterwards.
         with collector_paused(), closing(
-            checked_batches(lines, self.batch_size, parallel=self.parallel)
+            checked_batches(lines, self.batch_size, parallel=self.parallel, check=check)
         ) as batches:
             try:
                 run(batches, self, self.make_writer, report, turn_batches=self.turn_batches)

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
 
 from ledger.application import LedgerApplication
 from ledger.events import DELIVERY
-from ledger.feed import Rejected
+from ledger.feed import Rejected, check_batch
 from ledger.held import HeldRecord, SourceStore
 from ledger.ingest import Ingestor
 from ledger.rules import Outcome
-from ledger.sources import Held, Lookup, Source, source_named
+from ledger.sources import Held, Lookup, Source, channel, source_named
 from ledger.sources.stripe_source import StripeSource, retry_record
 from ledger.sources.stripe_terms import Policy
 
@@ -118,7 +119,8 @@ def retry_held(app: LedgerApplication, ingestor: Ingestor, source: str | None = 
     outcomes: dict[int, list[Outcome]] = {}
     if lines:
         ingestor.ingest(lines, on_outcome=lambda o: outcomes.setdefault(
-            owner[o.line].id, []).append(o))
+            owner[o.line].id, []).append(o),
+            check=partial(check_batch, channel=channel("stripe")))  # the only one mapped
     for qid, results in outcomes.items():
         row = next(r for r in rows if r.id == qid)
         bad = [o for o in results if o.status not in ("accepted", "duplicate")]

@@ -8,15 +8,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from ledger.application import LedgerApplication
-from ledger.feed import Rejected
+from ledger.feed import Channel, Checked, Rejected, check_batch, check_line
 from ledger.held import SourceStore
 from ledger.ingest import Ingestor, IngestSummary
 from ledger.rules import Outcome
 from ledger.settings import redact
-from ledger.sources import Held, Ignored, Learned, Source, source_named
+from ledger.sources import Held, Ignored, Learned, Source, channel, source_named
 from ledger.sources.periods import looks_like_csv
 from ledger.text import printable
 from projections.projection import MRRProjection
@@ -104,7 +105,8 @@ def ingest_feed(
 
         ingestor = Ingestor(app)
         summary = ingestor.ingest(_not_csv(lines()) if source == "canonical" else lines(),
-                                  refused, on_batch)
+                                  refused, on_batch,
+                                  check=partial(check_batch, channel=channel(source)))
         released = 0
         if store is not None:
             summary.rejected -= refusals
@@ -162,6 +164,7 @@ class Delivered:
 @dataclass
 class _Request:
     lines: list[bytes]
+    channel: Channel
     outcomes: list[Outcome] | None = None
     error: LedgerError | None = None
 
@@ -201,14 +204,14 @@ class LedgerWriter:
             delivery = source_named(source, self._secrets.get(source)).delivery(body, headers)
             if delivery.ignored:
                 return Delivered([], ignored=True)
-            return Delivered(self.record(delivery.lines))
+            return Delivered(self.record(delivery.lines, source))
         delivery = self._stripe().delivery(body, headers, self._lookup)
         held = [as_held(h) for h in delivery.held]
         new = 0
         if delivery.learned or held:
             with self._writing, self._ledger() as (app, _, _):
                 new = keep(SourceStore(app), source, delivery.learned, held)
-        outcomes = self.record(delivery.lines) if delivery.lines else []
+        outcomes = self.record(delivery.lines, source) if delivery.lines else []
         refused = [o for o in outcomes if o.status not in ("accepted", "duplicate")]
         if refused:
             with self._writing, self._ledger() as (app, _, _):
@@ -242,9 +245,10 @@ class LedgerWriter:
                 self._objects.update(SourceStore(app).objects("stripe", [object_id]))
         return self._objects.get(object_id)
 
-    def record(self, lines: list[bytes]) -> list[Outcome]:
-        """Each line's outcome, numbered from 1 within this request."""
-        request = _Request(lines)
+    def record(self, lines: list[bytes], source: str = "canonical") -> list[Outcome]:
+        """Each line's outcome, numbered from 1 within this request, its lines checked as
+        `source`'s (its limits, its id namespace)."""
+        request = _Request(lines, channel(source))
         with self._queueing:
             self._queue.append(request)
         with self._writing:
@@ -269,9 +273,14 @@ class LedgerWriter:
             request, local = owner[outcome.line]
             request.outcomes.append(replace(outcome, line=local))  # type: ignore[union-attr]
 
+        def check(batch: list[tuple[int, bytes]]) -> list[Checked | Rejected]:
+            """Each line checked as its own request's channel's (requests from several
+            sources share the group's batch)."""
+            return [check_line(n, raw, owner[n][0].channel) for n, raw in batch if raw.strip()]
+
         try:
             with self._ledger() as (_, ingestor, projection):
-                summary = ingestor.ingest(numbered, on_outcome=route)
+                summary = ingestor.ingest(numbered, on_outcome=route, check=check)
                 if summary.accepted:
                     projection.catch_up()
         except LedgerError as exc:

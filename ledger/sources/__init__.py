@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ledger.feed import Channel
 from ledger.sources.base import (
     Delivery,
     Held,
@@ -25,7 +26,7 @@ from ledger.sources.periods import PeriodsSource
 from ledger.sources.stripe_source import StripeSource
 
 __all__ = ["SOURCES", "Delivery", "Held", "Ignored", "Learned", "Line", "Lookup",
-           "RefusedDelivery", "SignatureError", "Source", "source_named"]
+           "RefusedDelivery", "SignatureError", "Source", "channel", "source_named"]
 
 # name -> the source; one that signs its deliveries is built with the endpoint's secret.
 SOURCES: dict[str, Callable[..., Source]] = {
@@ -41,3 +42,14 @@ def source_named(name: str, secret: str | None = None) -> Source:
     except KeyError:
         raise ValueError(f"no billing source {name!r} (known: {', '.join(SOURCES)})") from None
     return make() if secret is None else make(secret)
+
+
+def channel(name: str) -> Channel:
+    """The channel of source `name`: its limits, its id namespace, and the namespaces of
+    every other registered source, which its lines may not write into (the rule in
+    docs/events.md: a canonical id may not start with `stripe:`)."""
+    source = SOURCES[name]
+    return Channel(name, source.max_line, source.namespace, tuple(
+        other.namespace for key, other in SOURCES.items()
+        if key != name and other.namespace is not None
+    ), source.translates)

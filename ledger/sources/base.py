@@ -77,6 +77,15 @@ class Source(Protocol):
     """A billing system whose events the ledger records."""
 
     name: str  # its key in the registry (ledger.sources.SOURCES)
+    # The prefix of every event id it writes ("stripe:"), None for the canonical source;
+    # no other channel may write an id with that prefix.
+    namespace: str | None
+    # The longest canonical line it may send, in bytes; None when it bounds what it
+    # receives itself (a source that translates, whose stored line is larger).
+    max_line: int | None
+    # Whether its lines are revledger's own translation (written by orjson from a
+    # document the source has read and checked) rather than the sender's bytes.
+    translates: bool
 
     def parse(
         self, data: Iterable[bytes], lookup: Lookup | None = None

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 
 import orjson
 
-from ledger.feed import Rejected, numbered_lines
+from ledger.feed import MAX_LINE, Rejected, numbered_lines
 from ledger.sources.base import Delivery, Ignored, Line, Lookup
 
 
@@ -20,6 +20,9 @@ class CanonicalSource:
     authenticates them."""
 
     name = "canonical"
+    namespace = None
+    max_line = MAX_LINE
+    translates = False
 
     def parse(
         self, data: Iterable[bytes], lookup: Lookup | None = None

@@ -21,6 +21,7 @@ import orjson
 
 from ledger.events import DELIVERY, InvalidEvent
 from ledger.feed import Rejected
+from ledger.jsontext import UnreadableJSON, read_json
 from ledger.sources.base import (
     Delivery,
     Held,
@@ -33,12 +34,16 @@ from ledger.sources.base import (
     header,
 )
 from ledger.sources.stripe import (
+    MAX_DEPTH,
+    MAX_EVENT,
     NeedsObject,
     Policy,
     canonical_event,
     learned_objects,
     read_records,
     snapshot_of_export,
+    stripe_id,
+    too_large,
 )
 from ledger.sources.stripe_terms import STRIPE_DEFAULT
 
@@ -154,6 +159,9 @@ class StripeSource:
     secret: str | None = field(default=None, repr=False)  # the endpoint's signing secret
     policy: Policy = STRIPE_DEFAULT
     name = "stripe"
+    namespace = "stripe:"
+    max_line = None  # bounded by MAX_EVENT as received: the stored line holds it twice
+    translates = True
 
     def parse(
         self, data: Iterable[bytes], lookup: Lookup | None = None
@@ -168,8 +176,9 @@ class StripeSource:
             return known.get(object_id) or outer(object_id)
 
         for record in read_records(data):
-            if record.value is None:
-                yield Rejected(record.number, "-", "invalid JSON", record.raw)
+            if record.error is not None:
+                yield Rejected(record.number, stripe_id(record.value), record.error,
+                               record.raw)
                 continue
             mapped = map_record(record.value, find, self.policy)
             if mapped.learned:
@@ -192,10 +201,12 @@ class StripeSource:
         if self.secret is None:
             raise SignatureError("no webhook signing secret is configured")
         verify(signature, body, self.secret)
+        if len(body) > MAX_EVENT:
+            raise RefusedDelivery(too_large(len(body)))
         try:
-            value = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise RefusedDelivery("invalid JSON") from None
+            value = read_json(body, MAX_DEPTH)
+        except UnreadableJSON as exc:
+            raise RefusedDelivery(str(exc)) from None
         evidence = {"raw_body": body.decode(), "stripe_signature": signature}
         mapped = map_record(value, lookup or _nothing, self.policy)
         held = [] if mapped.held is None else [Held(1, *mapped.held, body, evidence)]
