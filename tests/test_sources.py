@@ -57,7 +57,8 @@ def test_a_stripe_export_numbers_lines_rejections_and_ignored_events():
     items = list(source_named("stripe").parse(data))
     assert items[0][0] == 1
     assert orjson.loads(items[0][1])["event_id"] == "stripe:evt_1"
-    assert isinstance(items[1], Rejected) and str(items[1]) == "line 2: -: invalid JSON"
+    assert isinstance(items[1], Rejected)
+    assert str(items[1]) == "line 2: -: invalid JSON (unexpected character, expected a string key)"
     assert items[2] == Ignored(3)
 
 
