@@ -26,9 +26,8 @@ def serve(db: str, host: str, port: int, no_auth: bool) -> None:
     if token is None and not no_auth:
         raise click.UsageError("set REVLEDGER_API_TOKEN, or pass --no-auth to accept events "
                                "without one")
-    import uvicorn
-
     from api.app import create_app
+    from api.server import server
 
     secret = os.environ.get("REVLEDGER_STRIPE_WEBHOOK_SECRET") or None
     if secret is None:
@@ -37,5 +36,4 @@ def serve(db: str, host: str, port: int, no_auth: bool) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("revledger").setLevel(logging.INFO)  # its request lines, no others'
     click.echo(f"revledger: serving on http://{host}:{port}", err=True)
-    uvicorn.run(create_app(db, None if no_auth else token, secret), host=host, port=port,
-                log_level="warning")
+    server(create_app(db, None if no_auth else token, secret), host, port).run()
