@@ -1,6 +1,7 @@
 """The HTTP API (Starlette): canonical events and Stripe webhooks in, ledger health out.
 
-Endpoints call the same services as the CLI; this module only speaks HTTP.
+Endpoints call the same services as the CLI; this module only speaks HTTP. What the
+server does about slow clients and connection floods is api.server's.
 """
 
 from __future__ import annotations
@@ -15,16 +16,20 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ledger.printable import printable
 from ledger.rules import Outcome
 from ledger.sources import RefusedDelivery, SignatureError
+from ledger.sources.stripe import MAX_EVENT
 from services.errors import LedgerError
 from services.ingest import Delivered, LedgerWriter
 
-MAX_BODY = 8 << 20  # a request is a handful of events, not a backfill
+# The largest body each endpoint reads (413 beyond): a canonical request is a handful of
+# events (each line at most 128 KiB), not a backfill; a Stripe delivery is one event.
+MAX_BODY = {"canonical": 8 << 20, "stripe": MAX_EVENT}
 log = logging.getLogger("revledger.http")
 
 
@@ -37,38 +42,42 @@ def create_app(url: str, token: str | None, stripe_secret: str | None) -> Starle
     """`token` None means no authentication (`serve --no-auth`)."""
     writer = LedgerWriter(url, secrets={"stripe": stripe_secret})
 
-    def unavailable(exc: LedgerError) -> Response:
-        return json_response(503, {"error": str(exc)}, {"Retry-After": "5"})
+    def unavailable(exc: LedgerError, answer: dict[str, str]) -> Response:
+        """503 with `answer`. What failed (the database's host, user and name) goes to the
+        server's log, and to no client but the one holding the API token: health is
+        unauthenticated, and Stripe shows answers in its dashboard."""
+        log.warning("unavailable: %s", printable(str(exc)))
+        return json_response(503, answer, {"Retry-After": "5"})
 
     async def health(request: Request) -> Response:
         try:
             head = await _threaded(writer.head)
         except LedgerError as exc:
-            return unavailable(exc)
+            return unavailable(exc, {"status": "unavailable"})
         return json_response(200, {"status": "ok", "store": writer.kind(), "ledger_head": head})
 
     async def events(request: Request) -> Response:
         if token is not None and not _authorised(request, token):
             return json_response(401, {"error": "a valid Authorization: Bearer token is "
                                                 "required"}, {"WWW-Authenticate": "Bearer"})
-        body = await _body(request)
-        if body is None:
-            return json_response(413, {"error": f"body larger than {MAX_BODY} bytes"})
-        return await deliver("canonical", body, request)
+        return await deliver("canonical", request)
 
     async def stripe(request: Request) -> Response:
         if stripe_secret is None:
             return json_response(503, {"error": "Stripe webhooks are not configured "
                                                 "(REVLEDGER_STRIPE_WEBHOOK_SECRET)"})
-        body = await _body(request)
-        if body is None:
-            return json_response(413, {"error": f"body larger than {MAX_BODY} bytes"})
-        return await deliver("stripe", body, request)
+        return await deliver("stripe", request)
 
-    async def deliver(source: str, body: bytes, request: Request) -> Response:
+    async def deliver(source: str, request: Request) -> Response:
         """The service's answer to one delivery, in HTTP, and its line in the log."""
         started = time.perf_counter()
         ids: list[str] = []
+        try:
+            body = await _body(request, MAX_BODY[source])
+        except ClientDisconnect:  # e.g. closed by api.server for sending its body too slowly
+            return Response(status_code=408)
+        if body is None:
+            return json_response(413, {"error": f"body larger than {MAX_BODY[source]} bytes"})
         try:
             delivered: Delivered = await _threaded(writer.deliver, source, body,
                                                    request.headers)
@@ -78,7 +87,9 @@ def create_app(url: str, token: str | None, stripe_secret: str | None) -> Starle
         except RefusedDelivery as exc:
             answer, outcome = json_response(400, {"error": str(exc)}), f"refused: {exc}"
         except LedgerError as exc:
-            answer, outcome = unavailable(exc), "unavailable"
+            detailed = source == "canonical" and token is not None
+            answer = unavailable(exc, {"error": str(exc) if detailed else "unavailable"})
+            outcome = "unavailable"
         else:
             ids = [o.event_id for o in delivered.outcomes]
             if delivered.ignored:
@@ -87,10 +98,11 @@ def create_app(url: str, token: str | None, stripe_secret: str | None) -> Starle
             else:
                 answer = _answer(delivered.outcomes)
                 outcome = ",".join(sorted({o.status for o in delivered.outcomes}))
-        # One line a request: never a header or a body (they may carry secrets).
-        log.info("%s %s %d %s events=%s %.1f ms", request.method, request.url.path,
-                 answer.status_code, outcome, ",".join(ids[:10]) or "-",
-                 (time.perf_counter() - started) * 1000)
+        # One line a request: never a header or a body (they may carry secrets), and
+        # what it echoes of the request (ids, reasons) escaped: it stays one line.
+        log.info("%s %s %d %s events=%s %.1f ms", request.method,
+                 printable(request.url.path), answer.status_code, printable(outcome),
+                 printable(",".join(ids[:10])) or "-", (time.perf_counter() - started) * 1000)
         return answer
 
     @asynccontextmanager
@@ -131,11 +143,12 @@ def _authorised(request: Request, token: str) -> bool:
                                                               token.encode())
 
 
-async def _body(request: Request) -> bytes | None:
+async def _body(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None once it passes `limit` bytes (the rest is not read)."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
+        if size > limit:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
