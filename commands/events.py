@@ -31,8 +31,8 @@ def events(
     The table leaves out the payload and chain hash; `--format json` or `csv` carry them.
     """
     # Imported here, not at the top: `revledger --help` and other commands start faster.
-    from services.events import list_events
+    from services.events import iter_events
 
-    rows = list_events(db, customer=customer, subscription=subscription, type=type_,
-                       known_at=known_at)
+    rows = iter_events(db, customer=customer, subscription=subscription, type=type_,
+                       known_at=known_at)  # streamed: a whole ledger never sits in memory
     emit_rows(fmt, COLUMNS if fmt != "table" else TABLE_COLUMNS, rows)

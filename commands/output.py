@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import csv
-import io
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import click
@@ -34,13 +33,26 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def emit_csv(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+def emit_json_rows(rows: Iterable[Any]) -> None:
+    """What `emit_json(list(rows))` writes, byte for byte, a row at a time: a long listing
+    never sits in memory whole. (Each row's indented dump, indented one level more: JSON
+    strings hold no raw newline, so every line break is the layout's.)"""
+    out = sys.stdout.buffer
+    empty = True
+    for row in rows:
+        out.write(b"[\n  " if empty else b",\n  ")
+        out.write(orjson.dumps(row, option=orjson.OPT_INDENT_2).replace(b"\n", b"\n  "))
+        empty = False
+    out.write(b"[]\n" if empty else b"\n]\n")
+    out.flush()
+
+
+def emit_csv(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+    """A header and a row per dict, written as they come."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
         writer.writerow([_cell(row.get(c)) for c in columns])
-    sys.stdout.write(out.getvalue())
 
 
 def flat_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -86,13 +98,15 @@ def emit_table(
     Console(soft_wrap=False).print(table)
 
 
-def emit_rows(fmt: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+def emit_rows(fmt: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+    """Rows as JSON or CSV, streamed; or as a table, which needs them all for its widths
+    (so only the table's columns of each are kept)."""
     if fmt == "json":
-        emit_json(list(rows))
+        emit_json_rows(rows)
     elif fmt == "csv":
         emit_csv(columns, rows)
     else:
-        emit_table(columns, rows)
+        emit_table(columns, [{c: row.get(c) for c in columns} for row in rows])
 
 
 def err(message: str) -> None:

@@ -190,23 +190,28 @@ class LedgerQueries(AuditQueries):
         self, filters: dict[str, str], upto: int | None = None
     ) -> list[EventRow]:
         """Canonical events matching index columns (up to a position), in recorded order."""
+        return list(self.iter_events_by(filters, upto))
+
+    def iter_events_by(
+        self, filters: dict[str, str], upto: int | None = None
+    ) -> Iterator[EventRow]:
+        """`select_events_by`, a page at a time: listing a whole ledger (`revledger
+        events`) holds one page of rows, not all of them."""
         assert set(filters) <= set(KEY_COLUMNS)
         tests = [f"k.{column} = ?" for column in filters]
         params: list[Any] = list(filters.values())
         if upto is not None:
             tests.append(f"e.{self.position} <= ?")
             params.append(upto)
-        return [
-            EventRow(row[0], _uuid(row[1]), row[2], bytes(row[3]), row[4])
-            for row in self._rows(
-                f"SELECT e.{self.position}, e.originator_id, e.originator_version, e.state, "
-                f"c.chain_sha256 FROM {self._join()} "
-                f"LEFT JOIN event_chain c ON c.position = e.{self.position} "
-                f"{'WHERE ' + ' AND '.join(tests) if tests else ''} "
-                f"ORDER BY e.{self.position}",
-                params,
-            )
-        ]
+        for row in self._stream(
+            f"SELECT e.{self.position}, e.originator_id, e.originator_version, e.state, "
+            f"c.chain_sha256 FROM {self._join()} "
+            f"LEFT JOIN event_chain c ON c.position = e.{self.position} "
+            f"{'WHERE ' + ' AND '.join(tests) if tests else ''} "
+            f"ORDER BY e.{self.position}",
+            params,
+        ):
+            yield EventRow(row[0], _uuid(row[1]), row[2], bytes(row[3]), row[4])
 
     _HEAD = "SELECT position, recorded_at, chain_sha256 FROM event_chain "
     _LAST = "ORDER BY position DESC LIMIT 1"
@@ -335,6 +340,9 @@ class LedgerRecorder(Protocol):
         self, filters: dict[str, str], upto: int | None = None
     ) -> list[EventRow]: ...
     def first_event_recorded_at(self) -> str | None: ...
+    def iter_events_by(
+        self, filters: dict[str, str], upto: int | None = None
+    ) -> Iterator[EventRow]: ...
     def count_keys(self) -> int: ...
     def upgrade_index(self) -> bool: ...
     def chain_head(
