@@ -19,11 +19,11 @@ from commands.export import export
 from commands.ingest import import_, ingest
 from commands.init import init
 from commands.metrics import metrics, movements, mrr, nrr
+from commands.output import printable
 from commands.quarantine import quarantine, stripe_settings
 from commands.replay import replay
 from commands.serve import serve
 from commands.verify import verify
-from ledger.printable import printable
 from ledger.settings import DEFAULT_DB, redact
 from services.errors import LedgerError
 from services.notices import notices_to

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
-from commands.output import emit_outcome, err, format_option
+from commands.output import emit_outcome, err, format_option, printable
 from ledger.sources.periods import PRESETS
 from ledger.sources.periods import layout as layout_for
 
@@ -88,7 +88,7 @@ def _run(source: str, db: str, feed: BinaryIO, rejects: BinaryIO | None, fmt: st
             rejects.write(reject.raw + b"\n")
 
     def on_held(held: Rejected) -> None:
-        err(f"line {held.line}: {held.event_id}: held: {held.reason}")
+        err(f"line {held.line}: {printable(held.event_id)}: held: {printable(held.reason)}")
 
     with ExitStack() as stack:
         on_batch = _progress(stack, feed, lines)

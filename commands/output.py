@@ -10,6 +10,8 @@ from typing import Any
 import click
 import orjson
 
+from ledger.printable import printable  # commands escape what they echo with it too
+
 FORMATS = click.Choice(["table", "json", "csv"])
 
 
@@ -94,7 +96,7 @@ def emit_table(
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in columns))
+        table.add_row(*(printable(_cell(row.get(c))) for c in columns))  # one line a row
     Console(soft_wrap=False).print(table)
 
 

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from commands.output import emit_json, emit_rows, err, format_option
+from commands.output import emit_json, emit_rows, err, format_option, printable
 from services.errors import LedgerError
 
 SOURCE = click.option("--source", default=None, help="Only this source's (e.g. stripe).")
@@ -47,7 +47,7 @@ def retry(db: str, source: str | None, fmt: str) -> None:
         emit_json(result)
     else:
         for row in result["held"]:
-            err(f"{row['event_id']}: still held: {row['reason']}")
+            err(f"{printable(row['event_id'])}: still held: {printable(row['reason'])}")
         err(f"recorded {len(result['recorded'])}, still held {len(result['held'])}")
     if result["held"]:
         sys.exit(1)

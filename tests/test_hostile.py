@@ -323,3 +323,13 @@ def test_a_stripe_event_over_4_mib_is_rejected_in_one_line(sqlite_url):
     ingest_feed(sqlite_url, [line], source="stripe", on_reject=lambda r: rejected.append(str(r)))
     assert rejected == [f"line 1: stripe:evt_huge: Stripe event larger than 4 MiB ({len(line)} "
                         "bytes)"]
+
+
+def test_a_held_stripe_record_with_a_newline_in_its_id_is_reported_on_one_line(db_url):
+    record = orjson.dumps({"id": "evt_x\nline 2: stripe:evt_y: accepted", "object": "thing"})
+    result = CliRunner().invoke(main, ["--db", db_url, "import", "stripe", "-"],
+                                input=record + b"\n")
+    lines = result.stderr.splitlines()
+    assert lines[0] == ("line 1: stripe:evt_x\\nline 2: stripe:evt_y: accepted: held: neither a "
+                        "Stripe Event nor a Subscription object")
+    assert len(lines) == 2  # and the summary
