@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ledger.feed import Channel
+from ledger.feed import MAX_LINE, Channel
 from ledger.sources.base import (
     Delivery,
     Held,
@@ -48,8 +48,11 @@ def channel(name: str) -> Channel:
     """The channel of source `name`: its limits, its id namespace, and the namespaces of
     every other registered source, which its lines may not write into (the rule in
     docs/events.md: a canonical id may not start with `stripe:`)."""
-    source = SOURCES[name]
-    return Channel(name, source.max_line, source.namespace, tuple(
-        other.namespace for key, other in SOURCES.items()
-        if key != name and other.namespace is not None
-    ), source.translates)
+    def namespace(source: object) -> str | None:
+        return getattr(source, "namespace", None)
+
+    source = SOURCES[name]  # a source that says nothing of these is held as canonical lines
+    return Channel(name, getattr(source, "max_line", MAX_LINE), namespace(source), tuple(
+        prefix for key, other in SOURCES.items()
+        if key != name and (prefix := namespace(other)) is not None
+    ), getattr(source, "translates", False))
