@@ -20,10 +20,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ledger.printable import printable
 from ledger.rules import Outcome
 from ledger.sources import RefusedDelivery, SignatureError
 from ledger.sources.stripe import MAX_EVENT
+from ledger.text import printable
 from services.errors import LedgerError
 from services.ingest import Delivered, LedgerWriter
 

@@ -18,7 +18,7 @@ from typing import NamedTuple
 from ledger.batches import batched
 from ledger.events import InvalidEvent, content_hash, decode_line, parse_event
 from ledger.kinds import PRICED, SUBSCRIPTION_TYPES, VOID
-from ledger.printable import printable
+from ledger.text import printable
 from ledger.workers import Spool, forked_pool
 
 LOOKAHEAD = 3  # batches checked ahead of the writer: bounds memory, keeps both busy

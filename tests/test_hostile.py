@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from cli import main
 from ledger.feed import numbered_lines
 from ledger.ingest import Ingestor
-from ledger.printable import printable
 from ledger.sources import channel
+from ledger.text import printable
 from services.events import list_events
 from services.ingest import ingest_feed
 from services.ledger import open_ledger
