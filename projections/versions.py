@@ -8,21 +8,18 @@ P: `--known-at` reads them like the current rows, with no replay.
 
 A version is taken after each instant of recording of the customer's events (one
 ingest transaction), at the last of its positions. Events recorded in effective order
-extend the running fold; a backdated event or a void refolds what is visible then.
+are one fold; otherwise each version is made from the one before where the recording
+changed it (`projections.history`), never folded again from the first fact.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from operator import itemgetter
 from typing import Any, NamedTuple
 
 from projections.facts import Fact
-from projections.fold import EFFECTIVE_ORDER, Timeline, fraction, scale_of, visible
-
-Ranged = tuple[Any, Any, int, int | None]  # (key, value, known_from, known_until)
-_KEY = itemgetter(0)
-_RANGE_ORDER = itemgetter(0, 2)
+from projections.fold import Timeline, fraction, scale_of
+from projections.history import History, Ranged
 
 
 class Versions(NamedTuple):
@@ -33,41 +30,13 @@ class Versions(NamedTuple):
     first_paid: list[Ranged]  # (None, first paid instant or None, ...)
 
 
-class _Ranges:
-    """Rows keyed by what identifies them, each open from the position it appeared at."""
-
-    __slots__ = ("closed", "open")
-
-    def __init__(self) -> None:
-        self.open: dict[Any, tuple[Any, int]] = {}  # in key order
-        self.closed: list[Ranged] = []
-
-    def update(self, position: int, rows: dict[Any, Any]) -> None:
-        """The rows from `position` on are `rows`: close what changed, open what is new."""
-        open_ = self.open
-        for key, (value, since) in list(open_.items()):
-            if key not in rows or rows[key] != value:
-                self.closed.append((key, value, since, position))
-                del open_[key]
-        for key, value in rows.items():
-            if key not in open_:
-                open_[key] = (value, position)
-        if len(rows) > 1:
-            self.open = dict(sorted(open_.items(), key=_KEY))
-
-    def rows(self) -> list[Ranged]:
-        current = [(key, value, since, None) for key, (value, since) in self.open.items()]
-        return sorted(self.closed + current, key=_RANGE_ORDER) if self.closed else current
-
-
 def fold_versions(facts: Iterable[Fact]) -> Versions:
     """Every version of one customer's history, from all its facts (any order)."""
     recorded = sorted(facts)  # by position
+    if (marks := _in_effective_order(recorded)) is None:
+        return Versions(*_versions(recorded))
     scale = scale_of(recorded)
-    if (marks := _in_effective_order(recorded)) is not None:
-        steps, attributes, first_paid = _versions_appended(recorded, scale, marks)
-    else:
-        steps, attributes, first_paid = _versions(recorded, scale, list(_recordings(recorded)))
+    steps, attributes, first_paid = _versions_appended(recorded, scale, marks)
     return Versions([(at, fraction(value, scale), *range_) for at, value, *range_ in steps],
                     attributes, first_paid)
 
@@ -81,37 +50,12 @@ def _recordings(recorded: list[Fact]) -> Iterator[tuple[int, list[Fact]]]:
             begin = end
 
 
-def _appended_only(recorded: list[Fact], latest: str = "") -> bool:
-    """Whether each fact is effective after all recorded before it (no void, nothing
-    backdated), `latest` included: then each version extends the one before."""
-    for fact in recorded:
-        if fact.effective_at is None or fact.effective_at < latest:
-            return False
-        latest = fact.effective_at
-    return True
-
-
-def _versions(recorded: list[Fact], scale: int, batches: list[tuple[int, list[Fact]]]
-              ) -> tuple[list[Ranged], list[Ranged], list[Ranged]]:
-    """Any history: a version that only extends the one before is fed on, any other is
-    folded from the facts visible then; each is compared whole with the one before."""
-    steps, attributes, first_paid = _Ranges(), _Ranges(), _Ranges()
-    timeline, latest, seen = Timeline(scale), "", 0
-    for position, batch in batches:
-        seen += len(batch)
-        if _appended_only(batch, latest):
-            timeline.feed(batch)
-            latest = batch[-1].effective_at  # type: ignore[assignment]
-        else:
-            timeline = Timeline(scale)
-            ordered = sorted(visible(recorded[:seen]), key=EFFECTIVE_ORDER)
-            timeline.feed(ordered)
-            latest = ordered[-1].effective_at if ordered else ""  # type: ignore[assignment]
-        mrr = dict(timeline.mrr_steps())
-        steps.update(position, mrr)
-        attributes.update(position, dict(timeline.attribute_steps))
-        first_paid.update(position, {None: next((at for at, v in mrr.items() if v > 0), None)})
-    return steps.rows(), attributes.rows(), first_paid.rows()
+def _versions(recorded: list[Fact]) -> tuple[list[Ranged], list[Ranged], list[Ranged]]:
+    """Any history: each version from the one before (`projections.history`)."""
+    history = History()
+    for position, batch in _recordings(recorded):
+        history.record(position, batch)
+    return history.versions()
 
 
 Mark = tuple[str, int]  # (the latest effective instant, the last position) of a recording

@@ -11,8 +11,9 @@ from hypothesis import given
 from ledger.events import parse_event
 from projections import reference
 from projections.facts import Fact
-from projections.fold import CustomerHistory, scale_of
-from projections.versions import Versions, _recordings, _versions, fold_versions
+from projections.fold import CustomerHistory
+from projections.history import History
+from projections.versions import Versions, fold_versions
 from tests.feeds import Feed, at
 from tests.strategies import DrawnFeed, feeds
 
@@ -120,17 +121,31 @@ def per_customer(drawn: DrawnFeed, recordings: list[list[dict]] | None = None
         yield facts[customer], events[customer]
 
 
+def assert_held_as_the_reference_folds(facts: list[Fact], events: list[reference.Event]
+                                       ) -> None:
+    versions = fold_versions(facts)
+    assert held(versions, 0) is None
+    for position, expected in reference.versions(events):
+        got = held(versions, position)
+        assert got is not None
+        assert [(at, value / 100) for at, value in got.steps] == expected.steps
+        assert got.attributes == expected.attributes
+        assert got.first_paid == expected.first_paid
+
+
 @given(feeds(max_ingests=4))
 def test_the_rows_held_at_each_recording_are_the_reference_fold_of_what_was_recorded(drawn):
     for facts, events in per_customer(drawn):
-        versions = fold_versions(facts)
-        assert held(versions, 0) is None
-        for position, expected in reference.versions(events):
-            got = held(versions, position)
-            assert got is not None
-            assert [(at, value / 100) for at, value in got.steps] == expected.steps
-            assert got.attributes == expected.attributes
-            assert got.first_paid == expected.first_paid
+        assert_held_as_the_reference_folds(facts, events)
+
+
+@given(feeds(max_ingests=4))
+def test_events_recorded_one_at_a_time_and_late_are_held_as_the_reference_folds(drawn):
+    """The webhook pattern: every event its own recording, many of them backdated, voids
+    among them; each version is made from the one before, and must be the fold."""
+    one_each = [[event] for recording in drawn.recorded for event in recording]
+    for facts, events in per_customer(drawn, one_each):
+        assert_held_as_the_reference_folds(facts, events)
 
 
 @given(feeds(max_ingests=1))
@@ -139,8 +154,7 @@ def test_a_history_recorded_in_effective_order_gives_the_rows_of_the_general_pat
     kept = [e for e in drawn.recorded[0] if e["type"] != "event.voided"]
     in_order = sorted(kept, key=lambda e: parse_event(e)["effective_at"])
     for facts, _ in per_customer(drawn, [[e] for e in in_order]):
-        versions = fold_versions(facts)
-        scale = scale_of(facts)
-        steps, attributes, first_paid = _versions(facts, scale, list(_recordings(facts)))
-        assert versions == Versions([(at, Fraction(v, scale), *r) for at, v, *r in steps],
-                                    attributes, first_paid)
+        history = History()
+        for fact in facts:  # one recording each
+            history.record(fact.position, [fact])
+        assert fold_versions(facts) == Versions(*history.versions())

@@ -1,0 +1,253 @@
+"""One customer's bitemporal rows, kept current recording by recording.
+
+A version (the rows a fold of the customer's visible facts gives after one recording)
+differs from the one before only where the recording changed something, so it is not
+folded again from the customer's first fact. A subscription's states are kept fact by
+fact: a fact inserted in the past (or voided) is applied from its place until the states
+meet the old ones again (the next event that sets every term, usually), and only the
+customer's MRR change points from there are compared with the rows held open. The cost of
+a recording is then its own facts, the change points it moves and a binary search, not
+the customer's whole history (webhooks deliver one event at a time, often late).
+
+The customer's MRR is a step function: at each instant, the sum over its subscriptions of
+the change their facts at that instant make. Its change points (where that sum is not 0)
+are exactly the `mrr_steps` of a fold (`projections.fold.Timeline`), which is what keeps
+these rows byte-identical to a rebuild.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, insort
+from collections.abc import Iterable
+from fractions import Fraction
+from typing import Any
+
+from ledger.kinds import PRICED, VOID
+from projections.facts import Fact
+from projections.fold import EFFECTIVE_ORDER, fraction
+from projections.mrr import SubscriptionState, apply, decimals_beyond_cents, scaled_mrr
+
+Ranged = tuple[Any, Any, int, int | None]  # (key, value, known_from, known_until)
+_START = SubscriptionState()
+
+
+class Ranges:
+    """Rows keyed by what identifies them, each open from the position it appeared at;
+    with the changes since the last `flush` (for a view that writes only those)."""
+
+    __slots__ = ("closed", "inserted", "open", "updated")
+
+    def __init__(self) -> None:
+        self.open: dict[Any, tuple[Any, int]] = {}
+        self.closed: list[Ranged] = []
+        self.inserted: dict[tuple[Any, int], list] = {}  # opened since the last flush
+        self.updated: list[tuple[Any, int, int]] = []  # (key, since, until) of older rows
+
+    def put(self, position: int, key: Any, value: Any) -> None:
+        """From `position` on the row under `key` is `value` (None: there is none)."""
+        held = self.open.get(key)
+        if held is not None and held[0] == value:
+            return
+        if held is not None:
+            self.closed.append((key, held[0], held[1], position))
+            del self.open[key]
+            if (pending := self.inserted.get((key, held[1]))) is not None:
+                pending[3] = position
+            else:
+                self.updated.append((key, held[1], position))
+        if value is not None:
+            self.open[key] = (value, position)
+            self.inserted[(key, position)] = [key, value, position, None]
+
+    def rows(self) -> list[Ranged]:
+        current = [(key, value, since, None) for key, (value, since) in self.open.items()]
+        return sorted(self.closed + current, key=_RANGE_ORDER)
+
+    def flush(self) -> tuple[list[Ranged], list[tuple[Any, int, int]]]:
+        """(rows to insert, (key, since, until) of stored rows to close) since last time."""
+        out = ([tuple(r) for r in self.inserted.values()], self.updated)  # type: ignore[misc]
+        self.inserted, self.updated = {}, []
+        return out  # type: ignore[return-value]
+
+
+def _RANGE_ORDER(row: Ranged) -> tuple:
+    return (row[0] or "", row[2])
+
+
+class _Subscription:
+    """One subscription's visible facts in effective order, with the state and MRR
+    (a numerator over the history's scale) after each."""
+
+    __slots__ = ("facts", "keys", "mrr", "states")
+
+    def __init__(self) -> None:
+        self.facts: list[Fact] = []
+        self.keys: list[tuple[str, int]] = []
+        self.states: list[SubscriptionState] = []
+        self.mrr: list[int] = []
+
+
+class History:
+    """A customer's rows over system time, fed its recordings in order (`record`)."""
+
+    def __init__(self) -> None:
+        self.counts: set[int] = {1}
+        self.decimals = 0
+        self.scale = 12
+        self.subscriptions: dict[str, _Subscription] = {}
+        self.facts: dict[str, Fact] = {}  # visible facts by event id (what a void finds)
+        self.attribute_facts: list[Fact] = []  # in effective order
+        self.delta: dict[str, int] = {}  # instant -> the MRR change there (never 0)
+        self.instants: list[str] = []  # the keys of `delta`, in order
+        self.total: dict[str, int] = {}  # instant -> the MRR from then on
+        self.steps, self.attributes, self.first_paid = Ranges(), Ranges(), Ranges()
+        self.recorded_at: str | None = None  # of the last recording
+
+    def record(self, position: int, facts: Iterable[Fact]) -> None:
+        """The version after one recording (its facts in recorded order), at `position`,
+        the recording's last."""
+        moved: set[str] = set()
+        attributes = False
+        for fact in facts:
+            self.recorded_at = fact.recorded_at
+            self._widen_scale(fact)
+            if fact.type == VOID:
+                target = self.facts.pop(fact.payload["voids"], None)
+                if target is None:
+                    continue
+                if target.subscription_id is None:
+                    self.attribute_facts.remove(target)
+                    attributes = True
+                else:
+                    self._splice(target.subscription_id, target, None, moved)
+                continue
+            self.facts[fact.event_id] = fact
+            if fact.subscription_id is None:
+                insort(self.attribute_facts, fact, key=EFFECTIVE_ORDER)
+                attributes = True
+            else:
+                self._splice(fact.subscription_id, None, fact, moved)
+        self._mrr_rows(position, moved)
+        if attributes:
+            self._attribute_rows(position)
+        paid = next((at for at in self.instants if self.total[at] > 0), None)
+        self.first_paid.put(position, None, (paid,))
+
+    def versions(self) -> tuple[list[Ranged], list[Ranged], list[Ranged]]:
+        """Every row so far with its range: steps (MRR as Fractions), attributes and the
+        first paid instant, each by key then `known_from`."""
+        return (self.steps.rows(), self.attributes.rows(),
+                [(None, value[0], since, until)
+                 for _, value, since, until in self.first_paid.rows()])
+
+    def flush(self) -> tuple[list[Ranged], ...]:
+        """The rows opened since the last flush and the (key, since, until) of those it
+        closed, for the three tables (steps, attributes, first paid)."""
+        steps, attributes, first_paid = (r.flush() for r in
+                                         (self.steps, self.attributes, self.first_paid))
+        return (*steps, *attributes,
+                [(None, value[0], since, until) for _, value, since, until in first_paid[0]],
+                first_paid[1])
+
+    def _widen_scale(self, fact: Fact) -> None:
+        """Keep every MRR a whole numerator (as `projections.fold.scale_of`)."""
+        if fact.type not in PRICED:
+            return
+        self.counts.add(fact.payload.get("interval_count") or 1)
+        if (amount := fact.payload.get("amount")) is not None:
+            self.decimals = max(self.decimals, decimals_beyond_cents(amount))
+        scale = 12 * math.lcm(*self.counts) * 10**self.decimals
+        if scale != self.scale:
+            factor, self.scale = scale // self.scale, scale
+            for sub in self.subscriptions.values():
+                sub.mrr = [m * factor for m in sub.mrr]
+            self.delta = {at: d * factor for at, d in self.delta.items()}
+            self.total = {at: t * factor for at, t in self.total.items()}
+
+    def _splice(self, sid: str, old: Fact | None, new: Fact | None, moved: set[str]) -> None:
+        """Remove `old` from or insert `new` into a subscription, then apply its facts
+        from there until the states meet the old ones; `moved` gains the instants whose
+        change this altered."""
+        sub = self.subscriptions.setdefault(sid, _Subscription())
+        fresh = -1  # the index of the inserted fact
+        if new is not None:
+            j = fresh = bisect_left(sub.keys, key := EFFECTIVE_ORDER(new))
+            sub.keys.insert(j, key)
+            sub.facts.insert(j, new)
+            sub.states.insert(j, _START)
+            sub.mrr.insert(j, 0)
+            old_previous = sub.mrr[j - 1] if j else 0
+        else:
+            assert old is not None
+            j = bisect_left(sub.keys, EFFECTIVE_ORDER(old))
+            old_previous = sub.mrr[j]
+            self._change(old.effective_at, (sub.mrr[j - 1] if j else 0) - old_previous, moved)
+            for column in (sub.keys, sub.facts, sub.states, sub.mrr):
+                del column[j]
+        previous = sub.mrr[j - 1] if j else 0
+        state = sub.states[j - 1] if j else _START
+        for i in range(j, len(sub.facts)):
+            fact = sub.facts[i]
+            state = apply(state, fact.type, fact.payload)
+            value = scaled_mrr(state, self.scale)
+            value = value.numerator if type(value) is Fraction else value
+            if i == fresh:
+                old_change = 0
+            else:
+                old_change, old_previous = sub.mrr[i] - old_previous, sub.mrr[i]
+            self._change(fact.effective_at, value - previous - old_change, moved)  # type: ignore[arg-type]
+            met = i != fresh and state == sub.states[i]
+            sub.states[i], sub.mrr[i] = state, value
+            previous = value
+            if met:  # the same state: every later fact changes what it changed before
+                break
+
+    def _change(self, at: str, by: int, moved: set[str]) -> None:
+        if not by:
+            return
+        moved.add(at)
+        value = self.delta.get(at, 0) + by
+        if value:
+            if at not in self.delta:
+                insort(self.instants, at)
+            self.delta[at] = value
+        else:
+            del self.delta[at]
+            del self.instants[bisect_left(self.instants, at)]
+            self.total.pop(at, None)
+
+    def _mrr_rows(self, position: int, moved: set[str]) -> None:
+        """Totals again from the first moved instant, until they meet the old ones past
+        the last; rows put where they differ."""
+        if not moved:
+            return
+        first, last = min(moved), max(moved)
+        for at in moved:  # no longer a change point
+            if at not in self.delta:
+                self.steps.put(position, at, None)
+        instants, total, delta = self.instants, self.total, self.delta
+        i = bisect_left(instants, first)
+        running = total[instants[i - 1]] if i else 0
+        for k in range(i, len(instants)):
+            at = instants[k]
+            running += delta[at]
+            if total.get(at) == running:
+                if at > last:
+                    break
+                continue
+            total[at] = running
+            self.steps.put(position, at, fraction(running, self.scale))
+
+    def _attribute_rows(self, position: int) -> None:
+        """The attributes folded again (customer events are few), rows put where they
+        differ from those held."""
+        merged: dict[str, str] = {}
+        rows: dict[str, dict[str, str]] = {}
+        for fact in self.attribute_facts:
+            merged = {**merged, **fact.payload.get("attributes", {})}
+            rows[fact.effective_at] = merged  # type: ignore[index]  # the last at an instant
+        for at in [at for at in self.attributes.open if at not in rows]:
+            self.attributes.put(position, at, None)
+        for at, value in rows.items():
+            self.attributes.put(position, at, value)
