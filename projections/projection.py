@@ -9,6 +9,7 @@ transaction. Both give the same rows: those of a customer depend only on its eve
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from typing import TYPE_CHECKING
@@ -19,15 +20,23 @@ from ledger.application import LedgerApplication
 from ledger.batches import batched
 from projections.engine import Columns, owners
 from projections.facts import Fact, by_customer_stream, decode_fact
+from projections.history import History
 from projections.progress import Progress
-from projections.versions import Versions, fold_versions
-from projections.view import CustomerRows, SQLiteMRRView, customer_rows
+from projections.versions import Versions, fold_versions, recordings
+from projections.view import (
+    CustomerChanges,
+    CustomerRows,
+    SQLiteMRRView,
+    customer_changes,
+    customer_rows,
+)
 
 if TYPE_CHECKING:
     from projections.replay import Plan
 
 PAGE = 5000
 REBUILD_AFTER = 4 * PAGE
+KEPT = 256  # customers whose histories a process keeps between pages (webhooks' customers)
 
 
 Fold = Callable[[list[Fact]], Versions]
@@ -51,6 +60,9 @@ class MRRProjection:
 
             self.view = app.tracking_recorder(PostgresMRRView)
         self.view.upgrade(app.name)
+        # Histories as of the view's position `_cached_at`, least recently used first.
+        self._histories: OrderedDict[str, History] = OrderedDict()
+        self._cached_at: int | None = None
 
     @property
     def position(self) -> int:
@@ -73,23 +85,47 @@ class MRRProjection:
         applied = 0
         while page := self.events.select_notifications(start=position + 1, limit=PAGE):
             upto = page[-1].id
-            customers = sorted(self._customers_touched(decode_fact(n.id, n.state) for n in page))
-            rows = list(self._rows(customers, upto))
+            touched = self._customers_touched(decode_fact(n.id, n.state) for n in page)
+            if self._cached_at != position:
+                self._histories.clear()  # another process moved the view: start afresh
+            customers, rows, changes = self._page_rows(touched, upto)
+            self._cached_at = None  # until the page commits, the histories are ahead
             try:
-                self.view.replace_customers(customers, rows, Tracking(self.app.name, upto))
+                self.view.replace_customers(customers, rows, Tracking(self.app.name, upto),
+                                            changes)
             except IntegrityError:
                 position = self.position  # another process moved the view on: go on from there
                 continue
+            self._cached_at = upto
             applied += len(page)
             position = upto
             on_progress(applied, applied + max(0, head - upto))
+            if upto >= head:  # what came since is the next catch-up's
+                break
         return applied
+
+    def _page_rows(self, touched: dict[str, list[Fact]], upto: int
+                   ) -> tuple[list[str], list[CustomerRows], list[CustomerChanges]]:
+        """The customers to rewrite whole with their rows, and the changes of those whose
+        history this process holds (a webhook's next event: only what it moved)."""
+        changes, whole = [], []
+        for customer, facts in sorted(touched.items()):
+            history = self._histories.get(customer)
+            if history is None or facts[0].recorded_at == history.recorded_at:
+                whole.append(customer)  # not held, or a recording split across pages
+                continue
+            self._histories.move_to_end(customer)
+            for position, recording in recordings(facts):
+                history.record(position, recording)
+            changes.append(customer_changes(customer, history))
+        return whole, list(self._rows(whole, upto, keep=len(touched) <= KEPT)), changes
 
     def rebuild(self, on_progress: Progress = lambda done, total: None) -> tuple[int, int]:
         """Replace the view by a fold of every event up to the current head, and the query
         engine's columns by the new current rows; returns (head position, customers)."""
         from projections import replay  # forks a worker: loaded only to replay
 
+        self._histories.clear()
         head = self.head()
         columns = Columns()
         # closing: an error stops the replay's worker and removes its spool at once,
@@ -101,26 +137,46 @@ class MRRProjection:
                                           lambda: columns.index().to_bytes())
         return head, customers
 
-    def _customers_touched(self, facts: Iterator[Fact | None]) -> set[str]:
-        customers: set[str] = set()
-        targets = []
+    def _customers_touched(self, facts: Iterator[Fact | None]) -> dict[str, list[Fact]]:
+        """The facts of a page by the customer they touch (a void, its target's)."""
+        touched: dict[str, list[Fact]] = {}
+        voids = []
         for fact in facts:
             if fact is None:
                 continue
             if fact.customer_id is not None:
-                customers.add(fact.customer_id)
+                touched.setdefault(fact.customer_id, []).append(fact)
             elif fact.voids is not None:
-                targets.append(fact.voids)
-        voided = self.events.select_keys_where({"event_id": targets})
-        customers.update(k.customer_id for k in voided if k.customer_id)
-        return customers
+                voids.append(fact)
+        if voids:
+            owner = {k.event_id: k.customer_id for k in
+                     self.events.select_keys_where({"event_id": [f.voids for f in voids]})}
+            for void in voids:
+                if customer := owner.get(void.voids):  # type: ignore[arg-type]
+                    touched.setdefault(customer, []).append(void)
+        for customer_facts in touched.values():
+            customer_facts.sort()  # by position
+        return touched
 
-    def _rows(self, customers: list[str], upto: int) -> Iterator[CustomerRows]:
-        """The rows of those of these customers that have events up to `upto`."""
+    def _rows(self, customers: list[str], upto: int, keep: bool = False
+              ) -> Iterator[CustomerRows]:
+        """The rows of those of these customers that have events up to `upto`; with
+        `keep`, their histories are kept for the next page (the fold's own only)."""
+        keep = keep and self.fold is fold_versions
         for chunk in batched(customers, 1000):
             rows = self.events.select_customer_events(chunk, upto)
             for customer, facts in by_customer_stream(rows):
-                yield customer_rows(customer, self.fold(facts))
+                if not keep:
+                    yield customer_rows(customer, self.fold(facts))
+                    continue
+                history = History()
+                for position, recording in recordings(facts):
+                    history.record(position, recording)
+                history.flush()  # written whole
+                self._histories[customer] = history
+                if len(self._histories) > KEPT:
+                    self._histories.popitem(last=False)
+                yield customer_rows(customer, Versions(*history.versions()))
 
 
 def gathering(rows: Iterable[CustomerRows], columns: Columns) -> Iterator[CustomerRows]:

@@ -41,7 +41,7 @@ def fold_versions(facts: Iterable[Fact]) -> Versions:
                     attributes, first_paid)
 
 
-def _recordings(recorded: list[Fact]) -> Iterator[tuple[int, list[Fact]]]:
+def recordings(recorded: list[Fact]) -> Iterator[tuple[int, list[Fact]]]:
     """(last position, facts) of each instant of recording, in order."""
     begin = 0
     for end in range(1, len(recorded) + 1):
@@ -53,7 +53,7 @@ def _recordings(recorded: list[Fact]) -> Iterator[tuple[int, list[Fact]]]:
 def _versions(recorded: list[Fact]) -> tuple[list[Ranged], list[Ranged], list[Ranged]]:
     """Any history: each version from the one before (`projections.history`)."""
     history = History()
-    for position, batch in _recordings(recorded):
+    for position, batch in recordings(recorded):
         history.record(position, batch)
     return history.versions()
 

@@ -22,6 +22,7 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 
 from ledger.batches import batched
+from projections.history import History
 from projections.versions import Versions
 
 VIEW_TABLES = ("mrr_steps", "attribute_steps", "customers")
@@ -34,6 +35,8 @@ _READS = (  # {held}: the rows' range holds the position asked for
     "ORDER BY customer_id, effective_at",
 )
 _KEYS = ("customer_id, effective_at, known_from",) * 2 + ("customer_id, known_from",)
+_CLOSE_KEYS = ("customer_id = ? AND effective_at = ? AND known_from = ?",) * 2 + (
+    "customer_id = ? AND known_from = ?",)
 _CURRENT = "known_until IS NULL"
 _AT = "known_from <= {p} AND (known_until IS NULL OR known_until > {p})"
 T = TypeVar("T")
@@ -71,9 +74,35 @@ class CustomerRows(NamedTuple):
 def customer_rows(customer: str, versions: Versions) -> CustomerRows:
     return CustomerRows(
         [(customer, at, since, until, str(mrr)) for at, mrr, since, until in versions.steps],
-        [(customer, at, since, until, orjson.dumps(attrs, option=orjson.OPT_SORT_KEYS).decode())
+        [(customer, at, since, until, _attributes(attrs))
          for at, attrs, since, until in versions.attributes],
         [(customer, since, until, paid) for _, paid, since, until in versions.first_paid],
+    )
+
+
+def _attributes(attributes: dict[str, str]) -> str:
+    return orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS).decode()
+
+
+class CustomerChanges(NamedTuple):
+    """What one customer's new versions change in the view: rows to insert, and the
+    `known_until` of stored rows they close, as (until, customer, effective_at,
+    known_from) for the two step tables and (until, customer, known_from) for
+    `customers`."""
+
+    rows: CustomerRows
+    closed: tuple[list[tuple], list[tuple], list[tuple]]
+
+
+def customer_changes(customer: str, history: History) -> CustomerChanges:
+    """The changes of `history` since it was last written (`History.flush`)."""
+    steps, steps_closed, attributes, attributes_closed, first_paid, paid_closed = (
+        history.flush())
+    return CustomerChanges(
+        customer_rows(customer, Versions(steps, attributes, first_paid)),
+        ([(until, customer, at, since) for at, since, until in steps_closed],
+         [(until, customer, at, since) for at, since, until in attributes_closed],
+         [(until, customer, since) for _, since, until in paid_closed]),
     )
 
 
@@ -125,14 +154,21 @@ class MRRView:
         self.create_table()
 
     def replace_customers(
-        self, customers: list[str], rows: list[CustomerRows], tracking: Tracking
+        self, customers: list[str], rows: list[CustomerRows], tracking: Tracking,
+        changes: Iterable[CustomerChanges] = (),
     ) -> None:
-        """Rewrite these customers' rows and record the tracking position, atomically."""
+        """Rewrite these customers' rows, apply the `changes` of others, and record the
+        tracking position, atomically."""
+        changes = list(changes)
         with self._cursor() as c:
-            for table in VIEW_TABLES:
+            for table in VIEW_TABLES if customers else ():
                 c.executemany(self._sql(f"DELETE FROM {table} WHERE customer_id = ?"),
                               [(customer,) for customer in customers])
-            self._insert(c, rows)
+            for n, (table, key) in enumerate(zip(VIEW_TABLES, _CLOSE_KEYS, strict=True)):
+                if updates := [row for change in changes for row in change.closed[n]]:
+                    c.executemany(self._sql(f"UPDATE {table} SET known_until = ? WHERE {key}"),
+                                  updates)
+            self._insert(c, [*rows, *(change.rows for change in changes)])
             self._insert_tracking(c, tracking)
 
     def rebuild(self, rows: Iterator[CustomerRows], tracking: Tracking,
