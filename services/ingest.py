@@ -31,7 +31,7 @@ from services.held import (
     retry_held,
 )
 from services.ledger import DATABASE_ERRORS, first_line, open_ledger
-from services.projections import current_index
+from services.projections import behind, current_index
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,9 @@ def ingest_feed(
             retried = retry_held(app, ingestor, source)
             released = len(retried.recorded)
         recorded = time.perf_counter()
-        if summary.accepted or released:
+        # Also when nothing was new: a re-run after a kill between recording and
+        # projecting finds every event a duplicate, and must still project them.
+        if summary.accepted or released or behind(app):
             current_index(app)  # queries then find the projection and its columns current
     summary.rejected += untranslated
     return IngestResult(summary, recorded - started, time.perf_counter() - recorded,

@@ -21,11 +21,10 @@ from projections.engine import MRRIndex
 from projections.movements import KINDS, Movement
 from projections.nrr import Retention
 from projections.periods import Period, end_of, next_month
-from projections.projection import MRRProjection
 from services.ledger import known_head, open_ledger
 from services.notices import notice
 from services.present import money, optional_money, ratio
-from services.projections import current_index, index_from_rows
+from services.projections import caught_up, current_index, index_from_rows
 
 
 @contextmanager
@@ -40,8 +39,7 @@ def engine_for(app: LedgerApplication, known_at: str | None) -> tuple[MRRIndex, 
     read_nothing(app, known_at)
     if known_at:  # the projection's rows as they were then, in the same query columns
         head, upto = known_head(app, known_at)
-        projection = MRRProjection(app)
-        projection.catch_up()
+        projection = caught_up(app)
         index = index_from_rows(projection, upto)
         return index, manifest(head, known_at) | _settings(app)
     index, position = current_index(app)

@@ -52,12 +52,33 @@ class Current(NamedTuple):
     position: int  # the last event the index reflects
 
 
+def caught_up(app: LedgerApplication) -> MRRProjection:
+    """The projection, brought up to date. One that is behind (an ingest killed between
+    recording and projecting) and that this role may not write (an analyst's) is a
+    one-line error saying what to run, not the database's "permission denied"."""
+    projection = MRRProjection(app)
+    try:
+        projection.catch_up()
+    except ProgrammingError as exc:
+        raise LedgerError(
+            f"the projection is behind the ledger (event {projection.position} of "
+            f"{projection.head()}) and this role may not bring it up to date "
+            f"({first_line(exc)}): run the last `revledger ingest` again, or "
+            "`revledger replay`, as the ingest role or the owner") from None
+    return projection
+
+
+def behind(app: LedgerApplication) -> bool:
+    """Whether events were recorded that the projection does not reflect yet."""
+    projection = MRRProjection(app)
+    return projection.position < projection.head()
+
+
 def current_index(app: LedgerApplication) -> Current:
     """The projection, caught up, as query columns: from the stored snapshot when it
     reflects the current position (and can be read), else built from the rows and stored
     for next time."""
-    projection = MRRProjection(app)
-    projection.catch_up()
+    projection = caught_up(app)
     position = projection.position
     if data := projection.view.load_snapshot(position):
         with suppress(*UNREADABLE):  # a damaged cache is built again from the rows

@@ -17,8 +17,8 @@ from ledger.chain import ChainReport, check
 from ledger.recheck import Break, Recheck, recheck
 from ledger.workers import WorkerDied, forked_pool, second_core
 from projections.check import Comparison, compare
-from projections.projection import MRRProjection
 from services.ledger import open_ledger
+from services.projections import caught_up
 
 Events = tuple[ChainReport, Recheck]  # what the stored events were found to be
 
@@ -106,6 +106,4 @@ def check_events_at(url: str) -> Events:
 
 def compare_projection(app: LedgerApplication, stop: Callable[[], bool] = lambda: False
                        ) -> Comparison:
-    projection = MRRProjection(app)
-    projection.catch_up()
-    return compare(projection, stop)
+    return compare(caught_up(app), stop)

@@ -19,6 +19,7 @@ import pytest
 
 from bench.generate import generate
 from ledger.application import LedgerApplication
+from ledger.ingest import Ingestor
 from ledger.workers import SPOOL_PREFIX, Spool
 from projections.projection import MRRProjection
 from services.events import list_events
@@ -255,3 +256,86 @@ def test_kill_9_during_catch_up_then_queries_equal_a_clean_ledger(db_url, clean_
         projection = MRRProjection(app)
         assert projection.position < projection.head()  # the view was left behind
     assert ledger_of(db_url) == ledger_of(clean_url)
+
+
+def recorded_not_projected(db_url: str, feed: Path) -> None:
+    """What a kill between recording and projecting leaves: every batch of the feed
+    committed, the projection not updated (ingest's recording stage, run alone)."""
+    with LedgerApplication(db_url) as app:
+        summary = Ingestor(app).ingest(enumerate(feed.read_bytes().splitlines(), start=1))
+        assert summary.accepted
+        projection = MRRProjection(app)
+        assert projection.position < projection.head()
+
+
+def projection_behind(db_url: str) -> bool:
+    with LedgerApplication(db_url) as app:
+        projection = MRRProjection(app)
+        return projection.position < projection.head()
+
+
+def test_the_rerun_after_a_kill_between_recording_and_projecting_projects(db_url, clean_url,
+                                                                         tmp_path):
+    """Every event of the re-run is a duplicate, yet its "projection updated" is true:
+    the projection then reflects every event, without a `replay`."""
+    feed = tmp_path / "feed.jsonl"
+    feed.write_bytes(jsonl(*generate(customers=300, seed=14)))
+    assert revledger(clean_url, "ingest", str(feed)).returncode == 0
+    recorded_not_projected(db_url, feed)
+    rerun = revledger(db_url, "ingest", str(feed))
+    assert rerun.returncode == 0, rerun.stderr.decode()
+    assert "accepted 0," in rerun.stderr.decode()
+    assert "projection updated" in rerun.stderr.decode()
+    assert not projection_behind(db_url)
+    assert ledger_of(db_url) == ledger_of(clean_url)
+
+
+def test_a_killed_ingest_rerun_leaves_no_projection_behind(db_url, clean_url, tmp_path):
+    """The same with a real kill -9 once the last batch has committed."""
+    feed = tmp_path / "feed.jsonl"
+    feed.write_bytes(jsonl(*generate(customers=2500, seed=15)))
+    assert revledger(clean_url, "ingest", str(feed)).returncode == 0
+    process = subprocess.Popen([sys.executable, "-m", "cli", "--db", db_url, "ingest",
+                                str(feed)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    kill_when(process, db_url, events_recorded(clean_url))
+    rerun = revledger(db_url, "ingest", str(feed))
+    assert rerun.returncode == 0, rerun.stderr.decode()
+    assert not projection_behind(db_url)
+    assert ledger_of(db_url) == ledger_of(clean_url)
+
+
+def test_an_analyst_finds_a_projection_left_behind_told_what_to_run_then_served(pg_url,
+                                                                              tmp_path):
+    """A role that may only read cannot finish the projection itself: one line says what
+    to run (not "permission denied"); once the ingest is re-run, it is answered."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    feed = tmp_path / "feed.jsonl"
+    feed.write_bytes(jsonl(*generate(customers=100, seed=16)))
+    assert revledger(pg_url, "init").returncode == 0
+    recorded_not_projected(pg_url, feed)
+    role = f"analyst_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw'; "
+                     f"GRANT USAGE ON SCHEMA public TO {role}; "
+                     f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    parts = urlsplit(pg_url)
+    analyst = urlunsplit(parts._replace(netloc=f"{role}:pw@{parts.hostname}:{parts.port}"))
+    nrr = ("nrr", "--start", "2023-12-31", "--end", "2024-12-31")
+    try:
+        refused = revledger(analyst, *nrr)
+        assert refused.returncode == 1
+        (line,) = refused.stderr.decode().splitlines()
+        assert "projection is behind" in line and "revledger ingest" in line
+        assert "revledger replay" in line
+        assert revledger(pg_url, "ingest", str(feed)).returncode == 0
+        answered = revledger(analyst, *nrr)
+        assert answered.returncode == 0, answered.stderr.decode()
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
