@@ -6,10 +6,12 @@ Imported only for a postgresql:// ledger (it loads psycopg).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from contextlib import suppress
+from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+import psycopg
+from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
@@ -17,6 +19,8 @@ from psycopg.sql import SQL, Identifier
 from ledger.chain import Link
 from ledger.queries import LedgerQueries, key_rows, rows_of
 from ledger.tables import IMMUTABLE, LEDGER_DDL, LEDGER_TABLES
+
+T = TypeVar("T")
 
 
 class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
@@ -129,6 +133,9 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
 
     def _stream(self, statement: str, params: Sequence[Any]) -> Iterator[tuple]:
         """Rows of one read transaction through a server-side cursor, not fetched whole."""
+        return closed_quietly(self._streamed(statement, params))
+
+    def _streamed(self, statement: str, params: Sequence[Any]) -> Iterator[tuple]:
         with (
             self.datastore.get_connection() as conn,
             conn.transaction(),
@@ -137,6 +144,20 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
             cursor.itersize = 5000
             cursor.execute(statement.replace("?", "%s"), params)
             yield from cursor
+
+
+def closed_quietly(rows: Iterator[T]) -> Iterator[T]:
+    """`rows` from a generator holding a cursor. Left early (its reader failed, or was
+    collected) while the server is gone, closing the cursor fails too; that failure is
+    dropped here: the reader's own error says what happened, where Python would print the
+    second one as an "Exception ignored" traceback."""
+    try:
+        for row in rows:  # noqa: UP028 (`yield from` would close `rows` itself, loudly)
+            yield row
+    except GeneratorExit:
+        with suppress(PersistenceError, psycopg.Error):
+            rows.close()  # type: ignore[attr-defined]
+        raise
 
 
 def tables_exist(connection: Any, tables: Iterable[str]) -> bool:

@@ -9,7 +9,7 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL
 
-from ledger.postgres import tables_exist
+from ledger.postgres import closed_quietly, tables_exist
 from projections.view import DDL, TABLES, MRRView
 
 
@@ -36,6 +36,9 @@ class PostgresMRRView(MRRView, PostgresTrackingRecorder):
             super().create_table()
 
     def _stream(self, c: Any, statement: str) -> Iterator[tuple]:
+        return closed_quietly(self._streamed(c, statement))
+
+    def _streamed(self, c: Any, statement: str) -> Iterator[tuple]:
         # a server-side cursor: rows arrive a batch at a time
         with c.connection.cursor(name="revledger_view", row_factory=tuple_row) as raw:
             raw.itersize = 10_000
