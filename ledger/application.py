@@ -35,7 +35,7 @@ class LedgerApplication(Application):
         if not create_tables:
             env["CREATE_TABLE"] = "no"
         self.url = url
-        self.kind = "postgresql" if env["PERSISTENCE_MODULE"].endswith("postgres") else "sqlite"
+        self.kind = "postgresql" if "postgres" in env["PERSISTENCE_MODULE"] else "sqlite"
         self._creates_tables = create_tables
         self._turns: _Turns | None = None
         with self.schema_lock() as conn:
@@ -67,12 +67,14 @@ class LedgerApplication(Application):
         """A plain psycopg connection (autocommit) to this PostgreSQL ledger."""
         import psycopg
 
+        from ledger.liveness import WATCH, WatchedConnection, connection_options
+
         env = env_for_url(self.url)
         try:
-            return psycopg.connect(
+            return WatchedConnection.connect(
                 host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], user=env["POSTGRES_USER"],
                 password=env["POSTGRES_PASSWORD"], dbname=env["POSTGRES_DBNAME"],
-                connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]), autocommit=True,
+                autocommit=True, **connection_options(WATCH.limits),
             )
         except psycopg.Error as exc:
             raise OperationalError(str(exc)) from exc

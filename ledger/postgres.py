@@ -5,22 +5,71 @@ Imported only for a postgresql:// ledger (it loads psycopg).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
+from functools import wraps
 from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import PersistenceError, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.persistence import (
+    InterfaceError,
+    OperationalError,
+    PersistenceError,
+    StoredEvent,
+)
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
+from psycopg_pool import PoolTimeout
 
 from ledger.chain import Link
+from ledger.liveness import WATCH, WatchedConnection, connection_options
 from ledger.queries import LedgerQueries, key_rows, rows_of
 from ledger.tables import IMMUTABLE, LEDGER_DDL, LEDGER_TABLES
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+
+class PostgresLedgerFactory(PostgresFactory):
+    """eventsourcing's factory, its pool's connections bounded (`ledger.liveness`): the
+    connect timeout, TCP keepalives, and the watch over waits for an answer."""
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        pool = self.datastore.pool
+        pool.kwargs = {**(pool.kwargs or {}), **connection_options(WATCH.limits)}
+        pool.connection_class = WatchedConnection
+
+    def close(self) -> None:
+        """The pool closed without waiting long for its workers: one may be connecting to
+        a server that does not answer (it is abandoned; its thread ends with its attempt),
+        where the pool's own close would wait 5 s more before an error is reported."""
+        with suppress(AttributeError):
+            self.datastore.pool.close(timeout=0 if WATCH.unanswered() is not None else 1)
+        super().close()
+
+
+def retried_once(method: Callable[..., R]) -> Callable[..., R]:
+    """One of eventsourcing's recorder methods, retried once instead of ten times.
+
+    eventsourcing retries a failed call ten times, each time waiting up to the pool's
+    timeout for a connection: over a minute before a server that is gone is reported.
+    Once is enough for a pooled connection that went stale; none at all when no connection
+    could be had in time or the watch gave up on the server (`ledger.liveness`)."""
+    plain = method.__wrapped__  # type: ignore[attr-defined]
+
+    @wraps(plain)
+    def retried(*args: Any, **kwargs: Any) -> R:
+        try:
+            return plain(*args, **kwargs)
+        except (InterfaceError, OperationalError) as exc:
+            if isinstance(exc.__cause__, PoolTimeout) or WATCH.unanswered() is not None:
+                raise
+        return plain(*args, **kwargs)
+
+    return retried
 
 
 class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
@@ -33,6 +82,10 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
 
     position = "notification_id"
     collate = 'COLLATE "C"'
+    insert_events = retried_once(PostgresApplicationRecorder.insert_events)
+    select_events = retried_once(PostgresApplicationRecorder.select_events)
+    select_notifications = retried_once(PostgresApplicationRecorder.select_notifications)
+    max_notification_id = retried_once(PostgresApplicationRecorder.max_notification_id)
     writes_in_thread = True  # psycopg waits for the server without the GIL
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:

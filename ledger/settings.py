@@ -52,7 +52,7 @@ def env_for_url(url: str) -> dict[str, str]:
             raise UnsupportedDatabase(
                 f"expected postgresql://user:pass@host:port/db: {redact(url)}")
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": "ledger.postgres:PostgresLedgerFactory",
             "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
             "POSTGRES_HOST": parts.hostname,
             "POSTGRES_PORT": str(_port(parts, url)),
@@ -61,7 +61,9 @@ def env_for_url(url: str) -> dict[str, str]:
                                      or os.environ.get("USER", "postgres")),
             "POSTGRES_PASSWORD": unquote(parts.password or query.get("password")
                                          or os.environ.get("PGPASSWORD", "")),
-            "POSTGRES_CONNECT_TIMEOUT": "10",
+            # How long to wait for a connection (the pool's wait; each connection's own
+            # bound is `ledger.liveness.Limits.connect_timeout`).
+            "POSTGRES_CONNECT_TIMEOUT": os.environ.get("REVLEDGER_PG_CONNECT_TIMEOUT") or "5",
             "POSTGRES_POOL_SIZE": "2",
             # eventsourcing's default (5 s) would end a rebuild's write transaction while
             # its reader waits for the server to sort the whole ledger.

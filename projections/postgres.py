@@ -9,12 +9,15 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL
 
-from ledger.postgres import closed_quietly, tables_exist
+from ledger.postgres import closed_quietly, retried_once, tables_exist
 from projections.view import DDL, TABLES, MRRView
 
 
 class PostgresMRRView(MRRView, PostgresTrackingRecorder):
     placeholder = "%s"
+    insert_tracking = retried_once(PostgresTrackingRecorder.insert_tracking)
+    max_tracking_id = retried_once(PostgresTrackingRecorder.max_tracking_id)
+    has_tracking_id = retried_once(PostgresTrackingRecorder.has_tracking_id)
     _columns = ("SELECT column_name AS name FROM information_schema.columns "
                 "WHERE table_name = 'mrr_steps' AND table_schema = current_schema()")
 

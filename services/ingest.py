@@ -30,7 +30,7 @@ from services.held import (
     rejected_held,
     retry_held,
 )
-from services.ledger import DATABASE_ERRORS, first_line, open_ledger
+from services.ledger import DATABASE_ERRORS, first_line, open_ledger, trouble
 from services.projections import behind, current_index
 
 
@@ -317,5 +317,5 @@ class LedgerWriter:
         except DATABASE_ERRORS as exc:
             self.close()
             raise LedgerError(
-                f"database {redact(self.url)} unavailable: {first_line(exc)}"
+                f"database {redact(self.url)} unavailable: {trouble(exc)}"
             ) from None

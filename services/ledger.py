@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -31,11 +32,11 @@ def open_ledger(url: str) -> Iterator[LedgerApplication]:
     except UnsupportedDatabase as exc:
         raise LedgerError(str(exc)) from None
     except DATABASE_ERRORS as exc:
-        raise LedgerError(f"cannot open {redact(url)}: {first_line(exc)}") from None
+        raise LedgerError(f"cannot open {redact(url)}: {trouble(exc)}") from None
     try:
         yield app
     except DATABASE_ERRORS as exc:
-        raise LedgerError(f"database {redact(url)}: {first_line(exc)}") from None
+        raise LedgerError(f"database {redact(url)}: {trouble(exc)}") from None
     except WorkerDied as exc:  # each batch is one transaction: none is left half-written
         raise LedgerError(f"{exc} (killed? out of memory?); what was recorded before stays "
                           "recorded, and running the command again is safe") from None
@@ -48,6 +49,17 @@ def known_head(app: LedgerApplication, known_at: str | None) -> tuple[Link | Non
     none): where an answer as known then reads up to."""
     head = app.ledger_recorder.chain_head(known_at=known_at)
     return head, head.position if head else 0
+
+
+def trouble(exc: BaseException) -> str:
+    """What went wrong with the database, in one line: the watch's finding if it gave up
+    on a server that stopped answering (`ledger.liveness`), else the error's own."""
+    liveness = sys.modules.get("ledger.liveness")  # loaded only for a postgresql:// ledger
+    if liveness is not None and (waited := liveness.WATCH.unanswered()) is not None:
+        return (f"the server did not answer for {waited:.0f} s (frozen or unreachable?); "
+                "nothing was half-written, and the same command can be run again once it "
+                "answers")
+    return first_line(exc)
 
 
 def first_line(exc: BaseException) -> str:
