@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -62,6 +63,27 @@ class Cluster:
 
     def stop(self) -> None:
         self._pg("pg_ctl", "-D", f"{self.dir}/data", "-m", "immediate", "-w", "stop")
+
+    def processes(self) -> list[int]:
+        """The postmaster and every process it started (the backends among them)."""
+        pid = int(Path(f"{self.dir}/data/postmaster.pid").read_text().split()[0])
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [pid, *map(int, children)]
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The server frozen (SIGSTOP to all its processes, as a paused VM or a hung host
+        would be): its kernel still accepts connections and acknowledges packets, nothing
+        answers. Thawed on the way out, whatever happened."""
+        frozen = self.processes()
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for pid in frozen:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
 
     def remove(self) -> None:
         with suppress(subprocess.CalledProcessError):
@@ -163,3 +185,103 @@ def test_a_killed_ingest_against_a_restarted_database_still_converges(cluster, t
     assert figures(cluster.url)
 
 
+
+
+# How soon a database that stopped answering must be reported (docs/operations.md: about
+# 7 s by default); the margin is for a loaded machine, not for the design.
+DEADLINE = 15
+
+
+def ended_within(process: subprocess.Popen, seconds: float) -> subprocess.CompletedProcess:
+    """The process's result, which must come within `seconds`."""
+    started = time.monotonic()
+    try:
+        _, stderr = process.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        pytest.fail(f"still waiting {seconds} s after the database went away")
+    assert time.monotonic() - started < seconds
+    return subprocess.CompletedProcess(process.args, process.returncode, b"", stderr)
+
+
+def ingest_until(cluster: Cluster, feed: Path, recorded: int) -> subprocess.Popen:
+    """An ingest of `feed` running, once `recorded` events are committed."""
+    process = subprocess.Popen([sys.executable, "-m", "cli", "--db", cluster.url, "ingest",
+                                str(feed)], cwd=ROOT, stderr=subprocess.PIPE)
+    while events_recorded(cluster.url) < recorded:
+        assert process.poll() is None, "the ingest ended before the database could go away"
+        time.sleep(0.01)  # polling the database, not guessing a duration
+    return process
+
+
+def test_a_database_frozen_during_ingest_is_one_line_within_seconds_then_the_rerun_completes(
+        cluster, tmp_path):
+    feed = tmp_path / "feed.jsonl"
+    feed.write_bytes(jsonl(*generate(customers=2500, seed=6)))
+    clean = f"sqlite:///{tmp_path / 'clean.db'}"
+    assert revledger(clean, "ingest", str(feed)).returncode == 0
+    process = ingest_until(cluster, feed, 5000)
+    with cluster.frozen():
+        result = ended_within(process, DEADLINE)
+    line = one_line_naming(result, cluster)
+    assert "did not answer" in line
+    assert revledger(cluster.url, "ingest", str(feed)).returncode == 0
+    assert ledger_of(cluster.url) == ledger_of(clean)
+
+
+def test_a_database_stopped_during_the_rebuild_after_an_ingest_is_one_line(cluster, tmp_path):
+    """An ingest onto an empty ledger ends with a rebuild of the projection; the server
+    stopped while the rebuild streams the events is one line, no traceback."""
+    import psycopg
+
+    feed = tmp_path / "feed.jsonl"
+    feed.write_bytes(jsonl(*generate(customers=4000, seed=4)))  # over 20,000 events
+    process = subprocess.Popen([sys.executable, "-m", "cli", "--db", cluster.url, "ingest",
+                                str(feed)], cwd=ROOT, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    with psycopg.connect(cluster.url, autocommit=True) as watcher:
+        while not watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE query "
+                                  "LIKE '%revledger_stream%' AND pid <> pg_backend_pid()"
+                                  ).fetchone()[0]:
+            assert process.poll() is None, "the ingest ended before its rebuild was seen"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)  # polling the server, not guessing a duration
+    cluster.stop()
+    one_line_naming(ended_within(process, DEADLINE), cluster)
+    cluster.start()
+    assert revledger(cluster.url, "ingest", str(feed)).returncode == 0
+    assert revledger(cluster.url, "verify").returncode == 0
+
+
+def test_serve_answers_503_within_seconds_while_the_database_is_frozen_and_recovers(cluster):
+    config = uvicorn.Config(create_app(cluster.url, "t", None), host="127.0.0.1", port=0,
+                            log_level="critical")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive()
+        time.sleep(0.01)
+    base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    try:
+        with httpx.Client(base_url=base, headers={"Authorization": "Bearer t"},
+                          timeout=60) as client:
+            assert client.post("/v1/events", content=jsonl(started(
+                "e1", "s1", "c1", "2024-01-01T00:00:00Z"))).status_code == 200
+            late = jsonl(started("e2", "s2", "c2", "2024-01-01T00:00:00Z"))
+            with cluster.frozen():
+                for ask in (lambda: client.post("/v1/events", content=late),
+                            lambda: client.get("/v1/health")):
+                    started_at = time.monotonic()
+                    answer = ask()
+                    assert answer.status_code == 503, answer.text
+                    assert time.monotonic() - started_at < DEADLINE
+            deadline = time.monotonic() + 60  # thawed: it answers again by itself
+            while (again := client.post("/v1/events", content=late)).status_code != 200:
+                assert again.status_code == 503 and time.monotonic() < deadline, again.text
+            assert client.get("/v1/health").json()["status"] == "ok"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    assert [e["event_id"] for e in list_events(cluster.url)] == ["e1", "e2"]
