@@ -59,7 +59,12 @@ def trouble(exc: BaseException) -> str:
         return (f"the server did not answer for {waited:.0f} s (frozen or unreachable?); "
                 "nothing was half-written, and the same command can be run again once it "
                 "answers")
-    return first_line(exc)
+    text = first_line(exc)
+    if liveness is not None and ("timeout expired" in text or "couldn't get a connection"
+                                 in text):
+        return (f"{text}: no connection within {liveness.WATCH.limits.connect_timeout} s "
+                "(is the server up, reachable, not frozen?)")
+    return text
 
 
 def first_line(exc: BaseException) -> str:
