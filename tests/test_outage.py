@@ -137,8 +137,10 @@ def test_a_database_stopped_during_ingest_loses_nothing_and_halves_nothing(clust
     assert ledger_of(cluster.url) == ledger_of(clean)
 
 
-def test_serve_answers_503_while_the_database_is_down_and_recovers(cluster):
-    config = uvicorn.Config(create_app(cluster.url, "t", None), host="127.0.0.1", port=0,
+@contextmanager
+def serving(url: str) -> Iterator[httpx.Client]:
+    """`serve` on a free port in a thread, and a client of it with the token."""
+    config = uvicorn.Config(create_app(url, "t", None), host="127.0.0.1", port=0,
                             log_level="critical")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -147,25 +149,30 @@ def test_serve_answers_503_while_the_database_is_down_and_recovers(cluster):
         assert thread.is_alive()
         time.sleep(0.01)
     base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    auth = {"Authorization": "Bearer t"}
     try:
-        with httpx.Client(base_url=base, headers=auth, timeout=60) as client:
-            first = started("e1", "s1", "c1", "2024-01-01T00:00:00Z")
-            assert client.post("/v1/events", content=jsonl(first)).status_code == 200
-            cluster.stop()
-            down = client.post("/v1/events", content=jsonl(started(
-                "e2", "s2", "c2", "2024-01-01T00:00:00Z")))
-            assert down.status_code == 503
-            assert f"127.0.0.1:{cluster.port}" in down.json()["error"]
-            assert client.get("/v1/health").status_code == 503
-            cluster.start()
-            again = client.post("/v1/events", content=jsonl(started(
-                "e2", "s2", "c2", "2024-01-01T00:00:00Z")))
-            assert again.status_code == 200, again.text
-            assert client.get("/v1/health").json()["status"] == "ok"
+        with httpx.Client(base_url=base, headers={"Authorization": "Bearer t"},
+                          timeout=60) as client:
+            yield client
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def test_serve_answers_503_while_the_database_is_down_and_recovers(cluster):
+    with serving(cluster.url) as client:
+        first = started("e1", "s1", "c1", "2024-01-01T00:00:00Z")
+        assert client.post("/v1/events", content=jsonl(first)).status_code == 200
+        cluster.stop()
+        down = client.post("/v1/events", content=jsonl(started(
+            "e2", "s2", "c2", "2024-01-01T00:00:00Z")))
+        assert down.status_code == 503
+        assert f"127.0.0.1:{cluster.port}" in down.json()["error"]
+        assert client.get("/v1/health").status_code == 503
+        cluster.start()
+        again = client.post("/v1/events", content=jsonl(started(
+            "e2", "s2", "c2", "2024-01-01T00:00:00Z")))
+        assert again.status_code == 200, again.text
+        assert client.get("/v1/health").json()["status"] == "ok"
     assert [e["event_id"] for e in list_events(cluster.url)] == ["e1", "e2"]
 
 
@@ -253,35 +260,21 @@ def test_a_database_stopped_during_the_rebuild_after_an_ingest_is_one_line(clust
 
 
 def test_serve_answers_503_within_seconds_while_the_database_is_frozen_and_recovers(cluster):
-    config = uvicorn.Config(create_app(cluster.url, "t", None), host="127.0.0.1", port=0,
-                            log_level="critical")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive()
-        time.sleep(0.01)
-    base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    try:
-        with httpx.Client(base_url=base, headers={"Authorization": "Bearer t"},
-                          timeout=60) as client:
-            assert client.post("/v1/events", content=jsonl(started(
-                "e1", "s1", "c1", "2024-01-01T00:00:00Z"))).status_code == 200
-            late = jsonl(started("e2", "s2", "c2", "2024-01-01T00:00:00Z"))
-            with cluster.frozen():
-                for ask in (lambda: client.post("/v1/events", content=late),
-                            lambda: client.get("/v1/health")):
-                    started_at = time.monotonic()
-                    answer = ask()
-                    assert answer.status_code == 503, answer.text
-                    assert time.monotonic() - started_at < DEADLINE
-            deadline = time.monotonic() + 60  # thawed: it answers again by itself
-            while (again := client.post("/v1/events", content=late)).status_code != 200:
-                assert again.status_code == 503 and time.monotonic() < deadline, again.text
-            assert client.get("/v1/health").json()["status"] == "ok"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with serving(cluster.url) as client:
+        assert client.post("/v1/events", content=jsonl(started(
+            "e1", "s1", "c1", "2024-01-01T00:00:00Z"))).status_code == 200
+        late = jsonl(started("e2", "s2", "c2", "2024-01-01T00:00:00Z"))
+        with cluster.frozen():
+            for ask in (lambda: client.post("/v1/events", content=late),
+                        lambda: client.get("/v1/health")):
+                started_at = time.monotonic()
+                answer = ask()
+                assert answer.status_code == 503, answer.text
+                assert time.monotonic() - started_at < DEADLINE
+        deadline = time.monotonic() + 60  # thawed: it answers again by itself
+        while (again := client.post("/v1/events", content=late)).status_code != 200:
+            assert again.status_code == 503 and time.monotonic() < deadline, again.text
+        assert client.get("/v1/health").json()["status"] == "ok"
     assert [e["event_id"] for e in list_events(cluster.url)] == ["e1", "e2"]
 
 
