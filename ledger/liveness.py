@@ -109,7 +109,10 @@ class _Watch:
     def _run(self) -> None:
         while True:
             time.sleep(TICK)
-            self.check()
+            try:
+                self.check()
+            except Exception:  # a connection closed under its feet, say
+                continue  # the watch must outlive any one look at its connections
 
     def check(self) -> None:
         """Ask the server of every connection that has waited `probe_after` seconds, and

@@ -62,7 +62,7 @@ class Ranges:
 
     def rows(self) -> list[Ranged]:
         current = [(key, value, since, None) for key, (value, since) in self.open.items()]
-        return sorted(self.closed + current, key=_RANGE_ORDER)
+        return sorted(self.closed + current, key=_range_order)
 
     def flush(self) -> tuple[list[Ranged], list[tuple[Any, int, int]]]:
         """(rows to insert, (key, since, until) of stored rows to close) since last time."""
@@ -71,7 +71,7 @@ class Ranges:
         return out  # type: ignore[return-value]
 
 
-def _RANGE_ORDER(row: Ranged) -> tuple:
+def _range_order(row: Ranged) -> tuple:
     return (row[0] or "", row[2])
 
 
