@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,12 +75,17 @@ class WatchedConnection(psycopg.Connection):
         return conn
 
 
-class _Watch:
-    """The process's watch over its PostgreSQL connections (one thread, started with the
-    first connection)."""
+class Watch:
+    """A watch over PostgreSQL connections (one thread, started with the first
+    connection). `probe(params)` says whether a server accepts a new connection now;
+    `clock` is monotonic seconds (both given by tests)."""
 
-    def __init__(self) -> None:
-        self.limits = Limits.from_env()
+    def __init__(self, limits: Limits | None = None,
+                 probe: Callable[[dict[str, Any], int], bool] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits or Limits.from_env()
+        self._probe = probe or answers
+        self._clock = clock
         self._params: weakref.WeakKeyDictionary[Any, dict[str, Any]] = (
             weakref.WeakKeyDictionary())
         self._since: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
@@ -90,11 +96,13 @@ class _Watch:
         # Servers given up on in the last minute: a wait on them is not asked about again.
         self._given_up: dict[tuple, float] = {}
 
-    def add(self, conn: Any, params: dict[str, Any]) -> None:
+    def add(self, conn: Any, params: dict[str, Any], start: bool = True) -> None:
+        """Watch `conn` (to the server `params` name); `start`: run the thread (a test
+        calls `check` itself)."""
         with self._lock:
             self._params[conn] = params
-            self._born[conn] = time.monotonic()
-            if self._thread is None or not self._thread.is_alive():
+            self._born[conn] = self._clock()
+            if start and (self._thread is None or not self._thread.is_alive()):
                 self._thread = threading.Thread(target=self._run, name="revledger-pg-watch",
                                                 daemon=True)
                 self._thread.start()
@@ -102,7 +110,7 @@ class _Watch:
     def unanswered(self) -> float | None:
         """How long a connection of this process had waited when the watch gave up on
         its server, if it did in the last minute (what an error message should say)."""
-        if self.gave_up is None or time.monotonic() - self.gave_up[0] > 60:
+        if self.gave_up is None or self._clock() - self.gave_up[0] > 60:
             return None
         return self.gave_up[1]
 
@@ -119,7 +127,7 @@ class _Watch:
         shut the connections to a server that does not answer. A connection made before
         the watch gave up on its server is shut as soon as it waits (its session is
         lost); those made since are left to the server's answer, which may be back."""
-        now = time.monotonic()
+        now = self._clock()
         self._given_up = {s: t for s, t in self._given_up.items() if t > now - 60}
         with self._lock:
             connections = list(self._params.items())
@@ -136,24 +144,27 @@ class _Watch:
             elif now - since >= self.limits.probe_after:
                 stale.setdefault(server, []).append(conn)
         for server, waiting in stale.items():
-            if self._answers(dict(server)):
+            if self._probe(dict(server), self.limits.probe_timeout):
                 for conn in waiting:  # working: ask again only after as long again
-                    self._since[conn] = time.monotonic()
+                    self._since[conn] = self._clock()
                 continue
-            self._given_up[server] = time.monotonic()
+            self._given_up[server] = self._clock()
             waited = max(now - self._since.get(conn, now) for conn in waiting)
-            self.gave_up = (time.monotonic(), waited + self.limits.probe_timeout)
+            self.gave_up = (self._clock(), waited + self.limits.probe_timeout)
             doomed.extend(waiting)
         for conn in doomed:
             _shut(conn)
 
-    def _answers(self, params: dict[str, Any]) -> bool:
-        try:
-            with psycopg.connect(**params, connect_timeout=self.limits.probe_timeout,
-                                 autocommit=True):
-                return True
-        except psycopg.Error:
-            return False
+
+
+def answers(params: dict[str, Any], timeout: int) -> bool:
+    """Whether the server accepts a new connection within `timeout` seconds (a frozen
+    one cannot complete the handshake)."""
+    try:
+        with psycopg.connect(**params, connect_timeout=timeout, autocommit=True):
+            return True
+    except psycopg.Error:
+        return False
 
 
 def _shut(conn: Any) -> None:
@@ -165,4 +176,4 @@ def _shut(conn: Any) -> None:
         pass  # closed meanwhile
 
 
-WATCH = _Watch()
+WATCH = Watch()
