@@ -177,3 +177,6 @@ def _shut(conn: Any) -> None:
 
 
 WATCH = Watch()
+# A forked process (a worker of verify's, say) watches its own connections only: those it
+# inherited belong to its parent, which watches them.
+os.register_at_fork(after_in_child=lambda: WATCH.__init__(WATCH.limits))
