@@ -58,7 +58,7 @@ def retried_once(method: Callable[..., R]) -> Callable[..., R]:
     timeout for a connection: over a minute before a server that is gone is reported.
     Once is enough for a pooled connection that went stale; none at all when no connection
     could be had in time or the watch gave up on the server (`ledger.liveness`)."""
-    plain = method.__wrapped__  # type: ignore[attr-defined]
+    plain = getattr(method, "__wrapped__", method)  # eventsourcing's, unwrapped
 
     @wraps(plain)
     def retried(*args: Any, **kwargs: Any) -> R:
@@ -82,7 +82,6 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
 
     position = "notification_id"
     collate = 'COLLATE "C"'
-    insert_events = retried_once(PostgresApplicationRecorder.insert_events)
     select_events = retried_once(PostgresApplicationRecorder.select_events)
     select_notifications = retried_once(PostgresApplicationRecorder.select_notifications)
     max_notification_id = retried_once(PostgresApplicationRecorder.max_notification_id)
@@ -106,6 +105,25 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
                 )
             )
 
+    def _insert_plainly(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """eventsourcing's `insert_events` without pipeline mode. psycopg's pipeline can
+        hang on a large batch (psycopg#685: the server waits in ClientRead for the rest of
+        a message the client believes sent, seen here with Stripe's large events); a
+        batch is four statements, whose round trips cost nothing beside its rows. Each
+        statement raises its own error at once (a key collision, a role that may not
+        write)."""
+        with self.datastore.get_connection() as conn, conn.transaction(), \
+                conn.cursor() as curs:
+            self._insert_events(curs, stored_events, **kwargs)
+            if not stored_events:
+                return None
+            self._insert_stored_events(curs, stored_events, **kwargs)
+            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+
+    insert_events = retried_once(_insert_plainly)
+
     def _insert_stored_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
@@ -114,12 +132,9 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
         eventsourcing passes the batch as one array of a composite type, which psycopg
         dumps in Python, escaping every byte of every state: most of the cost of an
         ingest. The table lock and notification are the library's own, and rows are still
-        inserted in the batch's order. The lock syncs on its own (a nested pipeline): a
-        role that may not write fails there with its own error, not as an aborted pipeline
-        the next statement would report.
+        inserted in the batch's order.
         """
-        with curs.connection.pipeline():
-            self._lock_table(curs)
+        self._lock_table(curs)
         self._notify_channel(curs)
         curs.execute(
             SQL("INSERT INTO {}.{} (originator_id, originator_version, topic, state) "
@@ -137,9 +152,7 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
     ) -> list[int]:
         """Writes the chain links and index rows of the events just inserted."""
         positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        # A nested pipeline syncs on exit, so a key collision raises here, inside the
-        # recorder's error handling, rather than at commit.
-        with curs.connection.pipeline(), curs.connection.cursor(row_factory=tuple_row) as c:
+        with curs.connection.cursor(row_factory=tuple_row) as c:
             c.execute(self._HEAD + self._LAST)
             head = Link(*row) if (row := c.fetchone()) else None
             rows = rows_of(stored_events)
