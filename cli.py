@@ -13,6 +13,7 @@ import click
 from commands.analysis import cohorts, report
 from commands.audit import explain, history
 from commands.charts import chart
+from commands.checkpoints import audit, checkpoint, keygen, prove
 from commands.demo import demo
 from commands.events import events
 from commands.export import export
@@ -61,7 +62,7 @@ def main(ctx: click.Context, db: str) -> None:
 
 for command in (init, ingest, import_, events, history, mrr, metrics, nrr, movements, cohorts,
                 report, chart, export, explain, replay, verify, serve, demo, quarantine,
-                stripe_settings):
+                stripe_settings, keygen, checkpoint, prove, audit):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -17,9 +17,10 @@ from psycopg.sql import SQL, Identifier
 from ledger.chain import Link
 from ledger.queries import LedgerQueries, key_rows, rows_of
 from ledger.tables import IMMUTABLE, LEDGER_DDL, LEDGER_TABLES
+from ledger.treestore import TreeQueries
 
 
-class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
+class PostgresLedgerRecorder(TreeQueries, LedgerQueries, PostgresApplicationRecorder):
     """eventsourcing's PostgreSQL recorder, writing the event index in the same transaction.
 
     The index rows are inserted after the stored events, that is after the recorder has
@@ -28,6 +29,7 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
     """
 
     position = "notification_id"
+    param = "%s"
     collate = 'COLLATE "C"'
     writes_in_thread = True  # psycopg waits for the server without the GIL
 
@@ -92,6 +94,7 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
                 "%b::text[])",
                 [list(column) for column in zip(*links, strict=True)],
             )
+            self._insert_tree(c, self._tree_rows(c, positions, rows))
             if keys := kwargs.get("keys"):
                 c.execute(
                     "INSERT INTO event_keys SELECT * FROM unnest(%b::bigint[], %b::text[], "
@@ -99,6 +102,16 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
                     [list(column) for column in zip(*key_rows(positions, keys), strict=True)],
                 )
         return positions
+
+    def _insert_tree(self, c: Any, rows: Sequence[tuple]) -> None:
+        c.execute(
+            "INSERT INTO merkle_tree SELECT * FROM unnest(%b::bigint[], %b::bigint[], "
+            "%b::bigint[], %b::text[])",
+            [list(column) for column in zip(*rows, strict=True)],
+        )
+
+    def _plain(self, c: Any) -> Any:
+        return c.connection.cursor(row_factory=tuple_row)
 
     _index_columns = ("SELECT column_name AS name FROM information_schema.columns "
                       "WHERE table_name = 'event_keys' AND table_schema = current_schema()")
