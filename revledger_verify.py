@@ -45,6 +45,7 @@ __all__ = [
     "verify_consistency", "verify_inclusion", "verify_note",
 ]
 
+HASH_SIZE = 32  # SHA-256
 ED25519 = 0x01  # the signed-note signature type of Ed25519
 SIGNATURE_DASH = "\u2014 "  # an em dash and a space start each signature line
 
@@ -67,7 +68,7 @@ def hash_children(left: bytes, right: bytes) -> bytes:
 def verify_inclusion(index: int, size: int, leaf: bytes, path: list[bytes], root: bytes) -> bool:
     """Whether `path` proves that `leaf` is leaf `index` of the tree of `size` leaves
     whose root is `root` (RFC 9162 §2.1.3.2, step by step)."""
-    if index >= size or index < 0:
+    if index >= size or index < 0 or len(leaf) != HASH_SIZE:
         return False
     fn, sn, r = index, size - 1, leaf
     for p in path:

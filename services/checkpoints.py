@@ -19,10 +19,10 @@ import orjson
 
 import revledger_verify as offline
 from ledger import merkle
+from ledger.chain import Link
 from ledger.queries import LedgerRecorder
 from services.errors import LedgerError
 from services.ledger import known_head, open_ledger
-from services.notes import new_key, read_key
 
 CONSISTENCY = "revledger/consistency-proof/v1"
 INCLUSION = "revledger/inclusion-proof/v1"
@@ -43,15 +43,18 @@ def ledger_origin(recorder: LedgerRecorder) -> str:
     return origin_of(recorder.tree_compute(lambda nodes: nodes((0, 0))))
 
 
-def tree_fields(recorder: LedgerRecorder, position: int | None) -> dict[str, Any]:
-    """The tree an answer reflects, for its manifest: the events up to `position`."""
-    size = recorder.tree_size(upto=position) if position else 0
+def tree_fields(recorder: LedgerRecorder, head: Link | None) -> dict[str, Any]:
+    """The tree an answer reflects, for its manifest: the events up to `head`. A
+    checkpoint of the same size names the same root."""
+    size = recorder.tree_size(upto=head.position) if head else 0
     return {"size": size, "root": _b64(recorder.tree_root(size))}
 
 
 def keygen(name: str, prefix: str) -> tuple[Path, Path, str]:
     """A new Ed25519 key: `PREFIX.key` (private, mode 0600) and `PREFIX.pub` (the
     verifier key to hand to auditors). Refuses to overwrite a key."""
+    from services.notes import new_key  # loads cryptography: only where keys are used
+
     key = new_key(name)
     private, public = Path(prefix + ".key"), Path(prefix + ".pub")
     for path in (private, public):
@@ -69,6 +72,8 @@ def keygen(name: str, prefix: str) -> tuple[Path, Path, str]:
 
 def checkpoint(url: str, key_text: str, known_at: str | None = None) -> str:
     """The signed checkpoint of the tree (as known at `known_at`, if given)."""
+    from services.notes import read_key
+
     key = read_key(key_text)
     with open_ledger(url) as app:
         recorder = app.ledger_recorder
