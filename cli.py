@@ -22,6 +22,7 @@ from commands.init import init
 from commands.metrics import metrics, movements, mrr, nrr
 from commands.quarantine import quarantine, stripe_settings
 from commands.replay import replay
+from commands.restate import restate
 from commands.serve import serve
 from commands.verify import verify
 from ledger.settings import DEFAULT_DB, redact
@@ -62,7 +63,7 @@ def main(ctx: click.Context, db: str) -> None:
 
 for command in (init, ingest, import_, events, history, mrr, metrics, nrr, movements, cohorts,
                 report, chart, export, explain, replay, verify, serve, demo, quarantine,
-                stripe_settings, keygen, checkpoint, prove, audit):
+                stripe_settings, keygen, checkpoint, prove, audit, restate):
     main.add_command(command)
 
 if __name__ == "__main__":

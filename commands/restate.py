@@ -1,0 +1,107 @@
+"""`revledger restate nrr|mrr|movements`: a figure as originally reported, each adjustment
+since, and the figure as restated."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import click
+
+from commands.options import date_option, parser
+from commands.output import caption, emit_csv, emit_json, emit_table, format_option, working
+from projections.periods import Period, parse_known_at, parse_month, parse_period, parse_segment
+
+
+def _instants(function: Any) -> Any:
+    function = click.option(
+        "--to", "known_to", callback=parser(parse_known_at), metavar="INSTANT",
+        help="As restated: known at this instant (default: now).")(function)
+    return click.option(
+        "--from", "known_from", required=True, callback=parser(parse_known_at),
+        metavar="INSTANT", help="As originally reported: known at this instant (RFC 3339, "
+        "or a date = its end).")(function)
+
+
+@click.group()
+def restate() -> None:
+    """Bridge a figure as known at --from to the same figure as known at --to: as
+    originally reported, one adjustment per customer whose share changed (the events
+    recorded in between that moved it, and the category it moved from and to), as
+    restated. Original + the adjustments = restated, exactly, for every field."""
+
+
+@restate.command("nrr")
+@date_option("--start", "Start of the period (its end, UTC).")
+@date_option("--end", "End of the period (its end, UTC).")
+@click.option("--cohort", callback=parser(parse_period), metavar="PERIOD",
+              help="Only customers first paying in 2023, 2023-Q2 or 2023-07.")
+@click.option("--segment", multiple=True, metavar="KEY=VALUE",
+              callback=parser(lambda pairs: parse_segment(tuple(pairs))),
+              help="Only customers with this attribute at the start; repeatable.")
+@_instants
+@format_option
+@click.pass_obj
+def restate_nrr(db: str, start: date, end: date, cohort: Period | None,
+                segment: dict[str, str], known_from: str, known_to: str | None,
+                fmt: str) -> None:
+    """NRR, GRR and their parts, bridged."""
+    _run(db, "nrr", {"start": start, "end": end, "cohort": cohort, "segment": segment},
+         known_from, known_to, fmt)
+
+
+@restate.command("mrr")
+@date_option("--at", "The date: MRR at its end (UTC).")
+@_instants
+@format_option
+@click.pass_obj
+def restate_mrr(db: str, at: date, known_from: str, known_to: str | None, fmt: str) -> None:
+    """MRR at a date and paying customers, bridged."""
+    _run(db, "mrr", {"at": at}, known_from, known_to, fmt)
+
+
+@restate.command("movements")
+@click.option("--start", "first", required=True, callback=parser(parse_month),
+              metavar="YYYY-MM", help="First month.")
+@click.option("--end", "last", required=True, callback=parser(parse_month),
+              metavar="YYYY-MM", help="Last month (inclusive).")
+@_instants
+@format_option
+@click.pass_obj
+def restate_movements(db: str, first: date, last: date, known_from: str,
+                      known_to: str | None, fmt: str) -> None:
+    """Every month's movements (each cell: month.kind), bridged."""
+    if last < first:
+        raise click.BadParameter("the end is before the start", param_hint="--end")
+    _run(db, "movements", {"first": first, "last": last}, known_from, known_to, fmt)
+
+
+def _run(db: str, figure: str, options: dict[str, Any], known_from: str,
+         known_to: str | None, fmt: str) -> None:
+    from services.restate import restate as bridge
+
+    with working("reading both sides"):
+        report = bridge(db, figure, options, known_from, known_to)
+    if fmt == "json":
+        emit_json(report)
+        return
+    fields = [k for k in report["original"] if not k.endswith("_exact")]
+    changed = [k for k in fields if report["original"][k] != report["restated"][k]
+               or any(k in a["changes"] for a in report["adjustments"])]
+    rows = [{"line": "as originally reported", **report["original"]}]
+    for a in report["adjustments"]:
+        rows.append({"line": "adjustment", "customer_id": a["customer_id"],
+                     "moved": "; ".join(f"{m['what']}: {m['before']} -> {m['after']}"
+                                        for m in a["moved"]),
+                     "event_ids": " ".join(a["event_ids"]),
+                     **{k: a["changes"].get(k, "") for k in fields}})
+    rows.append({"line": "as restated", **report["restated"]})
+    columns = ["line", "customer_id", "moved", "event_ids"]
+    if fmt == "csv":
+        emit_csv([*columns, *fields], rows)
+        return
+    emit_table([*columns, *(changed or fields)], rows,
+               title=f"{figure} as known at {report['from']} -> as known at {report['to']}",
+               caption=f"original: {caption(report['manifests']['original'])}\nrestated: "
+               f"{caption(report['manifests']['restated'])}")
+
