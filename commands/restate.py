@@ -85,6 +85,10 @@ def _run(db: str, figure: str, options: dict[str, Any], known_from: str,
     if fmt == "json":
         emit_json(report)
         return
+    _emit(report, fmt)
+
+
+def _emit(report: dict[str, Any], fmt: str) -> None:
     fields = [k for k in report["original"] if not k.endswith("_exact")]
     changed = [k for k in fields if report["original"][k] != report["restated"][k]
                or any(k in a["changes"] for a in report["adjustments"])]
@@ -101,7 +105,34 @@ def _run(db: str, figure: str, options: dict[str, Any], known_from: str,
         emit_csv([*columns, *fields], rows)
         return
     emit_table([*columns, *(changed or fields)], rows,
-               title=f"{figure} as known at {report['from']} -> as known at {report['to']}",
+               title=f"{report['figure']} as known at {report['from']} -> at {report['to']}",
                caption=f"original: {caption(report['manifests']['original'])}\nrestated: "
                f"{caption(report['manifests']['restated'])}")
 
+
+
+def from_option(function: Any) -> Any:
+    """`--from` for `report` and `explain nrr`: what changed since a previous report."""
+    return click.option(
+        "--from", "known_from", callback=parser(parse_known_at), metavar="INSTANT",
+        help="Also show what changed since the report as known at this instant: the bridge "
+        "`revledger restate nrr` prints for the same period (json and table only).")(function)
+
+
+def since(db: str, options: dict[str, Any], known_from: str | None, known_at: str | None,
+          fmt: str) -> dict[str, Any] | None:
+    """The NRR bridge from `known_from` to what the report reflects, or None."""
+    if known_from is None:
+        return None
+    if fmt == "csv":
+        raise click.UsageError("--from needs --format json or table; for CSV, run "
+                               "`revledger restate nrr`")
+    from services.restate import restate as bridge
+
+    return bridge(db, "nrr", options, known_from, known_at)
+
+
+def emit_since(report: dict[str, Any] | None) -> None:
+    """The bridge as a table, below a report's."""
+    if report is not None:
+        _emit(report, "table")

@@ -188,3 +188,18 @@ def test_the_bridge_holds_exactly_between_every_pair_of_ingests(fresh_db, feed):
                     assert t1 < recorded[event_id]["recorded_at"] <= t2
             if t1 == t2:
                 assert not report["adjustments"] and not moved["adjustments"]
+
+
+def test_report_and_explain_show_what_changed_since_a_previous_report(restated):
+    url, t1, bridge = restated
+    for command in (["report"], ["explain", "nrr"]):
+        out = CliRunner().invoke(main, ["--db", url, *command, "--start", "2024-01-31",
+                                        "--end", "2024-06-30", "--from", t1, "--format",
+                                        "json"])
+        assert out.exit_code == 0, out.stderr
+        since = json.loads(out.stdout)["since"]
+        assert since["adjustments"] == bridge["adjustments"]
+        assert since["restated"] == bridge["restated"]
+        table = CliRunner().invoke(main, ["--db", url, *command, "--start", "2024-01-31",
+                                          "--end", "2024-06-30", "--from", t1])
+        assert table.exit_code == 0 and "contraction" in table.stdout
