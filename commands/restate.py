@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from commands.options import date_option, parser
+from commands.options import date_option, nrr_options, parser
 from commands.output import caption, emit_csv, emit_json, emit_table, format_option, working
-from projections.periods import Period, parse_known_at, parse_month, parse_period, parse_segment
+from projections.periods import Period, parse_known_at, parse_month
 
 
 def _instants(function: Any) -> Any:
@@ -32,13 +32,7 @@ def restate() -> None:
 
 
 @restate.command("nrr")
-@date_option("--start", "Start of the period (its end, UTC).")
-@date_option("--end", "End of the period (its end, UTC).")
-@click.option("--cohort", callback=parser(parse_period), metavar="PERIOD",
-              help="Only customers first paying in 2023, 2023-Q2 or 2023-07.")
-@click.option("--segment", multiple=True, metavar="KEY=VALUE",
-              callback=parser(lambda pairs: parse_segment(tuple(pairs))),
-              help="Only customers with this attribute at the start; repeatable.")
+@nrr_options
 @_instants
 @format_option
 @click.pass_obj

@@ -18,16 +18,10 @@ from ledger import merkle
 from ledger.application import LedgerApplication
 from ledger.chain import extend
 from services.ingest import ingest_feed
-from tests.feeds import cancelled, changed, jsonl, started, voided
+from tests.feeds import jsonl, started
+from tests.test_audit import FEED as AUDIT_FEED
 
-FEED = [
-    started("e1", "s1", "c1", "2024-01-01T00:00:00Z"),
-    started("e2", "s2", "c2", "2024-01-05T00:00:00Z", amount="50.00"),
-    changed("e3", "s1", "c1", "2024-02-01T00:00:00Z", quantity=2),
-    cancelled("e4", "s2", "c2", "2024-03-01T00:00:00Z"),
-    voided("e5", "e3"),
-    started("e6", "s3", "c3", "2024-03-01T00:00:00Z", amount="70.00"),
-]
+FEED = [*AUDIT_FEED, started("e6", "s3", "c3", "2024-03-01T00:00:00Z", amount="70.00")]
 
 
 def run(db_url: str, *args: str) -> tuple[int, str]:
