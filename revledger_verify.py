@@ -1,7 +1,8 @@
 """revledger_verify: check a revledger's signed checkpoints and proofs offline.
 
-One self-contained module: no database, no revledger; only Python 3.11+ and, for the
-Ed25519 signatures, the `cryptography` package. Copy this file next to the files to check:
+One self-contained module: no database, no revledger, nothing but Python 3.11+ (Ed25519
+signatures are checked with the `cryptography` package if it is installed, else in plain
+Python after RFC 8032). Copy this file next to the files to check:
 
     python -m revledger_verify checkpoint LEDGER.checkpoint --key KEY.pub
     python -m revledger_verify consistency PROOF.json --old OLD.checkpoint \
@@ -40,9 +41,9 @@ from typing import Any
 
 __all__ = [
     "Checkpoint", "Range", "VerificationError", "check_consistency", "check_inclusion",
-    "check_slice", "event_leaf", "hash_children", "hash_leaf", "read_checkpoint",
-    "root_of_leaves", "stored_leaf",
-    "verify_consistency", "verify_inclusion", "verify_note",
+    "check_slice", "ed25519_verify", "event_leaf", "hash_children", "hash_leaf",
+    "read_checkpoint", "root_of_leaves", "stored_leaf", "verify_consistency",
+    "verify_inclusion", "verify_note",
 ]
 
 HASH_SIZE = 32  # SHA-256
@@ -255,17 +256,84 @@ def verify_note(note: str, verifier_key: str) -> str:
 
 
 def _ed25519_valid(public: bytes, signature: bytes, message: bytes) -> bool:
+    """With the `cryptography` package if it is installed, else in plain Python."""
     try:
         from cryptography.exceptions import InvalidSignature
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-    except ImportError:  # pragma: no cover - the one dependency
-        raise VerificationError("checking Ed25519 signatures needs the `cryptography` "
-                                "package: pip install cryptography") from None
+    except ImportError:
+        return ed25519_verify(public, signature, message)
     try:
         Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+# Ed25519 verification in plain Python, after RFC 8032 §6 (slow, a few ms, and not
+# constant-time, which checking a public signature does not need): the verifier then
+# runs with nothing but Python.
+_P = 2**255 - 19
+_D = -121665 * pow(121666, _P - 2, _P) % _P
+_Q = 2**252 + 27742317777372353535851937790883648493
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+_Point = tuple[int, int, int, int]
+
+
+def _add(a: _Point, b: _Point) -> _Point:
+    x = (a[1] - a[0]) * (b[1] - b[0]) % _P
+    y = (a[1] + a[0]) * (b[1] + b[0]) % _P
+    c, d = 2 * a[3] * b[3] * _D % _P, 2 * a[2] * b[2] % _P
+    e, f, g, h = y - x, d - c, d + c, y + x
+    return e * f, g * h, f * g, e * h
+
+
+def _mul(s: int, point: _Point) -> _Point:
+    out: _Point = (0, 1, 1, 0)
+    while s > 0:
+        if s & 1:
+            out = _add(out, point)
+        point, s = _add(point, point), s >> 1
+    return out
+
+
+def _x_of(y: int, sign: int) -> int | None:
+    if y >= _P:
+        return None
+    x2 = (y * y - 1) * pow(_D * y * y + 1, _P - 2, _P)
+    if x2 % _P == 0:
+        return None if sign else 0
+    x = pow(x2, (_P + 3) // 8, _P)
+    if (x * x - x2) % _P:
+        x = x * _SQRT_M1 % _P
+    if (x * x - x2) % _P:
+        return None
+    return _P - x if (x & 1) != sign else x
+
+
+def _decompress(data: bytes) -> _Point | None:
+    y = int.from_bytes(data, "little")
+    sign, y = y >> 255, y & ((1 << 255) - 1)
+    x = _x_of(y, sign)
+    return None if x is None else (x, y, 1, x * y % _P)
+
+
+_GY = 4 * pow(5, _P - 2, _P) % _P
+_G: _Point = (_x_of(_GY, 0) or 0, _GY, 1, (_x_of(_GY, 0) or 0) * _GY % _P)
+
+
+def ed25519_verify(public: bytes, signature: bytes, message: bytes) -> bool:
+    """RFC 8032 §5.1.7: whether `signature` is `public`'s signature of `message`."""
+    if len(public) != 32 or len(signature) != 64:
+        return False
+    a, r = _decompress(public), _decompress(signature[:32])
+    s = int.from_bytes(signature[32:], "little")
+    if a is None or r is None or s >= _Q:
+        return False
+    h = int.from_bytes(hashlib.sha512(signature[:32] + public + message).digest(),
+                       "little") % _Q
+    left, right = _mul(s, _G), _add(r, _mul(h, a))
+    return ((left[0] * right[2] - right[0] * left[2]) % _P == 0
+            and (left[1] * right[2] - right[1] * left[2]) % _P == 0)
 
 
 def parse_checkpoint(text: str) -> Checkpoint:

@@ -303,3 +303,35 @@ def test_a_ledger_from_before_the_tree_gets_its_tree_when_opened(db_url, raw_sql
     assert json.loads(ok(db_url, "mrr", "--at", "2024-03-31", "--format", "json")) == \
         json.loads(expected)
     assert run(db_url, "verify")[0] == 0
+
+
+def test_the_verifier_runs_alone_as_one_file_with_nothing_but_python(signed):
+    """Copied alone into an empty directory, with `cryptography` made unimportable: the
+    signature is checked in plain Python, and nothing of revledger is loaded."""
+    import shutil
+    import subprocess
+    import sys
+
+    db_url, tmp = signed
+    ok(db_url, "prove", "inclusion", "e4", "--checkpoint", str(tmp / "c2.checkpoint"),
+       "--out", str(tmp / "inc.json"))
+    alone = tmp / "alone"
+    alone.mkdir()
+    shutil.copy(Path(offline.__file__), alone)
+    script = ("import sys, runpy; sys.modules['cryptography'] = None; "
+              "sys.argv = ['revledger_verify', *sys.argv[1:]]; "
+              "code = 0\ntry: runpy.run_module('revledger_verify', run_name='__main__')\n"
+              "except SystemExit as exit: code = exit.code\n"
+              "assert not {'ledger', 'services', 'cli'} & set(sys.modules), 'revledger loaded'\n"
+              "sys.exit(code)")
+    for args, expected in (
+        (["inclusion", str(tmp / "inc.json"), "--checkpoint", str(tmp / "c2.checkpoint")], 0),
+        (["checkpoint", str(tmp / "c2.checkpoint")], 0),
+    ):
+        for key, code in (("k.pub", expected), ("other.pub", 1)):
+            if key == "other.pub" and not (tmp / key).exists():
+                ok(db_url, "keygen", "--name", "example.com/finance", "--out",
+                   str(tmp / "other"))
+            done = subprocess.run([sys.executable, "-E", "-s", "-c", script, *args, "--key",
+                                   str(tmp / key)], cwd=alone, capture_output=True, text=True)
+            assert done.returncode == code, done.stdout + done.stderr

@@ -201,3 +201,36 @@ def test_the_slice_check_rebuilds_the_root_from_any_run_of_leaves():
 
 def test_the_empty_tree_has_the_hash_of_nothing():
     assert merkle.root(0, GET_64) == hashlib.sha256(b"").digest() == offline.root_of_leaves([])
+
+
+# --- Ed25519 without the cryptography package -------------------------------------------
+
+# RFC 8032 §7.1, TEST 1 and TEST 2.
+RFC_8032 = [
+    ("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
+     "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39"
+     "701cf9b46bd25bf5f0595bbe24655141438e7a100b"),
+    ("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72",
+     "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f36"
+     "13d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"),
+]
+
+
+@pytest.mark.parametrize(("public", "message", "signature"), RFC_8032)
+def test_the_plain_python_ed25519_check_accepts_rfc_8032s_signatures(public, message,
+                                                                     signature):
+    public, message, signature = (bytes.fromhex(v) for v in (public, message, signature))
+    assert offline.ed25519_verify(public, signature, message)
+    assert not offline.ed25519_verify(public, signature, message + b"x")
+    assert not offline.ed25519_verify(public, signature[:-1] + b"\x01", message)
+
+
+@given(st.binary(max_size=200), st.binary(max_size=200))
+def test_the_plain_python_ed25519_check_agrees_with_cryptography(message, other):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes_raw()
+    signature = key.sign(message)
+    assert offline.ed25519_verify(public, signature, message)
+    assert offline.ed25519_verify(public, signature, other) is (other == message)
