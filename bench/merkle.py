@@ -4,11 +4,15 @@
    PostgreSQL with --pg): the code without the tree is a checkout of the commit the tree
    was added on (--baseline DIR, e.g. `git archive <base> | tar -x -C DIR`), next to the
    machine's yardstick (bench/reference.py).
-2. On the ledger ingested with the tree: a checkpoint, inclusion and consistency proofs
-   for random leaves and sizes (hashes, bytes, time to make through the CLI's service and
-   to check with revledger_verify), and `verify --checkpoint`'s tree recompute.
+2. On the ledger ingested with the tree: inclusion and consistency proofs for random
+   leaves and sizes (hashes, bytes, time to make from the stored nodes and to check with
+   revledger_verify), and `verify`'s recompute of the root from the events.
+3. With --synthetic N: the tree alone, N leaves appended in transactions of 5,000 to the
+   ledger's `merkle_tree` table in a SQLite file by the ledger's own append, and the same
+   proofs from it (what proofs cost at a size too large to ingest here).
 
     .venv/bin/python bench/merkle.py --customers 20000 --baseline /tmp/merkle-base [--pg URL]
+    .venv/bin/python bench/merkle.py --synthetic 1000000
 """
 
 from __future__ import annotations
@@ -16,19 +20,24 @@ from __future__ import annotations
 import base64
 import os
 import random
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import revledger_verify as offline  # noqa: E402
 from bench.run import CLI_ENV, _reference, _reset_pg, feed_for  # noqa: E402
+from ledger import merkle  # noqa: E402
+from ledger.treestore import TREE_DDL, TreeQueries  # noqa: E402
 
 
 def ingest(code: Path, db: str, feed: Path) -> tuple[float, int]:
@@ -52,13 +61,28 @@ def ingest_rates(baseline: Path, feed: Path, make_db, rounds: int) -> dict[str, 
 
 
 def proofs(db: str, samples: int) -> None:
-    import revledger_verify as offline
-    from ledger import merkle
     from ledger.application import LedgerApplication
     from services.tree_check import check_tree
 
     app = LedgerApplication(db)
     recorder = app.ledger_recorder
+
+    def leaf_of(index: int) -> bytes:
+        (leaf,) = recorder.tree_leaves(index, index + 1)
+        return offline.stored_leaf(leaf[1], leaf[2].bytes, leaf[3], leaf[4], leaf[5])
+
+    root = sample_proofs(recorder, leaf_of, samples)
+    started = time.perf_counter()
+    report = check_tree(recorder)
+    assert report.problem is None and report.root == base64.b64encode(root).decode()
+    print(f"verify's recompute of the root from all {recorder.tree_size()} events: "
+          f"{time.perf_counter() - started:.2f} s")
+    app.close()
+
+
+def sample_proofs(recorder: Any, leaf_of: Any, samples: int) -> bytes:
+    """Proofs for random leaves and old sizes, made from the stored nodes and checked by
+    revledger_verify; the root of the whole tree."""
     size = recorder.tree_size()
     rng = random.Random(7)
     root = recorder.tree_root(size)
@@ -68,9 +92,8 @@ def proofs(db: str, samples: int) -> None:
         index = rng.randrange(size)
         started = time.perf_counter()
         path = recorder.tree_compute(lambda n, i=index: merkle.inclusion_path(i, size, n))
-        (leaf,) = recorder.tree_leaves(index, index + 1)
         made.append(time.perf_counter() - started)
-        leaf_hash = offline.stored_leaf(leaf[1], leaf[2].bytes, leaf[3], leaf[4], leaf[5])
+        leaf_hash = leaf_of(index)
         started = time.perf_counter()
         assert offline.verify_inclusion(index, size, leaf_hash, path, root)
         checked.append(time.perf_counter() - started)
@@ -88,12 +111,41 @@ def proofs(db: str, samples: int) -> None:
         checked.append(time.perf_counter() - started)
         lengths.append(len(path))
     _report("consistency", lengths, made, checked)
-    started = time.perf_counter()
-    report = check_tree(recorder)
-    assert report.problem is None and report.root == base64.b64encode(root).decode()
-    print(f"verify's recompute of the root from all {size} events: "
-          f"{time.perf_counter() - started:.2f} s")
-    app.close()
+    return root
+
+
+class _TreeFile(TreeQueries):
+    """The ledger's tree table in a SQLite file of its own, read as the recorder reads it."""
+
+    def __init__(self, path: str) -> None:
+        self.conn = sqlite3.connect(path)
+        for statement in TREE_DDL:
+            self.conn.execute(statement)
+
+    def _rows(self, statement: str, params: Any) -> list[tuple]:
+        return self.conn.execute(statement, params).fetchall()
+
+
+def synthetic(leaves: int, samples: int) -> None:
+    """N leaves appended in transactions of 5,000 by the ledger's append and insert."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = _TreeFile(f"{tmp}/tree.db")
+        data = [merkle.leaf_hash(b"%d" % i) for i in range(leaves)]
+        started = time.perf_counter()
+        for at in range(0, leaves, 5000):
+            with tree.conn:
+                c = tree.conn.cursor()
+                size = at
+                keys = merkle.frontier(size)
+                found = tree._nodes_on(c, keys) if keys else {}
+                rows = [(level, idx, idx + 1 if level == 0 else None, digest.hex())
+                        for level, idx, digest in merkle.append(
+                            size, [found[k] for k in keys], data[at:at + 5000])]
+                c.executemany("INSERT INTO merkle_tree VALUES (?, ?, ?, ?)", rows)
+        seconds = time.perf_counter() - started
+        print(f"synthetic: {leaves} leaves appended in {seconds:.1f} s "
+              f"({leaves / seconds:,.0f} leaves/s, the tree's work alone)")
+        sample_proofs(tree, lambda i: data[i], samples)
 
 
 def _report(kind: str, lengths: list[int], made: list[float], checked: list[float]) -> None:
@@ -105,13 +157,21 @@ def _report(kind: str, lengths: list[int], made: list[float], checked: list[floa
 
 @click.command()
 @click.option("--customers", type=int, default=20_000, show_default=True)
-@click.option("--baseline", type=click.Path(exists=True, file_okay=False), required=True,
+@click.option("--baseline", type=click.Path(exists=True, file_okay=False),
               help="A checkout of the code without the tree.")
+@click.option("--synthetic", "synthetic_leaves", type=int, default=None,
+              help="Only measure the tree alone at this many leaves.")
 @click.option("--rounds", type=int, default=2, show_default=True)
 @click.option("--samples", type=int, default=200, show_default=True)
 @click.option("--pg", help="Also measure on this PostgreSQL database (it is emptied).")
-def main(customers: int, baseline: str, rounds: int, samples: int, pg: str | None) -> None:
+def main(customers: int, baseline: str | None, synthetic_leaves: int | None, rounds: int,
+         samples: int, pg: str | None) -> None:
     os.environ.pop("REVLEDGER_DB", None)
+    if synthetic_leaves:
+        synthetic(synthetic_leaves, samples)
+        return
+    if baseline is None:
+        raise click.UsageError("--baseline is needed to compare ingest")
     feed = feed_for(customers)
     base = Path(baseline)
     with tempfile.TemporaryDirectory() as tmp:
