@@ -179,7 +179,7 @@ def export_slice(
         end = min(signed.size, recorder.tree_size(upto=last) if last else signed.size)
         if end <= start:
             raise LedgerError("no event of the checkpoint's tree is in that range")
-        left = [k for k in merkle.frontier(start)]
+        left = merkle.frontier(start)
         right = _aligned(end, signed.size)
         found = recorder.tree_nodes(set(left) | set(right))
         events = [_exported(leaf) for leaf in recorder.tree_leaves(start, end)]
