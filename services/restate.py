@@ -20,7 +20,7 @@ from projections.facts import decode_fact
 from projections.movements import KINDS
 from projections.nrr import category
 from projections.nrr import split as retention_split
-from projections.periods import Period, end_of, month_end
+from projections.periods import Period, end_of, month_end, month_label, months
 from projections.restate import Bridge, Contribution, bridge, with_events
 from services.errors import LedgerError
 from services.ledger import open_ledger
@@ -104,17 +104,13 @@ def restate(url: str, figure: str, options: dict[str, Any], known_from: str,
             first, last = options["first"], options["last"]
             old_side, new_side = movements_side(old, first, last), movements_side(new, first,
                                                                                   last)
-            names = [f"{m}.{k}" for m in _months(old, first, last) for k in KINDS]
+            names = [f"{month_label(m)}.{k}" for m in months(first, last) for k in KINDS]
             b = bridge(old_side, new_side, names, labels=_movement_labels)
             horizon = month_end(last)
         head = new_manifest["ledger_head"]
         b = with_events(b, _causes(app, b, known_from, to, horizon,
                                    head["position"] if head else 0))
     return _present(figure, options, known_from, to, b, old_manifest, new_manifest)
-
-
-def _months(e: MRRIndex, first: date, last: date) -> list[str]:
-    return [month for month, _ in e.movement_cells(first, last)]
 
 
 def _causes(app: LedgerApplication, b: Bridge, after: str, upto_instant: str, horizon: str,
