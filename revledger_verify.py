@@ -388,7 +388,9 @@ def check_consistency(doc: dict[str, Any], old: Checkpoint, new: Checkpoint) -> 
 
 def check_inclusion(doc: dict[str, Any], checkpoint: Checkpoint) -> str:
     _same_tree(doc, "", checkpoint)
-    event = doc.get("event") or {}
+    event = doc.get("event")
+    if not isinstance(event, dict):
+        raise VerificationError("an inclusion proof carries its event, an object")
     index = doc.get("leaf_index")
     if not isinstance(index, int) or not verify_inclusion(
         index, checkpoint.size, event_leaf(event), _hashes(doc.get("proof")), checkpoint.root
@@ -416,6 +418,8 @@ def check_slice(doc: dict[str, Any], checkpoint: Checkpoint) -> str:
         tree.add(width, digest)
     previous = None
     for event in events:
+        if not isinstance(event, dict):
+            raise VerificationError("a slice's events are objects")
         position = event.get("position")
         if previous is not None and (not isinstance(position, int) or position <= previous):
             raise VerificationError("the slice's events are not in position order")

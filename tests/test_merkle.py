@@ -234,3 +234,19 @@ def test_the_plain_python_ed25519_check_agrees_with_cryptography(message, other)
     signature = key.sign(message)
     assert offline.ed25519_verify(public, signature, message)
     assert offline.ed25519_verify(public, signature, other) is (other == message)
+
+
+ZERO_ROOT = base64.b64encode(b"\x00" * 32).decode()
+
+
+@pytest.mark.parametrize("doc", [
+    {}, {"origin": "o", "size": 1, "root": ZERO_ROOT, "event": [], "leaf_index": 0,
+         "proof": [], "start": 0, "events": "x"},
+    {"origin": "o", "size": 1, "root": ZERO_ROOT, "start": 0, "events": [1], "left": [],
+     "right": [], "event": {"position": "x"}, "leaf_index": 0, "proof": [3]},
+])
+def test_a_malformed_proof_file_is_a_failed_check_not_a_crash(doc):
+    checkpoint = offline.Checkpoint("o", 1, b"\x00" * 32)
+    for check in (offline.check_inclusion, offline.check_slice):
+        with pytest.raises(offline.VerificationError):
+            check(doc, checkpoint)
