@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from commands.options import date_option, nrr_options, parser
+from commands.options import nrr_options, parser, when_option
 from commands.output import caption, emit_csv, emit_json, emit_table, format_option, working
-from projections.periods import Period, parse_known_at, parse_month
+from projections.periods import Period, parse_known_at
 
 
 def _instants(function: Any) -> Any:
@@ -45,7 +45,7 @@ def restate_nrr(db: str, start: date, end: date, cohort: Period | None,
 
 
 @restate.command("mrr")
-@date_option("--at", "The date: MRR at its end (UTC).")
+@when_option("--at", "At:")
 @_instants
 @format_option
 @click.pass_obj
@@ -55,19 +55,17 @@ def restate_mrr(db: str, at: date, known_from: str, known_to: str | None, fmt: s
 
 
 @restate.command("movements")
-@click.option("--start", "first", required=True, callback=parser(parse_month),
-              metavar="YYYY-MM", help="First month.")
-@click.option("--end", "last", required=True, callback=parser(parse_month),
-              metavar="YYYY-MM", help="Last month (inclusive).")
+@when_option("--start", "First month:", grain="month")
+@when_option("--end", "Last month (inclusive):", grain="month")
 @_instants
 @format_option
 @click.pass_obj
-def restate_movements(db: str, first: date, last: date, known_from: str,
+def restate_movements(db: str, start: date, end: date, known_from: str,
                       known_to: str | None, fmt: str) -> None:
     """Every month's movements (each cell: month.kind), bridged."""
-    if last < first:
+    if end < start:
         raise click.BadParameter("the end is before the start", param_hint="--end")
-    _run(db, "movements", {"first": first, "last": last}, known_from, known_to, fmt)
+    _run(db, "movements", {"first": start, "last": end}, known_from, known_to, fmt)
 
 
 def _run(db: str, figure: str, options: dict[str, Any], known_from: str,
