@@ -13,6 +13,7 @@ import click
 from commands.analysis import cohorts, report
 from commands.audit import explain, history
 from commands.charts import chart
+from commands.checkpoints import audit, checkpoint, keygen, prove
 from commands.demo import demo
 from commands.events import events
 from commands.export import export
@@ -22,6 +23,7 @@ from commands.metrics import metrics, movements, mrr, nrr
 from commands.output import printable
 from commands.quarantine import quarantine, stripe_settings
 from commands.replay import replay
+from commands.restate import restate
 from commands.serve import serve
 from commands.verify import verify
 from ledger.settings import DEFAULT_DB, redact
@@ -62,7 +64,7 @@ def main(ctx: click.Context, db: str) -> None:
 
 for command in (init, ingest, import_, events, history, mrr, metrics, nrr, movements, cohorts,
                 report, chart, export, explain, replay, verify, serve, demo, quarantine,
-                stripe_settings):
+                stripe_settings, keygen, checkpoint, prove, audit, restate):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from commands.charts import MIN_CUSTOMERS
 from commands.options import known_at_option, parser, when_option
 from commands.output import caption, emit_csv, emit_json, emit_table, format_option, working
 from commands.report_lines import report_figures, report_lines
+from commands.restate import emit_since, from_option, since
 from projections.periods import GRAINS, parse_segment
 
 
@@ -67,14 +68,15 @@ def cohorts(db: str, start: date, end: date, grain: str, metric: str,
 @when_option("--start", "Start:")
 @when_option("--end", "End:")
 @known_at_option
+@from_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]),
               default="table", show_default=True,
               help="table for people, json or csv for tools, html for a file to share.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="html: the file to write (one self-contained file).")
 @click.pass_obj
-def report(db: str, start: date, end: date, known_at: str | None, fmt: str,
-           out: Path | None) -> None:
+def report(db: str, start: date, end: date, known_at: str | None, known_from: str | None,
+           fmt: str, out: Path | None) -> None:
     """A one-screen summary for people: MRR at both ends, NRR and GRR with the band the
     NRR falls in and the starting MRR, expansion, contraction and churn behind them, the
     monthly movements of the months after START's up to END's, logo churn, and warnings
@@ -84,6 +86,9 @@ def report(db: str, start: date, end: date, known_at: str | None, fmt: str,
         raise click.BadParameter("the end is before the start", param_hint="--end")
     if (fmt == "html") != (out is not None):
         raise click.UsageError("--out FILE goes with --format html, and html needs it")
+    if known_from is not None and fmt not in ("json", "table"):
+        raise click.UsageError("--from needs --format json or table; for CSV, run "
+                               "`revledger restate nrr`")
     if fmt == "html":
         from commands.files import written
         from commands.html_report import html_report
@@ -99,10 +104,15 @@ def report(db: str, start: date, end: date, known_at: str | None, fmt: str,
 
     with working("computing the report"):
         r = summary_report(db, start, end, known_at)
+        changed = since(db, {"start": start, "end": end}, known_from, known_at, fmt)
+    if changed is not None:
+        r["since"] = changed
     if fmt == "json":
         emit_json(r)
-    elif fmt == "csv":
+        return
+    if fmt == "csv":
         emit_csv(["figure", "value"], report_figures(r))
     else:
         emit_table(["figure", "value"], report_lines(r),
                    title=f"Revenue retention {start} -> {end}", caption=caption(r["manifest"]))
+        emit_since(changed)

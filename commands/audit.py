@@ -8,6 +8,7 @@ import click
 
 from commands.options import known_at_option, retention_options
 from commands.output import caption, emit_csv, emit_json, emit_table, format_option, working
+from commands.restate import emit_since, from_option, since
 from projections.periods import Period
 
 HISTORY_COLUMNS = ("position", "effective_at", "recorded_at", "type", "event_id",
@@ -52,10 +53,12 @@ def explain() -> None:
 
 @explain.command("nrr")
 @retention_options
+@from_option
 @format_option
 @click.pass_obj
 def explain_nrr(db: str, start: date, end: date, cohort: Period | None,
-                segment: dict[str, str], known_at: str | None, fmt: str) -> None:
+                segment: dict[str, str], known_at: str | None, known_from: str | None,
+                fmt: str) -> None:
     """One row per cohort customer of `revledger nrr` with the same options: MRR at start
     and end, category, and the events that moved its MRR in the period. The rows add up
     to the `nrr` figures exactly."""
@@ -65,6 +68,10 @@ def explain_nrr(db: str, start: date, end: date, cohort: Period | None,
 
     with working("replaying the events"):
         report = explain_nrr_report(db, start, end, cohort, segment, known_at)
+        changed = since(db, {"start": start, "end": end, "cohort": cohort,
+                             "segment": segment}, known_from, known_at, fmt)
+    if changed is not None:
+        report["since"] = changed
     rows = [{**row, "event_ids": " ".join(row["event_ids"])} for row in report["customers"]]
     if fmt == "json":
         emit_json(report)
@@ -76,3 +83,4 @@ def explain_nrr(db: str, start: date, end: date, cohort: Period | None,
         emit_table(EXPLAIN_COLUMNS, rows, title=f"NRR {start} -> {end}: "
                    f"{totals['customers']} customers, NRR {totals['nrr']}, GRR {totals['grr']}",
                    caption=caption(report["manifest"]))
+        emit_since(changed)

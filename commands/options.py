@@ -62,8 +62,8 @@ def when_option(name: str, help: str, grain: str = "day", required: bool = True)
                         metavar="WHEN", help=help)
 
 
-def retention_options(function: Any) -> Any:
-    """`--start`, `--end`, `--cohort`, `--segment`, `--known-at`: what an NRR is of."""
+def nrr_options(function: Any) -> Any:
+    """`--start`, `--end`, `--cohort`, `--segment`: what an NRR is of."""
     for option in reversed((
         when_option("--start", "Start:"),
         when_option("--end", "End:"),
@@ -72,7 +72,11 @@ def retention_options(function: Any) -> Any:
         click.option("--segment", multiple=True, metavar="KEY=VALUE",
                      callback=parser(lambda pairs: parse_segment(tuple(pairs))),
                      help="Only customers with this attribute at the start; repeatable."),
-        known_at_option,
     )):
         function = option(function)
     return function
+
+
+def retention_options(function: Any) -> Any:
+    """`nrr_options` and `--known-at`: an NRR as known at some instant."""
+    return nrr_options(known_at_option(function))

@@ -59,9 +59,10 @@ def emit_csv(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
 
 def flat_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
     """A manifest as flat fields, for a CSV row or table."""
-    head = manifest["ledger_head"] or {}
+    head, tree = manifest["ledger_head"] or {}, manifest.get("merkle_tree") or {}
     flat = {"known_at": manifest["known_at"], "ledger_position": head.get("position"),
-            "ledger_chain_sha256": head.get("chain_sha256")}
+            "ledger_chain_sha256": head.get("chain_sha256"), "tree_size": tree.get("size"),
+            "tree_root": tree.get("root")}
     if settings := _settings_text(manifest):
         flat["source_settings"] = settings
     return flat
@@ -79,8 +80,10 @@ def caption(manifest: dict[str, Any]) -> str:
     if head is None:
         return "empty ledger"
     settings = _settings_text(manifest)
+    tree = manifest.get("merkle_tree")
+    leaves = f"; Merkle tree {tree['size']} ({tree['root'][:12]})" if tree else ""
     return (f"as known at {manifest['known_at']}; ledger head {head['position']} "
-            f"({head['chain_sha256'][:12]}){'; ' + settings if settings else ''}")
+            f"({head['chain_sha256'][:12]}){leaves}{'; ' + settings if settings else ''}")
 
 
 def emit_table(

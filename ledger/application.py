@@ -50,6 +50,9 @@ class LedgerApplication(Application):
             if create_tables:
                 self.ledger_recorder.upgrade_index()
                 create_source_tables(self, conn)  # what sources deliver besides events
+        if create_tables and self.ledger_recorder.tree_behind():
+            with self.writing():  # a ledger from before the Merkle tree: its leaves, once
+                self.ledger_recorder.upgrade_tree()
 
     @contextmanager
     def schema_lock(self) -> Iterator[Any]:

@@ -27,6 +27,7 @@ from ledger.chain import Link
 from ledger.liveness import WATCH, WatchedConnection, connection_options
 from ledger.queries import LedgerQueries, key_rows, rows_of
 from ledger.tables import IMMUTABLE, LEDGER_DDL, LEDGER_TABLES
+from ledger.treestore import TreeQueries
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -72,7 +73,7 @@ def retried_once(method: Callable[..., R]) -> Callable[..., R]:
     return retried
 
 
-class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
+class PostgresLedgerRecorder(TreeQueries, LedgerQueries, PostgresApplicationRecorder):
     """eventsourcing's PostgreSQL recorder, writing the event index in the same transaction.
 
     The index rows are inserted after the stored events, that is after the recorder has
@@ -81,6 +82,7 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
     """
 
     position = "notification_id"
+    param = "%s"
     collate = 'COLLATE "C"'
     select_events = retried_once(PostgresApplicationRecorder.select_events)
     select_notifications = retried_once(PostgresApplicationRecorder.select_notifications)
@@ -162,6 +164,7 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
                 "%b::text[])",
                 [list(column) for column in zip(*links, strict=True)],
             )
+            self._insert_tree(c, self._tree_rows(c, positions, rows))
             if keys := kwargs.get("keys"):
                 c.execute(
                     "INSERT INTO event_keys SELECT * FROM unnest(%b::bigint[], %b::text[], "
@@ -169,6 +172,16 @@ class PostgresLedgerRecorder(LedgerQueries, PostgresApplicationRecorder):
                     [list(column) for column in zip(*key_rows(positions, keys), strict=True)],
                 )
         return positions
+
+    def _insert_tree(self, c: Any, rows: Sequence[tuple]) -> None:
+        c.execute(
+            "INSERT INTO merkle_tree SELECT * FROM unnest(%b::bigint[], %b::bigint[], "
+            "%b::bigint[], %b::text[])",
+            [list(column) for column in zip(*rows, strict=True)],
+        )
+
+    def _plain(self, c: Any) -> Any:
+        return c.connection.cursor(row_factory=tuple_row)
 
     _index_columns = ("SELECT column_name AS name FROM information_schema.columns "
                       "WHERE table_name = 'event_keys' AND table_schema = current_schema()")

@@ -8,9 +8,9 @@ code may ask of either.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import orjson
@@ -18,7 +18,10 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from ledger.audit_queries import AuditQueries
 from ledger.chain import Link, extend, recorded_at
+from ledger.merkle import Key
 from ledger.tables import event_keys_table
+
+T = TypeVar("T")
 
 KEY_COLUMNS = (  # the index's columns, in its table's order (`KeyRow`'s fields)
     "position",
@@ -355,3 +358,11 @@ class LedgerRecorder(Protocol):
     def customer_bounds(self, every: int) -> list[str]: ...
     def iter_states(self, upto: int) -> Iterator[tuple[int, bytes]]: ...
     def iter_chain(self) -> Iterator[tuple]: ...
+    # The Merkle tree (ledger.treestore.TreeQueries)
+    def tree_behind(self) -> bool: ...
+    def upgrade_tree(self) -> int: ...
+    def tree_size(self, upto: int | None = None) -> int: ...
+    def tree_root(self, size: int) -> bytes: ...
+    def tree_compute(self, compute: Callable[[Callable[[Key], bytes]], T]) -> T: ...
+    def leaf_index(self, position: int) -> int | None: ...
+    def tree_leaves(self, start: int, end: int) -> list[tuple]: ...

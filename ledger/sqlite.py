@@ -25,6 +25,7 @@ from eventsourcing.sqlite import (
 from ledger.chain import Link
 from ledger.queries import LedgerQueries, Row, key_rows, rows_of
 from ledger.tables import IMMUTABLE, LEDGER_DDL, LEDGER_TABLES
+from ledger.treestore import TreeQueries
 
 PAGE_SIZE = 16384  # of a new ledger file; one made before keeps its own
 WAL_BYTES = 40 << 20  # written to the WAL between checkpoints
@@ -73,7 +74,7 @@ class SQLiteLedgerFactory(SQLiteFactory):
         self.datastore.pool = _TunedSQLitePool(db_name=old.db_name, lock_timeout=old.lock_timeout)
 
 
-class SQLiteLedgerRecorder(LedgerQueries, SQLiteApplicationRecorder):
+class SQLiteLedgerRecorder(TreeQueries, LedgerQueries, SQLiteApplicationRecorder):
     """eventsourcing's SQLite recorder, writing the event index in the same transaction."""
 
     # `executemany` takes the GIL back for every row: a writer thread would hand the GIL
@@ -132,9 +133,13 @@ class SQLiteLedgerRecorder(LedgerQueries, SQLiteApplicationRecorder):
         head = Link(*row) if (row := c.fetchone()) else None
         links = self._links(head, positions, rows, recorded_at)
         c.executemany("INSERT INTO event_chain VALUES (?, ?, ?)", links)
+        self._insert_tree(c, self._tree_rows(c, positions, rows))
         if keys:
             c.executemany(f"INSERT INTO event_keys VALUES ({','.join('?' * 7)})",
                           key_rows(positions, keys))
+
+    def _insert_tree(self, c: Any, rows: Sequence[tuple]) -> None:
+        c.executemany("INSERT INTO merkle_tree VALUES (?, ?, ?, ?)", rows)
 
     def _in(self, column: str, values: list[Any]) -> tuple[str, list[Any]]:
         """One parameter, a JSON array, whatever the number of values: the statement's

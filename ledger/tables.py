@@ -12,7 +12,9 @@ table are only ever inserted (an index of an earlier layout is laid out again on
 
 from __future__ import annotations
 
-LEDGER_TABLES = ("event_keys", "event_chain")
+from ledger.treestore import TREE_DDL
+
+LEDGER_TABLES = ("event_keys", "event_chain", "merkle_tree")
 IMMUTABLE = "revledger: recorded events are never updated or deleted"
 
 
@@ -34,4 +36,6 @@ LEDGER_DDL = [
     "CREATE TABLE IF NOT EXISTS event_chain (position INTEGER PRIMARY KEY, "
     "recorded_at TEXT NOT NULL, chain_sha256 TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS event_chain_recorded ON event_chain (recorded_at)",
+    # The Merkle tree over the events (see ledger.merkle, ledger.treestore).
+    *TREE_DDL,
 ]

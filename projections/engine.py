@@ -145,7 +145,8 @@ class MRRIndex:
                  in enumerate(orjson.loads(z["attr_values"].item()).items())},
             )
 
-    def _fraction(self, units: Any) -> Fraction:
+    def fraction(self, units: Any) -> Fraction:
+        """Units of 1/denominator cents, as an exact number of cents."""
         return Fraction(int(units), self.denominator)
 
     def mrr_at(self, bound: str) -> np.ndarray:
@@ -158,7 +159,7 @@ class MRRIndex:
 
     def total(self, bound: str) -> tuple[Fraction, int]:
         values = self.mrr_at(bound)
-        return self._fraction(values.sum()), int((values > 0).sum())
+        return self.fraction(values.sum()), int((values > 0).sum())
 
     def attribute_values(self, key: str) -> list[str]:
         """Every value any customer ever had for attribute `key` (none if never set)."""
@@ -181,6 +182,18 @@ class MRRIndex:
     ) -> Retention:
         m0, m1 = self.mrr_at(start), self.mrr_at(end)
         return self._retention(m0, m1, self._cohort(m0, start, cohort, segment))
+
+    def cohort(
+        self,
+        start: str,
+        end: str,
+        cohort: Period | None = None,
+        segment: Mapping[str, str] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(which customers are in the NRR cohort, every customer's MRR at start and at
+        end, in units of 1/denominator cents): what `nrr` sums, customer by customer."""
+        m0, m1 = self.mrr_at(start), self.mrr_at(end)
+        return self._cohort(m0, start, cohort, segment), m0, m1
 
     def nrr_by(
         self,
@@ -222,11 +235,11 @@ class MRRIndex:
         lost, grew, shrank = retention_split(m0, m1)
         return Retention(
             customers=int(base.sum()),
-            starting_mrr=self._fraction(m0.sum()),
-            ending_mrr=self._fraction(m1.sum()),
-            expansion=self._fraction((m1[grew] - m0[grew]).sum()),
-            contraction=self._fraction((m0[shrank] - m1[shrank]).sum()),
-            churn=self._fraction(m0[lost].sum()),
+            starting_mrr=self.fraction(m0.sum()),
+            ending_mrr=self.fraction(m1.sum()),
+            expansion=self.fraction((m1[grew] - m0[grew]).sum()),
+            contraction=self.fraction((m0[shrank] - m1[shrank]).sum()),
+            churn=self.fraction(m0[lost].sum()),
             churned=int(lost.sum()),
         )
 
@@ -254,6 +267,15 @@ class MRRIndex:
             paid = paid | (current > 0)
             previous = current
 
+    def movement_cells(
+        self, first: date, last: date
+    ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+        """Each month's movements, by kind, of every customer (units of 1/denominator
+        cents): what `movements` adds up, and what a restatement compares customer by
+        customer."""
+        for month, p, q, paid in self.month_ends(first, last):
+            yield month_label(month), self._cells(p, q, paid)
+
     def attributes_at(self, bound: str) -> dict[str, tuple[np.ndarray, list[str]]]:
         """Each customer's attributes before `bound`: per key, each customer's value as a
         code (-1: not set) and the values by code."""
@@ -279,17 +301,21 @@ class MRRIndex:
         counts = np.concatenate(([0], np.cumsum(held)))
         return (counts[offsets[1:]] - counts[offsets[:-1]]) > 0
 
-    def _movement(self, month: date, p: np.ndarray, q: np.ndarray, paid: np.ndarray) -> Movement:
+    def _cells(self, p: np.ndarray, q: np.ndarray, paid: np.ndarray) -> dict[str, np.ndarray]:
         new, grew, shrank, lost, back = movement_split(p, q, paid)
-        total = self._fraction
-        return Movement(
-            month_label(month),
-            new=total(q[new].sum()),
-            expansion=total((q - p)[grew].sum()),
-            contraction=total((p - q)[shrank].sum()),
-            churn=total(p[lost].sum()),
-            reactivation=total(q[back].sum()),
-        )
+        zero = np.zeros_like(p)
+        return {
+            "new": np.where(new, q, zero),
+            "expansion": np.where(grew, q - p, zero),
+            "contraction": np.where(shrank, p - q, zero),
+            "churn": np.where(lost, p, zero),
+            "reactivation": np.where(back, q, zero),
+        }
+
+    def _movement(self, month: date, p: np.ndarray, q: np.ndarray, paid: np.ndarray) -> Movement:
+        cells = self._cells(p, q, paid)
+        return Movement(month_label(month), **{kind: self.fraction(cell.sum())
+                                                for kind, cell in cells.items()})
 
 
 class Columns:

@@ -12,6 +12,7 @@ from projections.fold import by_customer, fold_customer, mrr_after, visible
 from projections.nrr import retention
 from projections.periods import Period, end_of
 from projections.projection import read_facts
+from services.checkpoints import tree_fields
 from services.errors import LedgerError
 from services.ledger import known_head, open_ledger
 from services.metrics import manifest, retention_fields
@@ -24,6 +25,7 @@ def customer_history(url: str, customer: str, known_at: str | None = None) -> di
     with open_ledger(url) as app:
         head, upto = known_head(app, known_at)
         rows = app.ledger_recorder.select_customer_events([customer], upto)
+        tree = tree_fields(app.ledger_recorder, head)
     facts = [f for _, position, state in rows if (f := decode_fact(position, state))]
     if not facts:
         raise LedgerError(f"the ledger holds no events of customer {customer!r}"
@@ -48,7 +50,7 @@ def customer_history(url: str, customer: str, known_at: str | None = None) -> di
                else {"mrr_after": None, "mrr_after_exact": None}),
         })
     return {"customer_id": customer, "events": events,
-            "manifest": manifest(head, known_at)}
+            "manifest": manifest(head, known_at, tree)}
 
 
 def explain_nrr_report(
@@ -64,6 +66,7 @@ def explain_nrr_report(
     with open_ledger(url) as app:
         head, upto = known_head(app, known_at)
         facts = by_customer(read_facts(app, upto), known_at)
+        tree = tree_fields(app.ledger_recorder, head)
     histories = {customer: fold_customer(fs) for customer, fs in facts.items()}
     rows = explain_nrr(histories, facts, end_of(start), end_of(end), vintage, segment)
     totals = retention((r.starting_mrr, r.ending_mrr) for r in rows)
@@ -79,5 +82,5 @@ def explain_nrr_report(
             for r in rows
         ],
         "totals": retention_fields(totals),
-        "manifest": manifest(head, known_at),
+        "manifest": manifest(head, known_at, tree),
     }

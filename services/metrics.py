@@ -21,6 +21,7 @@ from projections.engine import MRRIndex
 from projections.movements import KINDS, Movement
 from projections.nrr import Retention
 from projections.periods import Period, end_of, next_month
+from services.checkpoints import tree_fields
 from services.ledger import known_head, open_ledger
 from services.notices import notice
 from services.present import money, optional_money, ratio
@@ -41,9 +42,10 @@ def engine_for(app: LedgerApplication, known_at: str | None) -> tuple[MRRIndex, 
         head, upto = known_head(app, known_at)
         projection = caught_up(app)
         index = index_from_rows(projection, upto)
-        return index, manifest(head, known_at) | _settings(app)
+        return index, manifest(head, known_at, tree_fields(recorder, head)) | _settings(app)
     index, position = current_index(app)
-    return index, manifest(recorder.chain_head(upto=position)) | _settings(app)
+    head = recorder.chain_head(upto=position)
+    return index, manifest(head, tree=tree_fields(recorder, head)) | _settings(app)
 
 
 def _settings(app: LedgerApplication) -> dict[str, Any]:
@@ -86,13 +88,17 @@ def _attributes(e: MRRIndex) -> str:
     return f"attributes: {', '.join(keys)}" if keys else "no customer has attributes"
 
 
-def manifest(head: Link | None, known_at: str | None = None) -> dict[str, Any]:
+def manifest(
+    head: Link | None, known_at: str | None = None, tree: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """What an answer reflects: re-run with `--known-at` set to its `known_at` and the same
-    figures come back, from the same `ledger_head`."""
+    figures come back, from the same `ledger_head`; `merkle_tree` is the size and root of
+    the Merkle tree of the events it saw, which a signed checkpoint of that size repeats."""
     return {
         "known_at": known_at or (head.recorded_at if head else None),
         "ledger_head": {"position": head.position, "chain_sha256": head.chain_sha256}
         if head else None,
+        "merkle_tree": tree,
     }
 
 

@@ -19,8 +19,9 @@ from ledger.workers import WorkerDied, forked_pool, second_core
 from projections.check import Comparison, compare
 from services.ledger import open_ledger
 from services.projections import caught_up
+from services.tree_check import TreeReport, check_tree
 
-Events = tuple[ChainReport, Recheck]  # what the stored events were found to be
+Events = tuple[ChainReport, Recheck, TreeReport]  # what the stored events were found to be
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Verification:
     events: Recheck = field(default_factory=Recheck)
     projection: Comparison = field(default_factory=Comparison)
     seconds: float = 0.0
+    tree: TreeReport = field(default_factory=TreeReport)
 
     @property
     def ledger_break(self) -> Break | None:
@@ -40,39 +42,48 @@ class Verification:
 
     @property
     def ok(self) -> bool:
-        return self.ledger_break is None and self.projection.difference is None
+        return (self.ledger_break is None and self.tree.problem is None
+                and self.projection.difference is None)
 
 
-def verify_ledger(url: str, *, parallel: bool | None = None) -> Verification:
+def verify_ledger(url: str, *, parallel: bool | None = None, checkpoint: str | None = None,
+                  key: str | None = None) -> Verification:
     """The stored events are checked (the chain, then each event again), and the
     projection compared with the reference: side by side in two processes where there is
     a second core. A break of the events is reported rather than any difference of the
     projection, which proves nothing of events that should not be there, and ends the
-    comparison early. `parallel` (default: whether there is a second core) chooses."""
+    comparison early. `parallel` (default: whether there is a second core) chooses. The
+    Merkle tree is checked with the events (held to the signed `checkpoint`, checked with
+    the verifier `key`, if given)."""
     started = time.perf_counter()
     with open_ledger(url) as app:
         if not (second_core() if parallel is None else parallel):
-            chain, events = check_events(app)
-            compared = (compare_projection(app) if chain.problem is None
-                        and events.problem is None else Comparison())
-            return Verification(chain, events, compared, time.perf_counter() - started)
+            chain, events, tree = check_events(app, checkpoint, key)
+            compared = (compare_projection(app) if not _problem(chain, events, tree)
+                        else Comparison())
+            return Verification(chain, events, compared, time.perf_counter() - started, tree)
         pool = forked_pool()
         try:
-            pending = pool.submit(check_events_at, url)
+            pending = pool.submit(check_events_at, url, checkpoint, key)
             try:
                 compared = compare_projection(app, lambda: _broken(pending))
             except Exception:  # of bytes the events' check finds tampered with, say
                 if not _broken(pending, wait=True):
                     raise
                 compared = Comparison()
-            chain, events = pending.result()
+            chain, events, tree = pending.result()
         except BrokenExecutor:
             raise WorkerDied("the process checking the events died") from None
         finally:
             pool.shutdown(cancel_futures=True)
-        if chain.problem is not None or events.problem is not None:
+        if _problem(chain, events, tree):
             compared = Comparison()
-        return Verification(chain, events, compared, time.perf_counter() - started)
+        return Verification(chain, events, compared, time.perf_counter() - started, tree)
+
+
+def _problem(chain: ChainReport, events: Recheck, tree: TreeReport) -> bool:
+    return (chain.problem is not None or events.problem is not None
+            or tree.problem is not None)
 
 
 def _broken(pending: Future[Events], *, wait: bool = False) -> bool:
@@ -82,24 +93,26 @@ def _broken(pending: Future[Events], *, wait: bool = False) -> bool:
         return False
     if pending.exception() is not None:
         return True
-    chain, events = pending.result()
-    return chain.problem is not None or events.problem is not None
+    return _problem(*pending.result())
 
 
-def check_events(app: LedgerApplication) -> Events:
-    """The chain, and each event again where the chain holds: a check of bytes that were
-    not linked would name the wrong fault."""
+def check_events(
+    app: LedgerApplication, checkpoint: str | None = None, key: str | None = None
+) -> Events:
+    """The chain, then the Merkle tree and each event again where the chain holds: a check
+    of bytes that were not linked would name the wrong fault."""
     chain = check(app.ledger_recorder.iter_chain())
     if chain.problem is not None:
-        return chain, Recheck()
-    return chain, recheck(cast(AuditQueries, app.recorder))
+        return chain, Recheck(), TreeReport()
+    tree = check_tree(app.ledger_recorder, checkpoint, key)
+    return chain, recheck(cast(AuditQueries, app.recorder)), tree
 
 
-def check_events_at(url: str) -> Events:
+def check_events_at(url: str, checkpoint: str | None = None, key: str | None = None) -> Events:
     """`check_events` in a worker process, on a connection of its own."""
     app = LedgerApplication(url, create_tables=False)
     try:
-        return check_events(app)
+        return check_events(app, checkpoint, key)
     finally:
         app.close()
 

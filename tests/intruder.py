@@ -15,6 +15,9 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 import psycopg
 
+from ledger import merkle
+from ledger.chain import canonical_bytes
+
 IDS = uuid5(NAMESPACE_URL, "https://revledger.dev/ids")  # as docs/audit.md states
 
 
@@ -103,7 +106,32 @@ class Intruder:
         self.run("INSERT INTO event_keys VALUES (?, ?, ?, ?, ?, ?, ?)", [
             position, payload["event_id"], digest, payload["type"], customer, subscription,
             payload.get("voids")])
+        self._grow_tree(position, aggregate, version, topic, data)
         return position
+
+    def _grow_tree(self, position: int, aggregate: UUID, version: int, topic: str,
+                   data: bytes) -> None:
+        """The Merkle tree's rows for one more leaf, as the ledger writes them (docs/audit.md):
+        what a role that may INSERT into `merkle_tree` can add."""
+        last = self.run("SELECT idx FROM merkle_tree WHERE level = 0 ORDER BY idx DESC LIMIT 1")
+        size = last[0][0] + 1 if last else 0
+        frontier = [bytes.fromhex(self.run("SELECT sha256 FROM merkle_tree WHERE level = ? "
+                                           "AND idx = ?", [level, idx])[0][0])
+                    for level, idx in merkle.frontier(size)]
+        leaf = merkle.leaf_hash(canonical_bytes(position, aggregate.bytes, version, topic, data))
+        for level, idx, digest in merkle.append(size, frontier, [leaf]):
+            self.run("INSERT INTO merkle_tree VALUES (?, ?, ?, ?)",
+                     [level, idx, position if level == 0 else None, digest.hex()])
+
+    def retree(self) -> None:
+        """The whole Merkle tree again, from the events as they now are (guards dropped)."""
+        self.run("DELETE FROM merkle_tree")
+        for position, aggregate, version, topic, state in self.run(
+                f"SELECT e.{self.position}, e.originator_id, e.originator_version, e.topic, "
+                f"e.state FROM {self.events} e JOIN event_chain c "
+                f"ON c.position = e.{self.position} ORDER BY e.{self.position}"):
+            aggregate = aggregate if isinstance(aggregate, UUID) else UUID(aggregate)
+            self._grow_tree(position, aggregate, version, topic, bytes(state))
 
     def _insert_event(self, aggregate: UUID, version: int, topic: str, state: bytes) -> int:
         if self.sqlite:
@@ -117,11 +145,11 @@ class Intruder:
     def unguard(self) -> None:
         """What the owner does first: drop the guards against UPDATE and DELETE."""
         if self.sqlite:
-            for table in (self.events, "event_keys", "event_chain"):
+            for table in (self.events, "event_keys", "event_chain", "merkle_tree"):
                 for op in ("update", "delete"):
-                    self.run(f"DROP TRIGGER {table}_no_{op}")
+                    self.run(f"DROP TRIGGER IF EXISTS {table}_no_{op}")
         else:
-            for table in (self.events, "event_keys", "event_chain"):
+            for table in (self.events, "event_keys", "event_chain", "merkle_tree"):
                 self.run(f"ALTER TABLE {table} DISABLE TRIGGER USER")
 
     def rewrite(self, event_id: str, change: Callable[[dict[str, Any]], None]) -> None:
@@ -147,6 +175,7 @@ class Intruder:
             previous = link(previous, position, aggregate, version, topic, bytes(state))
             self.run("UPDATE event_chain SET chain_sha256 = ? WHERE position = ?",
                      [previous, position])
+        self.retree()
 
     def cut_tail(self) -> None:
         """The owner deletes the last event, its index row and its link (guards dropped)."""
@@ -154,3 +183,4 @@ class Intruder:
         for table, column in ((self.events, self.position), ("event_keys", "position"),
                               ("event_chain", "position")):
             self.run(f"DELETE FROM {table} WHERE {column} = ?", [position])
+        self.retree()

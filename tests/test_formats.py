@@ -37,11 +37,12 @@ def test_init_ingest_replay_and_verify_report_json(sqlite_url):
 
 
 def test_every_command_that_answers_has_a_format_option():
-    """Except those whose output is not a report: a server, a chart (a PNG), the demo."""
+    """Except those whose output is not a report: a server, a chart (a PNG), the demo, a
+    key and a checkpoint (a signed note, whose format is fixed)."""
     without = {name for name, command in main.commands.items()
                if not any(p.name == "fmt" for p in command.params)
                and not hasattr(command, "commands")}
-    assert without == {"serve", "chart", "demo"}
+    assert without == {"serve", "chart", "demo", "keygen", "checkpoint"}
 
 
 # -- `events` streams: the same bytes as rendering the whole list, in a page's memory -------
