@@ -317,5 +317,5 @@ class LedgerWriter:
         except DATABASE_ERRORS as exc:
             self.close()
             raise LedgerError(
-                f"database {redact(self.url)} unavailable: {trouble(exc)}"
+                f"database {redact(self.url)} unavailable: {trouble(exc, self.url)}"
             ) from None

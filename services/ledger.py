@@ -32,11 +32,11 @@ def open_ledger(url: str) -> Iterator[LedgerApplication]:
     except UnsupportedDatabase as exc:
         raise LedgerError(str(exc)) from None
     except DATABASE_ERRORS as exc:
-        raise LedgerError(f"cannot open {redact(url)}: {trouble(exc)}") from None
+        raise LedgerError(f"cannot open {redact(url)}: {trouble(exc, url)}") from None
     try:
         yield app
     except DATABASE_ERRORS as exc:
-        raise LedgerError(f"database {redact(url)}: {trouble(exc)}") from None
+        raise LedgerError(f"database {redact(url)}: {trouble(exc, url)}") from None
     except WorkerDied as exc:  # each batch is one transaction: none is left half-written
         raise LedgerError(f"{exc} (killed? out of memory?); what was recorded before stays "
                           "recorded, and running the command again is safe") from None
@@ -51,10 +51,13 @@ def known_head(app: LedgerApplication, known_at: str | None) -> tuple[Link | Non
     return head, head.position if head else 0
 
 
-def trouble(exc: BaseException) -> str:
-    """What went wrong with the database, in one line: the watch's finding if it gave up
-    on a server that stopped answering (`ledger.liveness`), else the error's own."""
+def trouble(exc: BaseException, url: str) -> str:
+    """What went wrong with the database `url`, in one line: the watch's finding if it
+    gave up on a server that stopped answering (`ledger.liveness`, PostgreSQL only), else
+    the error's own."""
     liveness = sys.modules.get("ledger.liveness")  # loaded only for a postgresql:// ledger
+    if not url.startswith("postgres"):
+        liveness = None  # the watch's findings are about servers, not this file
     if liveness is not None and (waited := liveness.WATCH.unanswered()) is not None:
         return (f"the server did not answer for {waited:.0f} s (frozen or unreachable?); "
                 "nothing was half-written, and the same command can be run again once it "

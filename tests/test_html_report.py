@@ -66,9 +66,11 @@ def expected(report: dict) -> list[tuple[str, str]]:
     out += [(f"movements_{k}", v) for k, v in report["movements"].items()
             if not k.endswith("_exact")]
     out += [("warning", w) for w in report["warnings"]]
+    tree = report["manifest"]["merkle_tree"]
     return [*out, ("known_at", report["manifest"]["known_at"]),
             ("ledger_position", str(head["position"])),
-            ("ledger_chain_sha256", head["chain_sha256"])]
+            ("ledger_chain_sha256", head["chain_sha256"]),
+            ("tree_size", str(tree["size"])), ("tree_root", tree["root"])]
 
 
 def test_the_html_report_renders_with_the_json_reports_figures(db_url, tmp_path):
