@@ -1,7 +1,7 @@
 """Aggregates: the consistency boundaries the ledger enforces when it records an event.
 
 Each canonical event is stored as exactly one domain event of the aggregate it is about:
-a `Subscription`, a `Customer`, or (for a void) the aggregate of the event it voids. The
+a `Subscription`, a `Customer`, a `Rate`, or (for a void) the aggregate of the event it voids. The
 first event an aggregate receives opens it, whatever its canonical type, because billing
 systems deliver out of order and the contract says order is never a reason to refuse.
 
@@ -36,6 +36,12 @@ def subscription_uuid(subscription_id: str) -> UUID:
 @lru_cache(maxsize=65536)
 def customer_uuid(customer_id: str) -> UUID:
     return uuid5(_NS, "customer:" + customer_id)
+
+
+@lru_cache(maxsize=65536)
+def rate_uuid(event_id: str) -> UUID:
+    """An exchange rate's stream (contract v2: it belongs to no customer): its own."""
+    return uuid5(_NS, "rate:" + event_id)
 
 
 class Recorded(Aggregate.Event):
@@ -86,7 +92,11 @@ class Customer(_Stream):
     """One customer's own events (its attributes); its subscriptions live apart."""
 
 
-_TOPICS = {Subscription: get_topic(Subscription), Customer: get_topic(Customer)}
+class Rate(_Stream):
+    """One exchange rate (`fx.rate`), and its void if it gets one."""
+
+
+_TOPICS = {kind: get_topic(kind) for kind in (Subscription, Customer, Rate)}
 
 
 def stream_event(

@@ -28,6 +28,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
+from ledger.currencies import is_active
 from ledger.instants import utc_instant
 from ledger.jsontext import UnreadableJSON, read_json
 from ledger.kinds import EVENT_TYPES
@@ -51,6 +52,16 @@ def _decimal_string(value: str) -> str:
 def _iso_4217(value: str) -> str:
     if not _CURRENCY.fullmatch(value):
         raise ValueError("must be an ISO 4217 code of 3 upper-case letters")
+    if not is_active(value):
+        raise ValueError(f"{value} is not an active ISO 4217 currency code")
+    return value
+
+
+def _positive_rate(value: str) -> str:
+    """contract v2: a rate is a decimal string > 0 with at most 12 decimal places."""
+    _decimal_string(value)
+    if not value.strip("0."):
+        raise ValueError("must be greater than 0")
     return value
 
 
@@ -63,6 +74,7 @@ Interval = Literal["day", "week", "month", "year"]
 Instant = Annotated[StrictStr, AfterValidator(_offset_required)]  # normalised to UTC text
 Amount = Annotated[StrictStr, AfterValidator(_decimal_string)]
 Currency = Annotated[StrictStr, AfterValidator(_iso_4217)]
+Rate = Annotated[StrictStr, AfterValidator(_positive_rate)]
 
 
 class _Record(TypedDict):
@@ -147,6 +159,21 @@ class EventVoided(_Record):
     reason: NotRequired[StrictStr | None]
 
 
+class FxRate(_Event):
+    """contract v2: from `effective_at` on, 1 `base` = `rate` `quote`. About no customer."""
+
+    type: Literal["fx.rate"]
+    base: Currency
+    quote: Currency
+    rate: Rate
+
+
+def _two_currencies(rate: dict[str, Any]) -> dict[str, Any]:
+    if rate["base"] == rate["quote"]:
+        raise ValueError("quote: must differ from base")
+    return rate
+
+
 CanonicalEvent = Annotated[
     CustomerCreated
     | CustomerUpdated
@@ -155,7 +182,8 @@ CanonicalEvent = Annotated[
     | SubscriptionCancelled
     | SubscriptionReactivated
     | SubscriptionSnapshot
-    | EventVoided,
+    | EventVoided
+    | Annotated[FxRate, AfterValidator(_two_currencies)],
     Field(discriminator="type"),
 ]
 _adapter: TypeAdapter[dict[str, Any]] = TypeAdapter(CanonicalEvent)

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from ledger.batches import batched
 from ledger.events import InvalidEvent, content_hash, decode_line, parse_event
-from ledger.kinds import PRICED, SUBSCRIPTION_TYPES, VOID
+from ledger.kinds import PRICED, SUBSCRIPTION_TYPES, UNOWNED, VOID
 from ledger.text import printable
 from ledger.workers import Spool, forked_pool
 
@@ -108,7 +108,7 @@ def check_line(number: int, raw: bytes, channel: Channel = CANONICAL) -> Checked
         event["event_id"],
         type_,
         event.get("effective_at"),
-        None if type_ == VOID else event["customer_id"],
+        None if type_ in UNOWNED else event["customer_id"],
         event["subscription_id"] if type_ in SUBSCRIPTION_TYPES else None,
         event["voids"] if type_ == VOID else None,
         event.get("currency") if type_ in PRICED else None,

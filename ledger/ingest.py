@@ -26,7 +26,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
-from ledger.aggregates import Customer, Recorded, Subscription, stream_event
+from ledger.aggregates import Customer, Rate, Recorded, Subscription, stream_event
 from ledger.application import LedgerApplication
 from ledger.feed import Check, Checked, Rejected, check_batch, checked_batches
 from ledger.instants import format_instant, parse_instant
@@ -90,7 +90,7 @@ class Ingestor:
     ) -> None:
         self.app = app
         self.recorder = app.ledger_recorder
-        self.currency = app.reporting_currency()
+        app.reporting_currency()  # opens the ledger (its settings) on first use
         self.batch_size = batch_size
         self.parallel = second_core() if parallel is None else parallel  # checking, writing
         self.turn_batches = turn_batches
@@ -139,7 +139,7 @@ class Ingestor:
             known, ids = self.lookup.known(candidates)
         else:
             known, ids = self.lookup.known(candidates, pending.decided, pending.ids)
-        return self._encode(decide(candidates, known, self.currency), ids,
+        return self._encode(decide(candidates, known), ids,
                             stamp(self.clock(), self.floor))
 
     def record(self, candidates: list[Checked]) -> Batch:
@@ -197,7 +197,8 @@ class Ingestor:
         keys = []
         for c, stream, version, customer_id, subscription_id in decided.accepted:
             events.append(stream_event(
-                Customer if subscription_id is None else Subscription,
+                Subscription if subscription_id is not None
+                else Customer if customer_id is not None else Rate,
                 ids[stream], version, timestamp, key=stream[2:],
                 customer_id=customer_id, event_id=c.event_id, type=c.type,
                 effective_at=c.effective_at, payload=orjson.Fragment(c.raw),

@@ -12,10 +12,14 @@ CHANGED = "subscription.changed"
 CANCELLED = "subscription.cancelled"
 REACTIVATED = "subscription.reactivated"
 SNAPSHOT = "subscription.snapshot"  # sets every term like a start; active from its `status`
-VOID = "event.voided"  # the only type without a customer_id: its target's stream is its own
+VOID = "event.voided"  # no customer_id of its own: its target's stream is its own
+# contract v2: an exchange rate, about no customer; each is a stream of its own (its void
+# joins it), so rates never contend with each other or with customers' streams
+FX_RATE = "fx.rate"
+UNOWNED = frozenset((VOID, FX_RATE))  # the types with no customer_id field
 
 EVENT_TYPES = (CUSTOMER_CREATED, CUSTOMER_UPDATED, STARTED, CHANGED, CANCELLED, REACTIVATED,
-               SNAPSHOT, VOID)
+               SNAPSHOT, VOID, FX_RATE)
 SUBSCRIPTION_TYPES = frozenset(t for t in EVENT_TYPES if t.startswith("subscription."))
 # the types that set every term (a term left out takes its default)
 WHOLE = frozenset((STARTED, REACTIVATED, SNAPSHOT))

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from itertools import islice
 from uuid import UUID
 
-from ledger.aggregates import customer_uuid, subscription_uuid
+from ledger.aggregates import customer_uuid, rate_uuid, subscription_uuid
 from ledger.feed import Checked
+from ledger.kinds import FX_RATE
 from ledger.queries import KeyRow, LedgerRecorder
 from ledger.rules import Facts, Head, Known, Layer, Recording, lookups, stream_of, streams
 
@@ -83,7 +84,8 @@ class StoreLookup:
                 ids[stream], store.heads[stream] = cached
             else:  # the aggregate id from the stream's key (`ledger.rules.stream_of`)
                 stream_id = (subscription_uuid(stream[2:]) if stream[0] == "s"
-                             else customer_uuid(stream[2:]))
+                             else customer_uuid(stream[2:]) if stream[0] == "c"
+                             else rate_uuid(stream[2:]))
                 ids[stream] = stream_id
                 missing[stream_id] = stream
         for stream_id, version, customer_id in self.recorder.select_heads(list(missing)):
@@ -103,7 +105,9 @@ class StoreLookup:
 
 def _recording(row: KeyRow) -> Recording:
     # A void is indexed under its target's customer and subscription: its target's stream.
-    known = row.customer_id is not None or row.subscription_id is not None
-    stream = stream_of(row.customer_id, row.subscription_id) if known else ""
+    # An exchange rate is its own stream; a void's own row places nothing (it is no target).
+    known = (row.customer_id is not None or row.subscription_id is not None
+             or row.type == FX_RATE)
+    stream = stream_of(row.customer_id, row.subscription_id, row.event_id) if known else ""
     return Recording(row.content_sha256, row.type, stream, row.customer_id,
                      row.subscription_id)

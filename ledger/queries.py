@@ -261,8 +261,9 @@ class LedgerQueries(AuditQueries):
         self, upto: int, first: str | None = None, after: str | None = None
     ) -> Iterator[tuple[str, int, bytes]]:
         """(customer_id, position, state) of every event up to `upto`, by customer; only
-        of customers from `first` on and before `after`, if given (byte order)."""
-        tests, params = [f"e.{self.position} <= ?"], [upto]
+        of customers from `first` on and before `after`, if given (byte order). Exchange
+        rates (about no customer) are not among them: `iter_rate_events`."""
+        tests, params = [f"e.{self.position} <= ?", "k.customer_id IS NOT NULL"], [upto]
         if first is not None:
             tests.append(f"k.customer_id {self.collate} >= ?")
             params.append(first)
@@ -274,6 +275,17 @@ class LedgerQueries(AuditQueries):
             f"WHERE {' AND '.join(tests)} ORDER BY k.customer_id {self.collate}",
             params,
         )
+
+    def iter_rate_events(self, upto: int) -> Iterator[tuple[int, bytes]]:
+        """(position, state) of every exchange rate up to `upto` and of every void of one
+        (the events indexed under no customer), in recorded order."""
+        for position, state in self._stream(
+            f"SELECT e.{self.position}, e.state FROM {self._join()} "
+            f"WHERE e.{self.position} <= ? AND k.customer_id IS NULL "
+            f"ORDER BY e.{self.position}",
+            [upto],
+        ):
+            yield position, bytes(state)
 
     def customer_bounds(self, every: int) -> list[str]:
         """Customer ids cutting the customers' events into runs of about `every` events,
@@ -356,6 +368,7 @@ class LedgerRecorder(Protocol):
         self, upto: int, first: str | None = None, after: str | None = None
     ) -> Iterator[tuple[str, int, bytes]]: ...
     def customer_bounds(self, every: int) -> list[str]: ...
+    def iter_rate_events(self, upto: int) -> Iterator[tuple[int, bytes]]: ...
     def iter_states(self, upto: int) -> Iterator[tuple[int, bytes]]: ...
     def iter_chain(self) -> Iterator[tuple]: ...
     # The Merkle tree (ledger.treestore.TreeQueries)

@@ -9,7 +9,7 @@ id, other content) or rejected with its reason:
 - a void names an event the ledger holds, which is neither a void nor voided already;
   it is recorded in its target's stream, under its target's customer and subscription;
 - a subscription keeps the customer it was opened with;
-- priced terms are in the ledger's reporting currency;
+- an exchange rate (`fx.rate`, about no customer) is a stream of its own;
 - a batch is recorded after the ledger's last event, whatever the clock says (`stamp`).
 
 The decisions of a batch are themselves a layer over what was known before it (`Layer`):
@@ -58,13 +58,16 @@ class Known(Protocol):
     def head(self, stream: str) -> Head | None: ...
 
 
-def stream_of(customer_id: str | None, subscription_id: str | None) -> str:
-    """A stream's key: `s:` + subscription id, else `c:` + customer id. Text keys hash much
-    faster than the streams' aggregate ids (UUIDs)."""
+def stream_of(customer_id: str | None, subscription_id: str | None, event_id: str = "") -> str:
+    """A stream's key: `s:` + subscription id, else `c:` + customer id, else (an exchange
+    rate, about no customer) `r:` + its own event id. Text keys hash much faster than the
+    streams' aggregate ids (UUIDs)."""
     if subscription_id is not None:
         return "s:" + subscription_id
-    assert customer_id is not None, "an event not about a subscription is about a customer"
-    return "c:" + customer_id
+    if customer_id is not None:
+        return "c:" + customer_id
+    assert event_id, "an event about no customer is an exchange rate, its own stream"
+    return "r:" + event_id
 
 
 class Facts:
@@ -182,24 +185,25 @@ def streams(candidates: Iterable[Checked], known: Known) -> set[str]:
         if c.voids is None:
             # stream_of, inline (as in `_decide`): every record of every batch goes by here
             wanted.add("s:" + c.subscription_id if c.subscription_id is not None
-                       else "c:" + c.customer_id)  # type: ignore[operator]
+                       else "c:" + c.customer_id if c.customer_id is not None
+                       else "r:" + c.event_id)
         elif (target := known.recorded(c.voids)) is not None and target.type != VOID:
             wanted.add(target.stream)
     return wanted
 
 
-def decide(candidates: Iterable[Checked], known: Known, currency: str) -> Decided:
+def decide(candidates: Iterable[Checked], known: Known) -> Decided:
     """Each record's outcome, in order, each decided on `known` and the records before it."""
     batch = Decided(known)
     for c in candidates:
         try:
-            _decide(c, batch, known, currency)
+            _decide(c, batch, known)
         except ValueError as refused:
             batch.rejected.append(Rejected(c.line, c.event_id, str(refused), c.raw))
     return batch
 
 
-def _decide(c: Checked, batch: Decided, known: Known, currency: str) -> None:
+def _decide(c: Checked, batch: Decided, known: Known) -> None:
     """One record, on the batch's records before it, then on `known`. (`batch` is asked
     as a layer would, its own dicts first, inline: every record asks twice.)"""
     previous = batch.recordings.get(c.event_id) or known.recorded(c.event_id)
@@ -213,10 +217,8 @@ def _decide(c: Checked, batch: Decided, known: Known, currency: str) -> None:
     else:
         customer_id, subscription_id = c.customer_id, c.subscription_id
         stream = ("s:" + subscription_id if subscription_id is not None
-                  else "c:" + customer_id)  # type: ignore[operator]  # stream_of, inline
-        if c.currency is not None and c.currency != currency:
-            raise ValueError(f"currency: {c.currency} is not this ledger's reporting "
-                             f"currency {currency}")
+                  else "c:" + customer_id if customer_id is not None
+                  else "r:" + c.event_id)  # stream_of, inline
     head = batch.heads.get(stream) or known.head(stream)
     if head is None:
         version, owner = 1, customer_id

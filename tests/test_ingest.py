@@ -125,9 +125,12 @@ def test_a_subscription_keeps_its_customer(db_url):
     assert rejects == ["line 1: e9: customer_id: subscription s1 belongs to customer c1"]
 
 
-def test_events_in_another_currency_are_refused(db_url):
+def test_events_in_any_active_currency_are_taken_and_others_refused(db_url):
+    """contract v2: every amount stays in the currency it was billed in."""
     _summary, rejects = ingest(db_url, {**FEED[0], "currency": "EUR"})
-    assert rejects == ["line 1: e1: currency: EUR is not this ledger's reporting currency USD"]
+    assert rejects == []
+    _summary, rejects = ingest(db_url, {**FEED[0], "event_id": "e1b", "currency": "XYZ"})
+    assert rejects == ["line 1: e1b: currency: XYZ is not an active ISO 4217 currency code"]
 
 
 def test_a_field_of_another_event_type_sent_as_an_extra_is_kept_but_routes_nothing(db_url):

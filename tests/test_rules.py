@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.feed import Checked, check_line
-from ledger.kinds import PRICED, SUBSCRIPTION_TYPES, VOID
+from ledger.kinds import FX_RATE, PRICED, SUBSCRIPTION_TYPES, VOID
 from ledger.rules import (
     Decided,
     Facts,
@@ -49,12 +49,16 @@ def record(line: int, event_id: str, type_: str, *, sha: str = "h", customer: st
 def records(draw: st.DrawFn) -> list[Checked]:
     """Records that depend on each other: few ids, so repeats (the same content or not),
     voids of held, missing, voided and void events, subscriptions named with another
-    customer, prices in another currency."""
+    customer, prices in other currencies (all taken, contract v2), exchange rates."""
     drawn = []
     for line in range(1, draw(st.integers(1, 16)) + 1):
         event_id = draw(st.sampled_from(IDS))
         sha = draw(st.sampled_from(["h", "h", "h", "other"]))
-        kind = draw(st.sampled_from(["customer", "subscription", "subscription", "void"]))
+        kind = draw(st.sampled_from(["customer", "subscription", "subscription", "void",
+                                     "rate"]))
+        if kind == "rate":
+            drawn.append(record(line, event_id, FX_RATE, sha=sha))
+            continue
         if kind == "void":
             drawn.append(record(line, event_id, VOID, sha=sha,
                                 voids=draw(st.sampled_from([*IDS, "missing"]))))
@@ -107,11 +111,9 @@ def reference(feed: list[Checked]) -> list[tuple[Any, ...]]:
             stream = stream_of[target.event_id]
             voided[r.voids] = r.event_id
         else:
-            if r.currency not in (None, CURRENCY):
-                refuse(f"currency: {r.currency} is not this ledger's reporting currency "
-                       f"{CURRENCY}")
-                continue
-            if r.subscription_id is not None:
+            if r.type == FX_RATE:  # contract v2: about no customer, a stream of its own
+                stream = "r:" + r.event_id
+            elif r.subscription_id is not None:
                 owner = owners.setdefault(r.subscription_id, r.customer_id)
                 if owner != r.customer_id:
                     refuse(f"customer_id: subscription {r.subscription_id} belongs to "
@@ -144,7 +146,7 @@ def land(store: Facts, batch: Layer) -> None:
 @MANY
 @given(feed=records())
 def test_the_rules_decide_as_the_contract_says_record_by_record(feed):
-    assert told(decide(feed, Facts(), CURRENCY)) == reference(feed)
+    assert told(decide(feed, Facts())) == reference(feed)
 
 
 @MANY
@@ -167,12 +169,12 @@ def test_deciding_in_batches_each_on_the_one_being_written_is_deciding_at_once(f
         for stream in streams(batch, known):
             if (head := store.heads.get(stream)) is not None:
                 seen.heads[stream] = head
-        decided = decide(batch, known, CURRENCY)
+        decided = decide(batch, known)
         if pending is not None and not landed_first:
             land(store, pending)
         pending, start = decided, cut
         decisions.append(decided)
-    assert told(*decisions) == told(decide(feed, Facts(), CURRENCY))
+    assert told(*decisions) == told(decide(feed, Facts()))
 
 
 @settings(max_examples=100)
@@ -182,7 +184,7 @@ def test_a_feed_the_contract_accepts_is_accepted_whole_and_repeats_are_duplicate
     for ingest, recorded in zip(drawn.ingests, drawn.recorded, strict=True):
         checked = [check_line(n, line) for n, line in enumerate(jsonl(*ingest).splitlines(), 1)]
         assert all(isinstance(c, Checked) for c in checked)
-        decided = decide(checked, store, CURRENCY)
+        decided = decide(checked, store)
         land(store, decided)
         assert decided.rejected == []
         assert [p.event.event_id for p in decided.accepted] == [e["event_id"] for e in recorded]
@@ -191,7 +193,7 @@ def test_a_feed_the_contract_accepts_is_accepted_whole_and_repeats_are_duplicate
 
 
 def reasons(known: Facts, *feed: Checked) -> list[str]:
-    return [r.reason for r in decide(feed, known, CURRENCY).rejected]
+    return [r.reason for r in decide(feed, known).rejected]
 
 
 S1 = record(1, "e1", "subscription.started", customer="c1", sub="s1", currency="USD")
@@ -215,12 +217,17 @@ def test_each_refusal_reads_as_it_always_has():
         "voids: 'e1' is already voided by 'v1'"]
     assert reasons(KNOWN, S1._replace(event_id="e2", customer_id="c2")) == [
         "customer_id: subscription s1 belongs to customer c1"]
-    assert reasons(Facts(), S1._replace(currency="EUR")) == [
-        "currency: EUR is not this ledger's reporting currency USD"]
+    assert reasons(Facts(), S1._replace(currency="EUR")) == []  # contract v2: any currency
+
+
+def test_an_exchange_rate_is_a_stream_of_its_own_and_its_void_joins_it():
+    decided = decide([record(1, "r1", FX_RATE), record(2, "v9", VOID, voids="r1")], Facts())
+    assert [(p.stream, p.version, p.customer_id, p.subscription_id)
+            for p in decided.accepted] == [("r:r1", 1, None, None), ("r:r1", 2, None, None)]
 
 
 def test_a_void_goes_to_its_targets_stream_under_its_targets_customer():
-    decided = decide([record(1, "v2", VOID, voids="e0")], KNOWN, CURRENCY)
+    decided = decide([record(1, "v2", VOID, voids="e0")], KNOWN)
     [placed] = decided.accepted
     assert (placed.stream, placed.version, placed.customer_id, placed.subscription_id) == (
         "c:c1", 2, "c1", None)
@@ -228,7 +235,7 @@ def test_a_void_goes_to_its_targets_stream_under_its_targets_customer():
 
 
 def test_a_batch_answers_before_what_it_lies_on_and_holds_only_its_own():
-    decided = decide([S1._replace(event_id="e2")], KNOWN, CURRENCY)
+    decided = decide([S1._replace(event_id="e2")], KNOWN)
     assert decided.head("s:s1") == Head(3, "c1")
     assert decided.recorded("e1") == KNOWN.recorded("e1")  # from below
     assert set(decided.recordings) == {"e2"}
