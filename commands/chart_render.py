@@ -112,6 +112,13 @@ def _movements(axes: Any, series: dict[str, Any]) -> None:
         values = [-_units(p[name]) for p in points]
         axes.bar(months, values, bottom=below, color=colour, label=name)
         below = [b + v for b, v in zip(below, values, strict=True)]
+    # contract v2: exchange rates' own effect, up or down, apart from the customers'
+    fx = [_units(p.get("fx", 0)) for p in points]
+    axes.bar(months, fx, bottom=[a if v >= 0 else b for v, a, b in zip(fx, above, below,
+                                                                       strict=True)],
+             color="#9e9e9e", hatch="//", label="fx (exchange rates)")
+    above = [a + max(v, 0) for a, v in zip(above, fx, strict=True)]
+    below = [b + min(v, 0) for b, v in zip(below, fx, strict=True)]
     net = [a + b for a, b in zip(above, below, strict=True)]
     axes.plot(months, net, color="black", marker="o", label="net new MRR")
     axes.axhline(0, color="grey", linewidth=0.8)

@@ -33,9 +33,10 @@ MIN_CUSTOMERS = 10
 def chart(db: str, kind: str, start: date, end: date, out: Path, min_customers: int,
           grain: str, metric: str, known_at: str | None) -> None:
     """Draw KIND: `nrr` (trailing-12-month NRR and GRR against the benchmark bands),
-    `movements` (monthly new, expansion, reactivation up; contraction, churn down; net new
-    MRR), `mrr` (MRR at each month end) or `cohorts` (the vintage triangle as a heatmap).
-    The footer names the ledger head and the instant the figures are as known at."""
+    `movements` (monthly new, expansion, reactivation up; contraction, churn down; FX, the
+    exchange rates' own effect, either way; net new MRR), `mrr` (MRR at each month end) or
+    `cohorts` (the vintage triangle as a heatmap). The footer names the ledger head and the
+    instant the figures are as known at."""
     if end < start:
         raise click.BadParameter("the end month is before the start month", param_hint="--end")
     from commands.chart_render import chart_format, figure_for, save

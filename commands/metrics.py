@@ -78,6 +78,7 @@ def nrr(db: str, start: date, end: date, cohort: Period | None, segment: dict[st
         report = nrr_report(db, start, end, cohort, segment, known_at)
     if fmt == "table":
         report = {**report, "nrr": percent(report["nrr_exact"]),
+                  "nrr_constant_currency": percent(report["nrr_constant_currency_exact"]),
                   "grr": percent(report["grr_exact"])}
     _scalar(fmt, report, f"Retention {start} -> {end}")
 
@@ -89,10 +90,11 @@ def nrr(db: str, start: date, end: date, cohort: Period | None, segment: dict[st
 @format_option
 @click.pass_obj
 def movements(db: str, start: date, end: date, known_at: str | None, fmt: str) -> None:
-    """Monthly MRR movements (new, expansion, contraction, churn, reactivation).
+    """Monthly MRR movements (new, expansion, contraction, churn, reactivation, fx).
 
     Each month compares every customer's MRR at the end of the month before with its MRR
-    at the end of the month (month-end snapshots, not event-level changes).
+    at the end of the month (month-end snapshots, not event-level changes), both at the
+    month before's exchange rates; fx is what the rates' own change added.
     """
     if end < start:
         raise click.BadParameter("the end month is before the start month", param_hint="--end")
@@ -106,7 +108,8 @@ def movements(db: str, start: date, end: date, known_at: str | None, fmt: str) -
         columns = ["month"] + [c for k in KINDS for c in (k, f"{k}_exact")]
         emit_csv(columns, report["months"])
     else:
-        emit_table(["month", *KINDS], report["months"], title="MRR movements",
+        emit_table(["month", *KINDS], report["months"],
+                   title=f"MRR movements ({report['reporting_currency']})",
                    caption=caption(report["manifest"]))
 
 

@@ -22,7 +22,10 @@ from typing import Any
 from ledger.kinds import VOID
 from projections import reference
 from projections.engine import UNREADABLE, MRRIndex
+from projections.facts import decode_fact
+from projections.fold import visible
 from projections.projection import MRRProjection
+from projections.rates import Rates, quotes
 
 CHUNK = 1000  # customers compared at a time
 _EPOCH = datetime(1970, 1, 1)
@@ -70,11 +73,48 @@ def compare(projection: MRRProjection, stop: Callable[[], bool] = lambda: False
             if difference:
                 out.difference = difference
                 return out
+    if (difference := _rates_problem(projection, position)) is not None:
+        out.difference = difference
+        return out
     if projection.view.customer_count() != out.customers:
         out.difference = Difference("-", None, "rows of customers with no events")
     elif columns is not None and len(columns[0]) != out.customers:
         out.difference = Difference("-", None, "query columns of customers with no events")
     return out
+
+
+RATE_INSTANTS = 400  # instants at which each currency's rate in force is compared, at most
+
+
+def _rates_problem(projection: MRRProjection, position: int) -> Difference | None:
+    """The rate in force (`projections.rates`, what every figure converts at) equals the
+    reference's for every currency of the ledger, at the instants where rates change (a
+    sample of them, evenly spread, for a long history): the same rate, or no rate on both
+    sides."""
+    rows = list(projection.events.iter_rate_events(position))
+    events = [e for p, state in rows if (e := reference.stored_event(p, state))]
+    held = reference.visible(events)
+    facts = [f for p, state in rows if (f := decode_fact(p, state))]
+    fast = Rates(quotes(visible(facts)))
+    reporting = projection.app.reporting_currency()
+    currencies = sorted({c for e in held for c in (e.record["base"], e.record["quote"])})
+    instants = sorted({e.effective_at for e in held})
+    step = max(1, len(instants) // RATE_INSTANTS)
+    for last in instants[::step]:
+        bound = (datetime.fromisoformat(last[:-1]) + timedelta(microseconds=1)).isoformat(
+            timespec="microseconds") + "Z"
+        for currency in currencies:
+            if (_rate_or_none(reference.rate, held, currency, reporting, last)
+                    != _rate_or_none(fast.rate, currency, reporting, bound)):
+                return Difference("-", None, f"exchange rate {currency}->{reporting} at {last}")
+    return None
+
+
+def _rate_or_none(rate: Any, *args: Any) -> Fraction | None:
+    try:
+        return rate(*args)
+    except LookupError:  # the reference's NoRate, the fast path's MissingRate
+        return None
 
 
 def _take(groups: Iterator[tuple[str, Any]], n: int) -> Iterator[tuple[str, list]]:
@@ -110,15 +150,20 @@ def _versions_problem(customer: str, versions: list[tuple[int, reference.History
     fold of the recordings made by then."""
     versions = list(versions)
     positions = {p for p, _ in versions}
-    for row in (*steps, *attributes):
+    for row in steps:  # (currency, effective_at, known_from, known_until, mrr)
+        positions.update(p for p in row[2:4] if p is not None)
+    for row in attributes:
         positions.update(p for p in row[1:3] if p is not None)
     positions.update(p for row in paid for p in row[:2] if p is not None)
     expected: reference.History | None = None
     for position in sorted(positions):
         while versions and versions[0][0] <= position:
             expected = versions.pop(0)[1]
-        held = [row for row in steps if _holds(row[1], row[2], position)]
-        if [(r[0], Fraction(r[3]) / 100) for r in held] != (expected.steps if expected else []):
+        native: dict[str, list] = {}
+        for r in steps:
+            if _holds(r[2], r[3], position):
+                native.setdefault(r[0], []).append((r[1], Fraction(r[4]) / 100))
+        if native != (expected.steps if expected else {}):
             return Difference(customer, position, "MRR steps")
         held = [row for row in attributes if _holds(row[1], row[2], position)]
         if [(r[0], json.loads(r[3])) for r in held] != (expected.attributes if expected else []):
@@ -159,10 +204,14 @@ def _columns_problem(customer: str, expected: reference.History,
     i = numbers.get(customer)
     if i is None or _at(int(index.first_paid[i])) != expected.first_paid:
         return Difference(customer, None, "query columns: first paid instant")
-    rows = range(index.mrr.offsets[i], index.mrr.offsets[i + 1])
-    steps = [(_at(int(index.mrr.at[r])), Fraction(int(index.units[r]), index.denominator) / 100)
-             for r in rows]
-    if steps != expected.steps:
+    native = {}
+    for currency, held in index.mrr.items():
+        rows = range(held.offsets[i], held.offsets[i + 1])
+        units = index.units[currency]
+        if rows:
+            native[currency] = [(_at(int(held.at[r])),
+                                 Fraction(int(units[r]), index.denominator) / 100) for r in rows]
+    if native != expected.steps:
         return Difference(customer, None, "query columns: MRR steps")
     rows = range(index.attr.offsets[i], index.attr.offsets[i + 1])
     attributes = [(_at(int(index.attr.at[r])),

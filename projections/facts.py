@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from ledger.instants import utc_text
-from ledger.kinds import SUBSCRIPTION_TYPES, VOID
+from ledger.kinds import SUBSCRIPTION_TYPES, UNOWNED, VOID
 
 
 class Fact(NamedTuple):
@@ -44,7 +44,7 @@ def decode_fact(position: int, state: bytes) -> Fact | None:
         # A void takes effect when it is recorded, at every effective instant: its own
         # `effective_at`, if it carries one, is informative only (contract v1.1).
         None if type_ == VOID else data["effective_at"],
-        None if type_ == VOID else payload["customer_id"],  # only its type's own fields
+        None if type_ in UNOWNED else payload["customer_id"],  # only its type's own fields
         payload["subscription_id"] if type_ in SUBSCRIPTION_TYPES else None,
         payload,
     ))

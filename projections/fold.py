@@ -1,8 +1,9 @@
 """The pure fold: facts -> per-subscription states -> each customer's MRR timeline.
 
 Events of a customer are applied in effective-time order, ties in recorded order; voided
-events are skipped. The result for a customer is its change points: `(instant, mrr)`
-pairs, each the MRR from that instant on (0 before the first). No I/O, no rounding.
+events are skipped. The result for a customer is its change points per currency: `(instant, mrr)`
+pairs, each the MRR in that currency from that instant on (0 before the first). No I/O,
+no rounding, no conversion (contract v2: a rate is applied when a figure is asked for).
 """
 
 from __future__ import annotations
@@ -14,26 +15,35 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 from operator import itemgetter
+from typing import Any
 
 from ledger.kinds import PRICED, VOID
 from projections.facts import Fact
 from projections.mrr import ZERO, SubscriptionState, apply, decimals_beyond_cents, scaled_mrr
 
 Steps = list[tuple[str, Fraction]]
+Native = dict[str, Steps]  # currency -> that currency's MRR change points (contract v2)
 _INACTIVE = (SubscriptionState(), 0)
 
 
 @dataclass
 class CustomerHistory:
-    """What the metrics need of one customer."""
+    """What the metrics need of one customer: its MRR in each currency it is billed in,
+    kept apart (contract v2: converted only when a figure is asked for)."""
 
-    steps: Steps = field(default_factory=list)
+    steps: Native = field(default_factory=dict)
     # (instant, attributes in force from then on), merged in effective order
     attributes: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
     @property
     def first_paid(self) -> str | None:
-        return next((at for at, mrr in self.steps if mrr > 0), None)
+        return first_paid(self.steps)
+
+
+def first_paid(native: dict[str, list[tuple[str, Any]]]) -> str | None:
+    """The first instant with MRR > 0 in any currency (a rate is > 0: in all of them)."""
+    return min((next((at for at, mrr in steps if mrr > 0), None) for steps in native.values()),
+               key=lambda at: at or "~", default=None)
 
 
 def visible(facts: Iterable[Fact], known_at: str | None = None) -> list[Fact]:
@@ -68,9 +78,11 @@ def scale_of(facts: Iterable[Fact]) -> int:
 class Timeline:
     """The fold's running state for one customer, fed facts in effective order.
 
-    MRRs are kept as integer numerators over `scale`, so the loop adds integers, not
-    fractions. Fed more facts later on (all effective after those it holds), it goes on
-    as if fed them all at once: what `known_at` versions of a history build on.
+    MRRs are kept per currency as integer numerators over `scale`, so the loop adds
+    integers, not fractions. Fed more facts later on (all effective after those it
+    holds), it goes on as if fed them all at once: what `known_at` versions of a history
+    build on. A subscription whose currency changes moves its MRR from one currency's
+    steps to the other's at that instant.
     """
 
     __slots__ = ("attribute_steps", "attributes", "scale", "steps", "subscriptions")
@@ -80,11 +92,11 @@ class Timeline:
         self.subscriptions: dict[str, tuple[SubscriptionState, int]] = {}
         self.attributes: dict[str, str] = {}
         self.attribute_steps: list[tuple[str, dict[str, str]]] = []
-        self.steps: list[tuple[str, int]] = []  # may repeat a value: see `mrr_steps`
+        # currency -> its change points; may repeat a value: see `mrr_steps`
+        self.steps: dict[str, list[tuple[str, int]]] = {}
 
     def feed(self, ordered: Iterable[Fact]) -> None:
-        subscriptions, scale, steps = self.subscriptions, self.scale, self.steps
-        total = steps[-1][1] if steps else 0  # the MRR the facts fed so far add up to
+        subscriptions, scale, add = self.subscriptions, self.scale, self._add
         for fact in ordered:
             at = fact.effective_at
             assert at is not None, "only voids may lack an effective time"
@@ -93,22 +105,40 @@ class Timeline:
                 _put(self.attribute_steps, at, self.attributes)
                 continue
             state, before = subscriptions.get(fact.subscription_id, _INACTIVE)
+            currency = state.currency
             state = apply(state, fact.type, fact.payload)
             after = scaled_mrr(state, scale)
             if type(after) is Fraction:  # an amount with more than 2 decimals: whole here
                 after = after.numerator
             subscriptions[fact.subscription_id] = (state, after)
-            if after != before:
-                total += after - before
-                _put(steps, at, total)
+            if state.currency == currency:
+                if after != before:
+                    add(currency, at, after - before)  # type: ignore[arg-type]
+            else:  # MRR is only ever held by an active subscription, which has a currency
+                if before:
+                    add(currency, at, -before)  # type: ignore[arg-type]
+                if after:
+                    add(state.currency, at, after)  # type: ignore[arg-type]
 
-    def mrr_steps(self) -> list[tuple[str, int]]:
-        """The change points, as numerators over `scale`."""
-        return _without_repeats(self.steps)
+    def _add(self, currency: str, at: str, change: int) -> None:
+        steps = self.steps.get(currency)
+        if steps is None:
+            steps = self.steps[currency] = []
+        _put(steps, at, (steps[-1][1] if steps else 0) + change)
+
+    def mrr_steps(self) -> dict[str, list[tuple[str, int]]]:
+        """The change points per currency (those with any), as numerators over `scale`."""
+        out = {}
+        for currency in sorted(self.steps):
+            if kept := _without_repeats(self.steps[currency]):
+                out[currency] = kept
+        return out
 
     def history(self) -> CustomerHistory:
-        return CustomerHistory([(at, fraction(value, self.scale)) for at, value in
-                                self.mrr_steps()], self.attribute_steps)
+        return CustomerHistory(
+            {currency: [(at, fraction(value, self.scale)) for at, value in steps]
+             for currency, steps in self.mrr_steps().items()},
+            self.attribute_steps)
 
 
 EFFECTIVE_ORDER = itemgetter(4, 0)  # (effective_at, position): ties in recorded order
@@ -147,6 +177,11 @@ def _without_repeats(steps: list[tuple[str, int]]) -> list[tuple[str, int]]:
             kept.append((at, mrr))
             previous = mrr
     return kept
+
+
+def native_before(history: CustomerHistory, bound: str) -> dict[str, Fraction]:
+    """MRR in each currency, counting every event effective strictly before `bound`."""
+    return {currency: mrr_before(steps, bound) for currency, steps in history.steps.items()}
 
 
 def mrr_before(steps: Steps, bound: str) -> Fraction:

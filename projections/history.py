@@ -9,10 +9,13 @@ customer's MRR change points from there are compared with the rows held open. Th
 a recording is then its own facts, the change points it moves and a binary search, not
 the customer's whole history (webhooks deliver one event at a time, often late).
 
-The customer's MRR is a step function: at each instant, the sum over its subscriptions of
-the change their facts at that instant make. Its change points (where that sum is not 0)
-are exactly the `mrr_steps` of a fold (`projections.fold.Timeline`), which is what keeps
-these rows byte-identical to a rebuild.
+The customer's MRR is kept per currency billed (contract v2: converted only when a figure
+is asked for), each a step function: at each instant, the sum over its subscriptions of
+the change their facts at that instant make in that currency (a fact that moves a
+subscription to another currency takes its MRR out of the old one and into the new).
+Its change points, keyed (currency, instant) where that sum is not 0, are exactly the
+`mrr_steps` of a fold (`projections.fold.Timeline`), which is what keeps these rows
+byte-identical to a rebuild.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from projections.fold import EFFECTIVE_ORDER, fraction
 from projections.mrr import SubscriptionState, apply, decimals_beyond_cents, scaled_mrr
 
 Ranged = tuple[Any, Any, int, int | None]  # (key, value, known_from, known_until)
+Point = tuple[str, str]  # (currency, effective_at): where the MRR in a currency changes
 _START = SubscriptionState()
+_LAST = chr(0x10FFFF)  # after every instant: (currency, _LAST) ends a currency's points
 
 
 class Ranges:
@@ -98,16 +103,16 @@ class History:
         self.subscriptions: dict[str, _Subscription] = {}
         self.facts: dict[str, Fact] = {}  # visible facts by event id (what a void finds)
         self.attribute_facts: list[Fact] = []  # in effective order
-        self.delta: dict[str, int] = {}  # instant -> the MRR change there (never 0)
-        self.instants: list[str] = []  # the keys of `delta`, in order
-        self.total: dict[str, int] = {}  # instant -> the MRR from then on
+        self.delta: dict[Point, int] = {}  # the MRR change at each point (never 0)
+        self.instants: list[Point] = []  # the keys of `delta`, in order
+        self.total: dict[Point, int] = {}  # point -> the MRR in its currency from then on
         self.steps, self.attributes, self.first_paid = Ranges(), Ranges(), Ranges()
         self.recorded_at: str | None = None  # of the last recording
 
     def record(self, position: int, facts: Iterable[Fact]) -> None:
         """The version after one recording (its facts in recorded order), at `position`,
         the recording's last."""
-        moved: set[str] = set()
+        moved: set[Point] = set()
         attributes = False
         for fact in facts:
             self.recorded_at = fact.recorded_at
@@ -131,8 +136,7 @@ class History:
         self._mrr_rows(position, moved)
         if attributes:
             self._attribute_rows(position)
-        paid = next((at for at in self.instants if self.total[at] > 0), None)
-        self.first_paid.put(position, None, (paid,))
+        self.first_paid.put(position, None, (self._first_paid(),))
 
     def versions(self) -> tuple[list[Ranged], list[Ranged], list[Ranged]]:
         """Every row so far with its range: steps (MRR as Fractions), attributes and the
@@ -165,45 +169,54 @@ class History:
             self.delta = {at: d * factor for at, d in self.delta.items()}
             self.total = {at: t * factor for at, t in self.total.items()}
 
-    def _splice(self, sid: str, old: Fact | None, new: Fact | None, moved: set[str]) -> None:
+    def _splice(self, sid: str, old: Fact | None, new: Fact | None, moved: set[Point]
+                ) -> None:
         """Remove `old` from or insert `new` into a subscription, then apply its facts
-        from there until the states meet the old ones; `moved` gains the instants whose
+        from there until the states meet the old ones; `moved` gains the points whose
         change this altered."""
         sub = self.subscriptions.setdefault(sid, _Subscription())
+        states, mrr = sub.states, sub.mrr
         fresh = -1  # the index of the inserted fact
         if new is not None:
             j = fresh = bisect_left(sub.keys, key := EFFECTIVE_ORDER(new))
+            old_previous = (states[j - 1], mrr[j - 1]) if j else (_START, 0)
             sub.keys.insert(j, key)
             sub.facts.insert(j, new)
-            sub.states.insert(j, _START)
-            sub.mrr.insert(j, 0)
-            old_previous = sub.mrr[j - 1] if j else 0
+            states.insert(j, _START)
+            mrr.insert(j, 0)
         else:
             assert old is not None
             j = bisect_left(sub.keys, EFFECTIVE_ORDER(old))
-            old_previous = sub.mrr[j]
-            self._change(old.effective_at, (sub.mrr[j - 1] if j else 0) - old_previous, moved)
-            for column in (sub.keys, sub.facts, sub.states, sub.mrr):
+            old_previous = (states[j], mrr[j])
+            gone: dict[Point, int] = {}
+            _moves(gone, old.effective_at, (states[j - 1], mrr[j - 1]) if j else (_START, 0),
+                   old_previous, -1)  # type: ignore[arg-type]
+            self._apply(gone, moved)
+            for column in (sub.keys, sub.facts, states, mrr):
                 del column[j]
-        previous = sub.mrr[j - 1] if j else 0
-        state = sub.states[j - 1] if j else _START
+        previous = (states[j - 1], mrr[j - 1]) if j else (_START, 0)
         for i in range(j, len(sub.facts)):
             fact = sub.facts[i]
-            state = apply(state, fact.type, fact.payload)
+            state = apply(previous[0], fact.type, fact.payload)
             value = scaled_mrr(state, self.scale)
             value = value.numerator if type(value) is Fraction else value
-            if i == fresh:
-                old_change = 0
-            else:
-                old_change, old_previous = sub.mrr[i] - old_previous, sub.mrr[i]
-            self._change(fact.effective_at, value - previous - old_change, moved)  # type: ignore[arg-type]
-            met = i != fresh and state == sub.states[i]
-            sub.states[i], sub.mrr[i] = state, value
-            previous = value
+            changes: dict[Point, int] = {}
+            if i != fresh:  # what it changed before, taken back
+                _moves(changes, fact.effective_at, old_previous, (states[i], mrr[i]), -1)  # type: ignore[arg-type]
+                old_previous = (states[i], mrr[i])
+            _moves(changes, fact.effective_at, previous, (state, value), 1)  # type: ignore[arg-type]
+            self._apply(changes, moved)
+            met = i != fresh and state == states[i]
+            states[i], mrr[i] = state, value
+            previous = (state, value)
             if met:  # the same state: every later fact changes what it changed before
                 break
 
-    def _change(self, at: str, by: int, moved: set[str]) -> None:
+    def _apply(self, changes: dict[Point, int], moved: set[Point]) -> None:
+        for point, by in changes.items():
+            self._change(point, by, moved)
+
+    def _change(self, at: Point, by: int, moved: set[Point]) -> None:
         if not by:
             return
         moved.add(at)
@@ -217,27 +230,43 @@ class History:
             del self.instants[bisect_left(self.instants, at)]
             self.total.pop(at, None)
 
-    def _mrr_rows(self, position: int, moved: set[str]) -> None:
-        """Totals again from the first moved instant, until they meet the old ones past
-        the last; rows put where they differ."""
+    def _mrr_rows(self, position: int, moved: set[Point]) -> None:
+        """Each currency's totals again from its first moved point, until they meet the
+        old ones past its last; rows put where they differ."""
         if not moved:
             return
-        first, last = min(moved), max(moved)
         for at in moved:  # no longer a change point
             if at not in self.delta:
                 self.steps.put(position, at, None)
+        span: dict[str, tuple[str, str]] = {}  # currency -> (first, last) moved instant
+        for currency, at in moved:
+            first, last = span.get(currency, (at, at))
+            span[currency] = (min(first, at), max(last, at))
         instants, total, delta = self.instants, self.total, self.delta
-        i = bisect_left(instants, first)
-        running = total[instants[i - 1]] if i else 0
-        for k in range(i, len(instants)):
-            at = instants[k]
-            running += delta[at]
-            if total.get(at) == running:
-                if at > last:
-                    break
-                continue
-            total[at] = running
-            self.steps.put(position, at, fraction(running, self.scale))
+        for currency, (first, last) in span.items():
+            i = bisect_left(instants, (currency, first))
+            running = total[instants[i - 1]] if i and instants[i - 1][0] == currency else 0
+            for k in range(i, bisect_left(instants, (currency, _LAST), i)):
+                point = instants[k]
+                running += delta[point]
+                if total.get(point) == running:
+                    if point[1] > last:
+                        break
+                    continue
+                total[point] = running
+                self.steps.put(position, point, fraction(running, self.scale))
+
+    def _first_paid(self) -> str | None:
+        """The first instant with MRR > 0 in any currency (contract v2: a rate is > 0)."""
+        instants, total, paid, k = self.instants, self.total, None, 0
+        while k < len(instants):
+            currency, at = instants[k]
+            if total[instants[k]] > 0:
+                paid = at if paid is None else min(paid, at)
+                k = bisect_left(instants, (currency, _LAST), k)  # the next currency's
+            else:
+                k += 1
+        return paid
 
     def _attribute_rows(self, position: int) -> None:
         """The attributes folded again (customer events are few), rows put where they
@@ -251,3 +280,23 @@ class History:
             self.attributes.put(position, at, None)
         for at, value in rows.items():
             self.attributes.put(position, at, value)
+
+
+def _moves(changes: dict[Point, int], at: str, before: tuple[SubscriptionState, int],
+           after: tuple[SubscriptionState, int], sign: int) -> None:
+    """Add to `changes` (times `sign`) what a fact at `at` taking a subscription from
+    `before` to `after` (state, MRR) changes per currency, as the fold counts it: within
+    one currency the difference; into another, the old MRR out of the old currency and
+    the new into the new."""
+    (old_state, old), (new_state, new) = before, after
+    if old_state.currency == new_state.currency:
+        if new != old:
+            point = (new_state.currency, at)
+            changes[point] = changes.get(point, 0) + sign * (new - old)  # type: ignore[index]
+        return
+    if old:
+        point = (old_state.currency, at)
+        changes[point] = changes.get(point, 0) - sign * old  # type: ignore[index]
+    if new:
+        point = (new_state.currency, at)
+        changes[point] = changes.get(point, 0) + sign * new  # type: ignore[index]

@@ -26,7 +26,8 @@ CATEGORIES = ("", *KINDS)  # a customer with no movement: ""
 
 @dataclass(frozen=True)
 class MonthRows:
-    """A month's rows, as columns. MRRs are integers of 1/`denominator` cents."""
+    """A month's rows, as columns. MRRs are integers of 1/`denominator` cents of the
+    reporting currency: each at its month end's exchange rates."""
 
     month: str
     customers: list[str]
@@ -41,9 +42,10 @@ class MonthRows:
 def customer_months(index: MRRIndex, first: date, last: date) -> Iterator[MonthRows]:
     """The rows of each month `first`..`last`, customers in the index's order."""
     first_paid = _months_of(index.first_paid)
-    for month, p, q, paid in index.month_ends(first, last):
+    for month, p, q_same, q, paid, denominator in index.month_ends(first, last):
+        # classified at the month before's rates (contract v2); the MRRs at their own
         code = np.zeros(len(p), dtype=np.int8)
-        for number, mask in enumerate(movement_split(p, q, paid), start=1):
+        for number, mask in enumerate(movement_split(p, q_same, paid), start=1):
             code[mask] = number  # its index in CATEGORIES
         rows = np.flatnonzero((p > 0) | (q > 0))
         attributes = {
@@ -58,7 +60,7 @@ def customer_months(index: MRRIndex, first: date, last: date) -> Iterator[MonthR
             category=[CATEGORIES[c] for c in code[rows].tolist()],
             first_paid_month=[first_paid[i] for i in rows.tolist()],
             attributes=attributes,
-            denominator=index.denominator,
+            denominator=denominator,
         )
 
 

@@ -1,4 +1,4 @@
-"""Monthly MRR movements from month-end snapshots (contract: Monthly MRR movements)."""
+"""Monthly MRR movements from month-end snapshots (contract: Monthly MRR movements; v2: FX)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from projections.nrr import split as retention_split
 
 ZERO = Fraction(0)
-KINDS = ("new", "expansion", "contraction", "churn", "reactivation")
+KINDS = ("new", "expansion", "contraction", "churn", "reactivation", "fx")
 T = TypeVar("T", bound=Any)  # a number, or an array of them
 
 
@@ -21,6 +21,10 @@ class Movement:
     contraction: Fraction = ZERO
     churn: Fraction = ZERO
     reactivation: Fraction = ZERO
+    # contract v2: the month end's MRR at its own rates minus at the month before's; the
+    # kinds above are classified at the month before's rates, so they add up with it to
+    # the month's change in total MRR
+    fx: Fraction = ZERO
 
 
 def split(p: T, q: T, paid: T) -> tuple[T, T, T, T, T]:

@@ -20,6 +20,17 @@ class Retention:
     contraction: Fraction
     churn: Fraction
     churned: int = 0  # customers with no MRR at the end
+    # contract v2: ending at the end's rates minus ending at the start's (constant
+    # currency); starting + expansion - contraction - churn + fx_impact = ending
+    fx_impact: Fraction = ZERO
+
+    @property
+    def constant_currency_ending(self) -> Fraction:
+        return self.ending_mrr - self.fx_impact
+
+    @property
+    def nrr_constant_currency(self) -> Fraction | None:
+        return self.constant_currency_ending / self.starting_mrr if self.starting_mrr else None
 
     @property
     def nrr(self) -> Fraction | None:
@@ -45,20 +56,24 @@ def category(m0: Fraction, m1: Fraction) -> str:
             else "contraction" if contraction else "flat")
 
 
-def retention(pairs: Iterable[tuple[Fraction, Fraction]]) -> Retention:
-    """From each cohort customer's (MRR at start > 0, MRR at end)."""
+def retention(rows: Iterable[tuple[Fraction, ...]]) -> Retention:
+    """From each cohort customer's (MRR at start > 0, MRR at end) or (m0, m1, c1): c1, the
+    end at the start's rates, is what is classified (contract v2); m1 when left out."""
     customers = churned = 0
-    starting = ending = expansion = contraction = churn = ZERO
-    for m0, m1 in pairs:
+    starting = ending = constant = expansion = contraction = churn = ZERO
+    for m0, m1, *rest in rows:
+        c1 = rest[0] if rest else m1
         customers += 1
         starting += m0
         ending += m1
-        lost, grew, shrank = split(m0, m1)
+        constant += c1
+        lost, grew, shrank = split(m0, c1)
         if lost:
             churn += m0
             churned += 1
         elif grew:
-            expansion += m1 - m0
+            expansion += c1 - m0
         elif shrank:
-            contraction += m0 - m1
-    return Retention(customers, starting, ending, expansion, contraction, churn, churned)
+            contraction += m0 - c1
+    return Retention(customers, starting, ending, expansion, contraction, churn, churned,
+                     ending - constant)

@@ -189,9 +189,9 @@ def gathering(rows: Iterable[CustomerRows], columns: Columns) -> Iterator[Custom
                 if until is None:
                     numbers[customer] = len(columns.names)
                     columns.customer(customer, paid)
-        steps = [row for r in chunk for row in r.steps if row[3] is None]
+        steps = [row for r in chunk for row in r.steps if row[4] is None]
         columns.steps(owners(numbers, steps), [row[1] for row in steps],
-                      [row[4] for row in steps])
+                      [row[2] for row in steps], [row[5] for row in steps])
         attributes = [row for r in chunk for row in r.attributes if row[3] is None]
         columns.attributes(owners(numbers, attributes), [row[1] for row in attributes],
                            [row[4] for row in attributes])

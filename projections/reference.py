@@ -100,32 +100,38 @@ def amount(text: str) -> Fraction:
 
 @dataclass
 class History:
-    """One customer's fold: MRR (in the currency's units) and attributes after each
-    effective instant of its events, and its first instant with MRR > 0."""
+    """One customer's fold: its MRR in each currency it is billed in (in the currency's
+    units) and its attributes after each effective instant of its events."""
 
-    mrr: list[tuple[str, Fraction]] = field(default_factory=list)
+    mrr: list[tuple[str, dict[str, Fraction]]] = field(default_factory=list)
     attributes: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
     @property
-    def steps(self) -> list[tuple[str, Fraction]]:
-        """The instants where MRR changes, with the MRR from then on."""
-        out, previous = [], Fraction(0)
-        for at, value in self.mrr:
-            if value != previous:
-                out.append((at, value))
-                previous = value
+    def steps(self) -> dict[str, list[tuple[str, Fraction]]]:
+        """Per currency, the instants where its MRR changes, with the MRR from then on
+        (currencies whose MRR never leaves 0 have none)."""
+        out = {}
+        for currency in sorted({c for _, native in self.mrr for c in native}):
+            changes, previous = [], Fraction(0)
+            for at, native in self.mrr:
+                value = native.get(currency, Fraction(0))
+                if value != previous:
+                    changes.append((at, value))
+                    previous = value
+            if changes:
+                out[currency] = changes
         return out
 
     @property
     def first_paid(self) -> str | None:
-        return next((at for at, value in self.mrr if value > 0), None)
+        return next((at for at, native in self.mrr if paying(native)), None)
 
-    def mrr_at(self, last: str) -> Fraction:
-        """MRR once every event effective at or before `last` has applied."""
-        value = Fraction(0)
-        for at, mrr in self.mrr:
+    def mrr_at(self, last: str) -> dict[str, Fraction]:
+        """MRR per currency once every event effective at or before `last` has applied."""
+        value: dict[str, Fraction] = {}
+        for at, native in self.mrr:
             if at <= last:
-                value = mrr
+                value = native
         return value
 
     def attributes_at(self, last: str) -> dict[str, str]:
@@ -136,11 +142,16 @@ class History:
         return value
 
 
+def paying(native: dict[str, Fraction]) -> bool:
+    """MRR > 0 in the reporting currency: some amount is, as every rate is > 0."""
+    return any(value > 0 for value in native.values())
+
+
 def fold(events: Iterable[Event]) -> History:
     """One customer's visible events, folded in effective order (ties: recorded order)."""
     history = History()
     subscriptions: dict[str, dict[str, Any]] = {}
-    monthly: dict[str, Fraction] = {}  # each subscription's MRR
+    monthly: dict[str, tuple[str | None, Fraction]] = {}  # each subscription's (currency, MRR)
     attributes: dict[str, str] = {}
     for event in sorted(events, key=lambda e: (e.effective_at, e.position)):
         r, at = event.record, event.effective_at
@@ -150,27 +161,32 @@ def fold(events: Iterable[Event]) -> History:
             continue
         state = subscriptions.setdefault(r["subscription_id"], {
             "active": False, "amount": Fraction(0), "quantity": 1, "interval": "month",
-            "interval_count": 1})
+            "interval_count": 1, "currency": None})
         if event.type in ("subscription.started", "subscription.reactivated",
                           "subscription.snapshot"):
             state["amount"] = amount(r["amount"])
             state["quantity"] = r.get("quantity", 1)
             state["interval"] = r["interval"]
             state["interval_count"] = r.get("interval_count", 1)
+            state["currency"] = r["currency"]
             # started and reactivated make it active (a `status` on them is an extra);
             # a snapshot's status says
             state["active"] = (event.type != "subscription.snapshot"
                                or r["status"] == "active")
         elif event.type == "subscription.changed":
-            for term in ("quantity", "interval", "interval_count"):
+            for term in ("quantity", "interval", "interval_count", "currency"):
                 if term in r:
                     state[term] = r[term]
             if "amount" in r:
                 state["amount"] = amount(r["amount"])
         elif event.type == "subscription.cancelled":
             state["active"] = False
-        monthly[r["subscription_id"]] = mrr(state)
-        _set(history.mrr, at, sum(monthly.values(), Fraction(0)))
+        monthly[r["subscription_id"]] = (state["currency"], mrr(state))
+        native: dict[str, Fraction] = {}
+        for currency, value in monthly.values():
+            if currency is not None:
+                native[currency] = native.get(currency, Fraction(0)) + value
+        _set(history.mrr, at, native)
     return history
 
 
@@ -190,9 +206,11 @@ def _set(steps: list, at: str, value: Any) -> None:
         steps.append((at, value))
 
 
-def customer_of(events: list[Event]) -> dict[str, str]:
-    """Each event's customer: its own `customer_id`, or for a void its target's."""
-    owner = {e.event_id: e.record["customer_id"] for e in events if e.type != "event.voided"}
+def customer_of(events: list[Event]) -> dict[str, str | None]:
+    """Each event's customer: its own `customer_id`, or for a void its target's; None for
+    an exchange rate (it belongs to no customer) and a void of one."""
+    owner = {e.event_id: None if e.type == "fx.rate" else e.record["customer_id"]
+             for e in events if e.type != "event.voided"}
     return {e.event_id: owner.get(e.record["voids"], "") if e.type == "event.voided"
             else owner[e.event_id] for e in events}
 
@@ -208,50 +226,101 @@ def versions(events: list[Event]) -> list[tuple[int, History]]:
     return out
 
 
-class Reference:
-    """Every metric of the contract over a ledger's events, as known at `known_at`."""
+class NoRate(LookupError):
+    """A figure needs a rate the ledger does not hold: the figure cannot be given."""
 
-    def __init__(self, events: Iterable[Event], known_at: str | None = None) -> None:
+
+def rate(rates: list[Event], currency: str, reporting: str, last: str) -> Fraction:
+    """The contract's rate(currency -> reporting) in force at instant `last`."""
+    if currency == reporting:
+        return Fraction(1)
+    found = direct(rates, currency, reporting, last)
+    if found is not None:
+        return found
+    others = sorted({c for e in rates for c in (e.record["base"], e.record["quote"])}
+                    - {currency, reporting})
+    for via in others:  # alphabetically first intermediate currency with both legs
+        first = direct(rates, currency, via, last)
+        second = direct(rates, via, reporting, last)
+        if first is not None and second is not None:
+            return first * second
+    raise NoRate(f"no rate {currency}->{reporting} at {last}")
+
+
+def direct(rates: list[Event], x: str, y: str, last: str) -> Fraction | None:
+    """The latest rate of (x, y), or the inverse of the latest of (y, x), whichever is
+    later (then the later recorded), effective at or before `last`."""
+    candidates = []
+    for e in rates:
+        pair = (e.record["base"], e.record["quote"])
+        if e.effective_at <= last and pair in ((x, y), (y, x)):
+            value = amount(e.record["rate"])
+            candidates.append((e.effective_at, e.position, value if pair == (x, y) else 1 / value))
+    return max(candidates)[2] if candidates else None
+
+
+class Reference:
+    """Every metric of the contract over a ledger's events, as known at `known_at`, in
+    the `reporting` currency (contract v2)."""
+
+    def __init__(self, events: Iterable[Event], known_at: str | None = None,
+                 reporting: str = "USD") -> None:
         events = list(events)
         owners = customer_of(events)
+        self.reporting = reporting
+        self.rates = [e for e in visible(events, known_at) if e.type == "fx.rate"]
         by_customer: dict[str, list[Event]] = {}
         for event in visible(events, known_at):
-            by_customer.setdefault(owners[event.event_id], []).append(event)
+            if owners[event.event_id] is not None:
+                by_customer.setdefault(owners[event.event_id], []).append(event)  # type: ignore[arg-type]
         self.histories = {c: fold(es) for c, es in sorted(by_customer.items())}
+
+    def value(self, native: dict[str, Fraction], last: str) -> Fraction:
+        """MRR in the reporting currency: each currency's amount at its rate at `last`
+        (an amount of 0 needs no rate)."""
+        return sum((v * rate(self.rates, c, self.reporting, last)
+                    for c, v in sorted(native.items()) if v != 0), Fraction(0))
 
     def mrr(self, day: date) -> tuple[Fraction, int]:
         """Total MRR at the end of `day`, and the number of customers with MRR > 0."""
-        values = [h.mrr_at(last_instant(day)) for h in self.histories.values()]
-        return sum(values, Fraction(0)), sum(1 for v in values if v > 0)
+        natives = [h.mrr_at(last_instant(day)) for h in self.histories.values()]
+        total = sum((self.value(n, last_instant(day)) for n in natives), Fraction(0))
+        return total, sum(1 for n in natives if paying(n))
 
     def nrr(self, start: date, end: date, cohort: str | None = None,
             segment: dict[str, str | None] | None = None) -> dict[str, Any]:
-        """The contract's endpoint NRR/GRR of the customers paying at the end of `start`."""
+        """The contract's endpoint NRR/GRR of the customers paying at the end of `start`,
+        classified at constant currency (the end valued at the start's rates)."""
         r = dict.fromkeys(("starting_mrr", "ending_mrr", "expansion", "contraction",
-                           "churn"), Fraction(0))
+                           "churn", "fx_impact", "constant"), Fraction(0))
         r["customers"] = 0
+        s, e = last_instant(start), last_instant(end)
         for history in self.histories.values():
-            m0 = history.mrr_at(last_instant(start))
-            if m0 <= 0:
+            if not paying(history.mrr_at(s)):
                 continue
             if cohort is not None and not in_period(history.first_paid, cohort):
                 continue
-            attributes = history.attributes_at(last_instant(start))
+            attributes = history.attributes_at(s)
             if any(attributes.get(k) != v for k, v in (segment or {}).items()):
                 continue
-            m1 = history.mrr_at(last_instant(end))
+            m0 = self.value(history.mrr_at(s), s)
+            c1 = self.value(history.mrr_at(e), s)
+            m1 = self.value(history.mrr_at(e), e)
             r["customers"] += 1
             r["starting_mrr"] += m0
             r["ending_mrr"] += m1
-            if m1 == 0:
+            r["constant"] += c1
+            r["fx_impact"] += m1 - c1
+            if c1 == 0:
                 r["churn"] += m0
-            elif m1 > m0:
-                r["expansion"] += m1 - m0
-            elif m1 < m0:
-                r["contraction"] += m0 - m1
-        s = r["starting_mrr"]
-        r["nrr"] = r["ending_mrr"] / s if s else None
-        r["grr"] = (s - r["contraction"] - r["churn"]) / s if s else None
+            elif c1 > m0:
+                r["expansion"] += c1 - m0
+            elif c1 < m0:
+                r["contraction"] += m0 - c1
+        total, constant = r["starting_mrr"], r.pop("constant")
+        r["nrr"] = r["ending_mrr"] / total if total else None
+        r["nrr_constant_currency"] = constant / total if total else None
+        r["grr"] = (total - r["contraction"] - r["churn"]) / total if total else None
         return r
 
     # -- the day-one figures, stated as plainly (docs/metrics.md) --------------------------
@@ -289,25 +358,29 @@ class Reference:
         return {value: self.nrr(start, end, segment={key: value}) for value in values}
 
     def movements(self, first: str, last: str) -> list[dict[str, Any]]:
-        """Monthly movements of the months `first`..`last` (YYYY-MM), month-end snapshots."""
+        """Monthly movements of the months `first`..`last` (YYYY-MM), month-end snapshots:
+        p and q' at the month before's end rates, fx = q - q' (q at the month end's)."""
         out = []
         for month in month_range(first, last):
             row: dict[str, Any] = {"month": month}
             row.update(dict.fromkeys(("new", "expansion", "contraction", "churn",
-                                      "reactivation"), Fraction(0)))
+                                      "reactivation", "fx"), Fraction(0)))
             before = month_start(month)
+            previous, end = _microsecond_before(before), last_instant(month_last_day(month))
             for history in self.histories.values():
-                p = history.mrr_at(_microsecond_before(before))
-                q = history.mrr_at(last_instant(month_last_day(month)))
-                if q > p > 0:
-                    row["expansion"] += q - p
-                elif 0 < q < p:
-                    row["contraction"] += p - q
-                elif p > 0 == q:
+                p = self.value(history.mrr_at(previous), previous)
+                q_same = self.value(history.mrr_at(end), previous)
+                q = self.value(history.mrr_at(end), end)
+                row["fx"] += q - q_same
+                if q_same > p > 0:
+                    row["expansion"] += q_same - p
+                elif 0 < q_same < p:
+                    row["contraction"] += p - q_same
+                elif p > 0 == q_same:
                     row["churn"] += p
-                elif p == 0 < q:
+                elif p == 0 < q_same:
                     kind = "reactivation" if paid_at_a_month_end_before(history, before) else "new"
-                    row[kind] += q
+                    row[kind] += q_same
             out.append(row)
         return out
 
@@ -316,11 +389,11 @@ def paid_at_a_month_end_before(history: History, before: str) -> bool:
     """Whether MRR was > 0 at the end of some month ending before `before` (a month's
     first instant). A step with MRR > 0 holds at the end of the month it falls in, unless
     the next step comes in that same month (or at the next month's first instant)."""
-    steps = history.steps
-    for i, (at, value) in enumerate(steps):
+    steps = [(at, paying(native)) for at, native in history.mrr]
+    for i, (at, paid) in enumerate(steps):
         boundary = month_start(next_month(at[:7]))
         following = steps[i + 1][0] if i + 1 < len(steps) else None
-        if value > 0 and boundary <= before and (following is None or following >= boundary):
+        if paid and boundary <= before and (following is None or following >= boundary):
             return True
     return False
 

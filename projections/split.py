@@ -5,12 +5,13 @@ report splits the NRR cohort's expansion. For a customer whose MRR grew from the
 bound to the end bound, each subscription's change is split as
 `quantity part = (q1 - q0) x unit MRR at the start` and the rest (a new price, plan or
 interval, or a new subscription) as the price/plan part. The parts add up to the
-customer's expansion exactly.
+customer's expansion exactly. Both ends are valued at the start's exchange rates
+(constant currency, contract v2): a rate's move is neither part.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 
 from projections.facts import Fact
@@ -32,24 +33,28 @@ def states_at(facts: list[Fact], bound: str) -> dict[str, SubscriptionState]:
     return states
 
 
-def _unit(state: SubscriptionState) -> Fraction:
-    return state.mrr / state.quantity if state.active else ZERO
-
-
 def split_expansion(
-    customers: Iterable[tuple[str, list[Fact]]], start: str, end: str
+    customers: Iterable[tuple[str, list[Fact]]], start: str, end: str,
+    worth: Callable[[dict[str, Fraction], str], Fraction] = lambda native, bound: sum(
+        native.values(), ZERO),
 ) -> tuple[Fraction, Fraction]:
-    """(quantity part, price/plan part) of the expansion of customers paying at `start`."""
+    """(quantity part, price/plan part) of the expansion of customers paying at `start`;
+    `worth` values MRR per currency in the reporting currency at a bound's rates."""
     quantity = price = ZERO
+
+    def value(state: SubscriptionState) -> Fraction:
+        return worth({state.currency: state.mrr}, start) if state.active else ZERO  # type: ignore[dict-item]
+
     for _, facts in customers:
         before, after = states_at(facts, start), states_at(facts, end)
-        m0 = sum((s.mrr for s in before.values()), ZERO)
-        m1 = sum((s.mrr for s in after.values()), ZERO)
+        m0 = sum((value(s) for s in before.values()), ZERO)
+        m1 = sum((value(s) for s in after.values()), ZERO)
         if m0 <= 0 or m1 <= m0:
             continue
         for sub in before.keys() | after.keys():
             s0, s1 = before.get(sub, SubscriptionState()), after.get(sub, SubscriptionState())
-            units = (s1.quantity - s0.quantity) * _unit(s0) if s0.active and s1.active else ZERO
+            units = ((s1.quantity - s0.quantity) * value(s0) / s0.quantity
+                     if s0.active and s1.active and s0.quantity else ZERO)
             quantity += units
-            price += s1.mrr - s0.mrr - units
+            price += value(s1) - value(s0) - units
     return quantity, price

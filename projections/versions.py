@@ -25,7 +25,7 @@ from projections.history import History, Ranged
 class Versions(NamedTuple):
     """A customer's rows with their ranges, each list by key then `known_from`."""
 
-    steps: list[Ranged]  # (effective_at, mrr: Fraction, ...)
+    steps: list[Ranged]  # ((currency, effective_at), mrr: Fraction, ...)
     attributes: list[Ranged]  # (effective_at, attributes: dict, ...)
     first_paid: list[Ranged]  # (None, first paid instant or None, ...)
 
@@ -36,9 +36,9 @@ def fold_versions(facts: Iterable[Fact]) -> Versions:
     if (marks := _in_effective_order(recorded)) is None:
         return Versions(*_versions(recorded))
     scale = scale_of(recorded)
-    steps, attributes, first_paid = _versions_appended(recorded, scale, marks)
+    steps, attributes, paid = _versions_appended(recorded, scale, marks)
     return Versions([(at, fraction(value, scale), *range_) for at, value, *range_ in steps],
-                    attributes, first_paid)
+                    attributes, paid)
 
 
 def recordings(recorded: list[Fact]) -> Iterator[tuple[int, list[Fact]]]:
@@ -87,13 +87,14 @@ def _versions_appended(recorded: list[Fact], scale: int, marks: list[Mark]
         return [], [], []
     timeline = Timeline(scale)
     timeline.feed(recorded)
-    steps = _known_from(timeline.steps, marks, repeats=True)
-    paid = next((row for row in steps if row[1] > 0), None)
+    steps = [((currency, at), *rest) for currency in sorted(timeline.steps)
+             for at, *rest in _known_from(timeline.steps[currency], marks, repeats=True)]
+    paid = min((row for row in steps if row[1] > 0), key=lambda row: row[0][1], default=None)
     if paid is None or paid[2] == marks[0][1]:
-        first_paid = [(None, paid and paid[0], marks[0][1], None)]
+        first = [(None, paid and paid[0][1], marks[0][1], None)]
     else:
-        first_paid = [(None, None, marks[0][1], paid[2]), (None, paid[0], paid[2], None)]
-    return steps, _known_from(timeline.attribute_steps, marks, repeats=False), first_paid
+        first = [(None, None, marks[0][1], paid[2]), (None, paid[0][1], paid[2], None)]
+    return steps, _known_from(timeline.attribute_steps, marks, repeats=False), first
 
 
 def _known_from(final: list[tuple[str, Any]], marks: list[Mark], repeats: bool

@@ -1,6 +1,7 @@
 """The materialised MRR projection, in the same database as the events.
 
-Tables: `mrr_steps` (each customer's MRR change points), `attribute_steps` (its
+Tables: `mrr_steps` (each customer's MRR change points, per currency billed: contract v2
+converts only when a figure is asked for), `attribute_steps` (its
 attributes over time) and `customers` (first paid instant). They are bitemporal
 (`projections.versions`): each row holds for the positions `[known_from, known_until)`,
 so the current rows (`known_until` NULL) and the rows as known at any past position are
@@ -29,14 +30,16 @@ VIEW_TABLES = ("mrr_steps", "attribute_steps", "customers")
 TABLES = (*VIEW_TABLES, "engine_snapshot")  # all that `DDL` creates: the rows, and a cache
 _READS = (  # {held}: the rows' range holds the position asked for
     "SELECT customer_id, first_paid_at FROM customers WHERE {held} ORDER BY customer_id",
-    "SELECT customer_id, effective_at, mrr FROM mrr_steps WHERE {held} "
-    "ORDER BY customer_id, effective_at",
+    "SELECT customer_id, currency, effective_at, mrr FROM mrr_steps WHERE {held} "
+    "ORDER BY customer_id, currency, effective_at",
     "SELECT customer_id, effective_at, attributes FROM attribute_steps WHERE {held} "
     "ORDER BY customer_id, effective_at",
 )
-_KEYS = ("customer_id, effective_at, known_from",) * 2 + ("customer_id, known_from",)
-_CLOSE_KEYS = ("customer_id = ? AND effective_at = ? AND known_from = ?",) * 2 + (
-    "customer_id = ? AND known_from = ?",)
+_KEYS = ("customer_id, currency, effective_at, known_from", "customer_id, effective_at, known_from",
+         "customer_id, known_from")
+_CLOSE_KEYS = ("customer_id = ? AND currency = ? AND effective_at = ? AND known_from = ?",
+               "customer_id = ? AND effective_at = ? AND known_from = ?",
+               "customer_id = ? AND known_from = ?")
 _CURRENT = "known_until IS NULL"
 _AT = "known_from <= {p} AND (known_until IS NULL OR known_until > {p})"
 T = TypeVar("T")
@@ -44,9 +47,10 @@ T = TypeVar("T")
 # On SQLite the tables are WITHOUT ROWID (PostgreSQL's DDL drops that): rows live in their
 # primary key's B-tree, one B-tree to write per row instead of two.
 DDL = [
-    "CREATE TABLE IF NOT EXISTS mrr_steps (customer_id TEXT NOT NULL, "
+    "CREATE TABLE IF NOT EXISTS mrr_steps (customer_id TEXT NOT NULL, currency TEXT NOT NULL, "
     "effective_at TEXT NOT NULL, known_from BIGINT NOT NULL, known_until BIGINT, "
-    "mrr TEXT NOT NULL, PRIMARY KEY (customer_id, effective_at, known_from)) WITHOUT ROWID",
+    "mrr TEXT NOT NULL, PRIMARY KEY (customer_id, currency, effective_at, known_from))"
+    " WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS attribute_steps (customer_id TEXT NOT NULL, "
     "effective_at TEXT NOT NULL, known_from BIGINT NOT NULL, known_until BIGINT, "
     "attributes TEXT NOT NULL, PRIMARY KEY (customer_id, effective_at, known_from))"
@@ -66,14 +70,15 @@ ViewRows = tuple[list[tuple], list[tuple], list[tuple]]  # customers, steps, att
 class CustomerRows(NamedTuple):
     """One customer's rows in the three tables, with their ranges."""
 
-    steps: list[tuple[str, str, int, int | None, str]]
+    steps: list[tuple[str, str, str, int, int | None, str]]  # customer, currency, at, ...
     attributes: list[tuple[str, str, int, int | None, str]]
     customers: list[tuple[str, int, int | None, str | None]]
 
 
 def customer_rows(customer: str, versions: Versions) -> CustomerRows:
     return CustomerRows(
-        [(customer, at, since, until, str(mrr)) for at, mrr, since, until in versions.steps],
+        [(customer, currency, at, since, until, str(mrr))
+         for (currency, at), mrr, since, until in versions.steps],
         [(customer, at, since, until, _attributes(attrs))
          for at, attrs, since, until in versions.attributes],
         [(customer, since, until, paid) for _, paid, since, until in versions.first_paid],
@@ -86,9 +91,9 @@ def _attributes(attributes: dict[str, str]) -> str:
 
 class CustomerChanges(NamedTuple):
     """What one customer's new versions change in the view: rows to insert, and the
-    `known_until` of stored rows they close, as (until, customer, effective_at,
-    known_from) for the two step tables and (until, customer, known_from) for
-    `customers`."""
+    `known_until` of stored rows they close, as (until, customer, currency, effective_at,
+    known_from) for `mrr_steps`, (until, customer, effective_at, known_from) for
+    `attribute_steps` and (until, customer, known_from) for `customers`."""
 
     rows: CustomerRows
     closed: tuple[list[tuple], list[tuple], list[tuple]]
@@ -100,7 +105,8 @@ def customer_changes(customer: str, history: History) -> CustomerChanges:
         history.flush())
     return CustomerChanges(
         customer_rows(customer, Versions(steps, attributes, first_paid)),
-        ([(until, customer, at, since) for at, since, until in steps_closed],
+        ([(until, customer, currency, at, since)
+          for (currency, at), since, until in steps_closed],
          [(until, customer, at, since) for at, since, until in attributes_closed],
          [(until, customer, since) for _, since, until in paid_closed]),
     )
@@ -138,12 +144,12 @@ class MRRView:
     _columns = "SELECT name FROM pragma_table_info('mrr_steps')"
 
     def upgrade(self, application_name: str) -> None:
-        """Empty a view laid out before its rows had ranges, at position 0, in the new
-        layout: the next catch-up refolds it from the events."""
+        """Empty a view laid out before its rows had ranges (or currencies), at position
+        0, in the new layout: the next catch-up refolds it from the events."""
         with self.datastore.transaction(commit=False) as c:
             c.execute(self._columns)
             columns = {row["name"] if isinstance(row, dict) else row[0] for row in c.fetchall()}
-        if "known_from" in columns:
+        if {"known_from", "currency"} <= columns:
             return
         with self._cursor() as c:
             for table in VIEW_TABLES:
@@ -245,20 +251,22 @@ class MRRView:
         while rows := raw.fetchmany(10_000):
             yield from rows
 
-    def save_snapshot(self, position: int, data: bytes) -> None:
+    def save_snapshot(self, position: int, data: bytes, name: str = "mrr") -> None:
+        """Store a cache of what the queries read at `position`: the engine's columns
+        ("mrr"), or the exchange rates held then ("rates")."""
         with self._cursor() as c:
-            c.execute(self._sql("DELETE FROM engine_snapshot WHERE name = ?"), ("mrr",))
-            self._insert_snapshot(c, position, data)
+            c.execute(self._sql("DELETE FROM engine_snapshot WHERE name = ?"), (name,))
+            self._insert_snapshot(c, position, data, name)
 
-    def _insert_snapshot(self, c: Any, position: int, data: bytes) -> None:
+    def _insert_snapshot(self, c: Any, position: int, data: bytes, name: str = "mrr") -> None:
         c.execute(self._sql("INSERT INTO engine_snapshot VALUES (?, ?, ?)"),
-                  ("mrr", position, data))
+                  (name, position, data))
 
-    def load_snapshot(self, position: int) -> bytes | None:
-        """The stored engine columns if they reflect exactly `position`."""
+    def load_snapshot(self, position: int, name: str = "mrr") -> bytes | None:
+        """The stored cache `name` if it reflects exactly `position`."""
         with self.datastore.transaction(commit=False) as c:
             c.execute(self._sql("SELECT data FROM engine_snapshot WHERE name = ? "
-                                "AND position = ?"), ("mrr", position))
+                                "AND position = ?"), (name, position))
             row = c.fetchone()
         if row is None:
             return None

@@ -8,6 +8,7 @@ from fractions import Fraction
 from typing import Any
 
 from ledger.application import LedgerApplication
+from ledger.currencies import minor_unit
 from projections import kpis
 from projections.cohorts import triangle
 from projections.engine import MRRIndex
@@ -47,12 +48,13 @@ def cohorts_report(
             {
                 "cohort": row.cohort,
                 "customers": row.customers,
-                **money("starting_mrr", row.starting_mrr),
+                **money("starting_mrr", row.starting_mrr, minor_unit(e.reporting)),
                 "ages": [None if v is None else decimal_text(v, 6) for v in row.ages],
                 "ages_exact": [None if v is None else exact_text(v) for v in row.ages],
             }
             for row in rows
         ],
+        "reporting_currency": e.reporting,
         "manifest": reflects,
     }
 
@@ -93,7 +95,9 @@ def summary_of(app: LedgerApplication, e: MRRIndex, reflects: dict[str, Any], st
     expanded = e.expanded(end_of(start), end_of(end))
     customers = [(c, visible(facts)) for c, facts in by_customer_stream(
         app.ledger_recorder.select_customer_events(expanded, upto))]
-    from_quantity, from_price = split_expansion(customers, end_of(start), end_of(end))
+    from_quantity, from_price = split_expansion(customers, end_of(start), end_of(end),
+                                                e.rates.worth(e.reporting))
+    places = minor_unit(e.reporting)
     totals = {kind: sum((getattr(m, kind) for m in moves), Fraction(0)) for kind in KINDS}
     gained, lost = kpis.gained_and_lost(moves)
     logo_churn = kpis.logo_churn_rate(r)
@@ -109,20 +113,22 @@ def summary_of(app: LedgerApplication, e: MRRIndex, reflects: dict[str, Any], st
     return {
         "start": start.isoformat(),
         "end": end.isoformat(),
-        **money("mrr_at_start", m0), "customers_at_start": c0,
-        **money("mrr_at_end", m1), "customers_at_end": c1,
-        **money("arr_at_start", kpis.arr(m0)), **money("arr_at_end", kpis.arr(m1)),
+        **money("mrr_at_start", m0, places), "customers_at_start": c0,
+        **money("mrr_at_end", m1, places), "customers_at_end": c1,
+        **money("arr_at_start", kpis.arr(m0), places), **money("arr_at_end", kpis.arr(m1), places),
         **optional_money("arpa_at_start", kpis.arpa(m0, c0)),
         **optional_money("arpa_at_end", kpis.arpa(m1, c1)),
-        **retention_fields(r),  # of the customers paying at the start (the NRR cohort)
+        **retention_fields(r, places),  # of the customers paying at the start (the NRR cohort)
         "churned_customers": r.churned,
         **ratio("logo_churn", logo_churn),
         **ratio("quick_ratio", kpis.quick_ratio(gained, lost)),
         "nrr_band": band(r.nrr),
-        **money("expansion_from_quantity", from_quantity),
-        **money("expansion_from_price_or_plan", from_price),
-        "movements": {k: v for kind in KINDS for k, v in money(kind, totals[kind]).items()},
+        **money("expansion_from_quantity", from_quantity, places),
+        **money("expansion_from_price_or_plan", from_price, places),
+        "movements": {k: v for kind in KINDS
+                      for k, v in money(kind, totals[kind], places).items()},
         "warnings": warnings,
+        "reporting_currency": e.reporting,
         "manifest": reflects,
     }
 

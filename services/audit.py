@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from projections.explain import explain_nrr
-from projections.facts import decode_fact
+from ledger.currencies import minor_unit
+from projections.explain import Worth, explain_nrr
+from projections.facts import Fact, decode_fact
 from projections.fold import by_customer, fold_customer, mrr_after, visible
 from projections.nrr import retention
 from projections.periods import Period, end_of
@@ -15,8 +16,8 @@ from projections.projection import read_facts
 from services.checkpoints import tree_fields
 from services.errors import LedgerError
 from services.ledger import known_head, open_ledger
-from services.metrics import manifest, retention_fields
-from services.present import money
+from services.metrics import ledger_rates, manifest, retention_fields
+from services.present import exact_text, money
 
 
 def customer_history(url: str, customer: str, known_at: str | None = None) -> dict[str, Any]:
@@ -25,17 +26,28 @@ def customer_history(url: str, customer: str, known_at: str | None = None) -> di
     with open_ledger(url) as app:
         head, upto = known_head(app, known_at)
         rows = app.ledger_recorder.select_customer_events([customer], upto)
+        rates, reporting = ledger_rates(app, upto), app.reporting_currency()
         tree = tree_fields(app.ledger_recorder, head)
-    facts = [f for _, position, state in rows if (f := decode_fact(position, state))]
-    if not facts:
-        raise LedgerError(f"the ledger holds no events of customer {customer!r}"
-                          + (f" recorded by {known_at}" if known_at else ""))
+        facts = [f for _, position, state in rows if (f := decode_fact(position, state))]
+        if not facts:
+            raise LedgerError(f"the ledger holds no events of customer {customer!r}"
+                              + (f" recorded by {known_at}" if known_at else ""))
+        return _history(customer, facts, rates.worth(reporting), minor_unit(reporting)) | {
+            "reporting_currency": reporting, "manifest": manifest(head, known_at, tree)}
+
+
+def _history(customer: str, facts: list[Fact], worth: Worth, places: int) -> dict[str, Any]:
+    """Each event with the customer's MRR once it applied: in each currency billed
+    (`mrr_after_native`, exact), and in the reporting currency at the rates in force at
+    that instant (contract v2)."""
     voided_by = {f.voids: f for f in facts if f.voids is not None}
-    steps = fold_customer(visible(facts)).steps
+    history = fold_customer(visible(facts))
     events = []
     for fact in sorted(facts, key=lambda f: (f.effective_at or f.recorded_at, f.position)):
         void = voided_by.get(fact.event_id)
         counts = void is None and fact.voids is None
+        native = ({c: mrr_after(steps, fact.effective_at) for c, steps in history.steps.items()}
+                  if counts else {})
         events.append({
             "position": fact.position,
             "effective_at": fact.effective_at,
@@ -46,11 +58,18 @@ def customer_history(url: str, customer: str, known_at: str | None = None) -> di
             "voids": fact.voids,
             "voided_by": void.event_id if void else None,
             "voided_at": void.recorded_at if void else None,
-            **(money("mrr_after", mrr_after(steps, fact.effective_at)) if counts
-               else {"mrr_after": None, "mrr_after_exact": None}),
+            **(money("mrr_after", worth(native, _just_after(fact.effective_at)), places)
+               if counts else {"mrr_after": None, "mrr_after_exact": None}),
+            "mrr_after_native": {c: exact_text(v / 100) for c, v in native.items() if v}
+            if counts else None,
         })
-    return {"customer_id": customer, "events": events,
-            "manifest": manifest(head, known_at, tree)}
+    return {"customer_id": customer, "events": events}
+
+
+def _just_after(instant: str | None) -> str:
+    """The bound counting everything effective at or before `instant`."""
+    moment = datetime.fromisoformat(instant[:-1]) + timedelta(microseconds=1)  # type: ignore[index]
+    return moment.isoformat(timespec="microseconds") + "Z"
 
 
 def explain_nrr_report(
@@ -66,21 +85,26 @@ def explain_nrr_report(
     with open_ledger(url) as app:
         head, upto = known_head(app, known_at)
         facts = by_customer(read_facts(app, upto), known_at)
+        rates, reporting = ledger_rates(app, upto), app.reporting_currency()
         tree = tree_fields(app.ledger_recorder, head)
-    histories = {customer: fold_customer(fs) for customer, fs in facts.items()}
-    rows = explain_nrr(histories, facts, end_of(start), end_of(end), vintage, segment)
-    totals = retention((r.starting_mrr, r.ending_mrr) for r in rows)
+        histories = {customer: fold_customer(fs) for customer, fs in facts.items()}
+        rows = explain_nrr(histories, facts, end_of(start), end_of(end), rates.worth(reporting),
+                           vintage, segment)
+    places = minor_unit(reporting)
+    totals = retention((r.starting_mrr, r.ending_mrr, r.constant_ending) for r in rows)
     return {
         "start": start.isoformat(),
         "end": end.isoformat(),
         "cohort": vintage.label if vintage else None,
         "segment": dict(segment or {}),
         "customers": [
-            {"customer_id": r.customer_id, **money("starting_mrr", r.starting_mrr),
-             **money("ending_mrr", r.ending_mrr), "category": r.category,
+            {"customer_id": r.customer_id, **money("starting_mrr", r.starting_mrr, places),
+             **money("ending_mrr", r.ending_mrr, places),
+             **money("fx_impact", r.fx_impact, places), "category": r.category,
              "event_ids": list(r.event_ids)}
             for r in rows
         ],
-        "totals": retention_fields(totals),
+        "totals": retention_fields(totals, places),
+        "reporting_currency": reporting,
         "manifest": manifest(head, known_at, tree),
     }

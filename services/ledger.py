@@ -11,8 +11,10 @@ from eventsourcing.persistence import PersistenceError
 
 from ledger.application import LedgerApplication
 from ledger.chain import Link
+from ledger.currencies import is_active
 from ledger.settings import UnsupportedDatabase, redact
 from ledger.workers import WorkerDied
+from projections.rates import MissingRate
 from services.errors import LedgerError
 
 # What a store can raise: eventsourcing's errors, and sqlite3's own where eventsourcing lets
@@ -24,8 +26,8 @@ DATABASE_ERRORS = (PersistenceError, sqlite3.Error, OSError)
 def open_ledger(url: str) -> Iterator[LedgerApplication]:
     """The ledger at `url`, its tables created on first use; closed afterwards.
 
-    Database failures, and a worker process dying, surface as one `LedgerError`, never a
-    traceback.
+    Database failures, a worker process dying, and a figure needing an exchange rate the
+    ledger does not hold surface as one `LedgerError`, never a traceback.
     """
     try:
         app = LedgerApplication(url)
@@ -37,6 +39,8 @@ def open_ledger(url: str) -> Iterator[LedgerApplication]:
         yield app
     except DATABASE_ERRORS as exc:
         raise LedgerError(f"database {redact(url)}: {trouble(exc, url)}") from None
+    except MissingRate as exc:  # contract v2: the figure cannot be given, never a guess
+        raise LedgerError(str(exc)) from None
     except WorkerDied as exc:  # each batch is one transaction: none is left half-written
         raise LedgerError(f"{exc} (killed? out of memory?); what was recorded before stays "
                           "recorded, and running the command again is safe") from None
@@ -76,7 +80,10 @@ def first_line(exc: BaseException) -> str:
 
 
 def init_ledger(url: str, currency: str) -> str:
-    """Open (or check) the ledger at `url` with this reporting currency."""
+    """Open (or check) the ledger at `url` with this reporting currency (an active ISO
+    4217 code: every figure is shown with its minor unit)."""
+    if not is_active(currency):
+        raise LedgerError(f"--currency: {currency} is not an active ISO 4217 currency code")
     with open_ledger(url) as app:
         try:
             return app.reporting_currency(currency)

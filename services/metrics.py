@@ -14,6 +14,7 @@ from typing import Any
 
 from ledger.application import LedgerApplication
 from ledger.chain import Link
+from ledger.currencies import minor_unit
 from ledger.held import recorded_settings
 from ledger.settings import DEFAULT_DB, DEMO_DB, redact
 from projections import kpis
@@ -21,6 +22,7 @@ from projections.engine import MRRIndex
 from projections.movements import KINDS, Movement
 from projections.nrr import Retention
 from projections.periods import Period, end_of, next_month
+from projections.rates import Rates, stored_quotes
 from services.checkpoints import tree_fields
 from services.ledger import known_head, open_ledger
 from services.notices import notice
@@ -36,14 +38,17 @@ def engine(url: str, known_at: str | None) -> Iterator[tuple[MRRIndex, dict[str,
 
 
 def engine_for(app: LedgerApplication, known_at: str | None) -> tuple[MRRIndex, dict[str, Any]]:
+    """The engine answers in the ledger's reporting currency, at the exchange rates
+    recorded by the same position as its rows (contract v2: rates are events too)."""
     recorder = app.ledger_recorder
     read_nothing(app, known_at)
     if known_at:  # the projection's rows as they were then, in the same query columns
         head, upto = known_head(app, known_at)
         projection = caught_up(app)
         index = index_from_rows(projection, upto)
-        return index, manifest(head, known_at, tree_fields(recorder, head)) | _settings(app)
-    index, position = current_index(app)
+        return (priced(app, index, upto),
+                manifest(head, known_at, tree_fields(recorder, head)) | _settings(app))
+    index, position = current_index(app)  # priced: at the rates held at its position
     head = recorder.chain_head(upto=position)
     return index, manifest(head, tree=tree_fields(recorder, head)) | _settings(app)
 
@@ -88,6 +93,21 @@ def _attributes(e: MRRIndex) -> str:
     return f"attributes: {', '.join(keys)}" if keys else "no customer has attributes"
 
 
+def priced(app: LedgerApplication, index: MRRIndex, upto: int) -> MRRIndex:
+    """`index` with the rates visible at position `upto` and the reporting currency."""
+    return index.priced(ledger_rates(app, upto), app.reporting_currency())
+
+
+def ledger_rates(app: LedgerApplication, upto: int) -> Rates:
+    """The exchange rates recorded by position `upto`, less those voided by then."""
+    return Rates(stored_quotes(app.ledger_recorder.iter_rate_events(upto)))
+
+
+def currency_fields(e: MRRIndex) -> dict[str, Any]:
+    """What every answer says of its currency (contract v2)."""
+    return {"reporting_currency": e.reporting}
+
+
 def manifest(
     head: Link | None, known_at: str | None = None, tree: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -105,8 +125,8 @@ def manifest(
 def mrr_report(url: str, at: date, known_at: str | None = None) -> dict[str, Any]:
     with engine(url, known_at) as (e, reflects):
         total, customers = e.total(end_of(at))
-    return {"date": at.isoformat(), **money("mrr", total), "customers": customers,
-            "manifest": reflects}
+    return {"date": at.isoformat(), **money("mrr", total, places(e)), "customers": customers,
+            **currency_fields(e), "manifest": reflects}
 
 
 def nrr_report(
@@ -125,20 +145,28 @@ def nrr_report(
         "end": end.isoformat(),
         "cohort": cohort.label if cohort else None,
         "segment": dict(segment or {}),
-        **retention_fields(r),
+        **retention_fields(r, places(e)),
+        **currency_fields(e),
         "manifest": reflects,
     }
 
 
-def retention_fields(r: Retention) -> dict[str, Any]:
+def places(e: MRRIndex) -> int:
+    """The decimals the reporting currency's amounts are shown with (ISO 4217)."""
+    return minor_unit(e.reporting)
+
+
+def retention_fields(r: Retention, places: int = 2) -> dict[str, Any]:
     return {
         "customers": r.customers,
-        **money("starting_mrr", r.starting_mrr),
-        **money("ending_mrr", r.ending_mrr),
-        **money("expansion", r.expansion),
-        **money("contraction", r.contraction),
-        **money("churn", r.churn),
+        **money("starting_mrr", r.starting_mrr, places),
+        **money("ending_mrr", r.ending_mrr, places),
+        **money("expansion", r.expansion, places),
+        **money("contraction", r.contraction, places),
+        **money("churn", r.churn, places),
+        **money("fx_impact", r.fx_impact, places),
         **ratio("nrr", r.nrr),
+        **ratio("nrr_constant_currency", r.nrr_constant_currency),
         **ratio("grr", r.grr),
     }
 
@@ -152,9 +180,9 @@ def movements_report(
     for m in rows:
         row: dict[str, Any] = {"month": m.month}
         for kind in KINDS:
-            row.update(money(kind, getattr(m, kind)))
+            row.update(money(kind, getattr(m, kind), places(e)))
         months.append(row)
-    return {"months": months, "manifest": reflects}
+    return {"months": months, **currency_fields(e), "manifest": reflects}
 
 
 def period_movements(e: MRRIndex, start: date, end: date) -> list[Movement]:

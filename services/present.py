@@ -19,10 +19,11 @@ def exact_text(value: Fraction) -> str:
     return str(value)  # "p/q" reduced, or "p" when whole
 
 
-def money(name: str, cents: Fraction) -> dict[str, Any]:
-    """An amount held in cents, in currency units."""
+def money(name: str, cents: Fraction, places: int = 2) -> dict[str, Any]:
+    """An amount held in cents, in currency units, shown with the currency's `places`
+    (its ISO 4217 minor unit: `ledger.currencies.minor_unit`)."""
     units = Fraction(cents) / 100
-    return {name: decimal_text(units, 2), f"{name}_exact": exact_text(units)}
+    return {name: decimal_text(units, places), f"{name}_exact": exact_text(units)}
 
 
 def optional_money(name: str, cents: Fraction | None) -> dict[str, Any]:

@@ -7,12 +7,14 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import orjson
 from eventsourcing.persistence import OperationalError, ProgrammingError
 
 from ledger.application import LedgerApplication
 from projections.engine import UNREADABLE, UNREADABLE_ROWS, MRRIndex
 from projections.progress import Progress
 from projections.projection import MRRProjection
+from projections.rates import Quote, Rates, stored_quotes
 from services.errors import LedgerError
 from services.ledger import first_line, open_ledger
 
@@ -75,19 +77,37 @@ def behind(app: LedgerApplication) -> bool:
 
 
 def current_index(app: LedgerApplication) -> Current:
-    """The projection, caught up, as query columns: from the stored snapshot when it
-    reflects the current position (and can be read), else built from the rows and stored
-    for next time."""
+    """The projection, caught up, as query columns answering in the reporting currency
+    at the rates held at the same position: from the stored snapshots when they reflect
+    the current position (and can be read), else built from the rows (the events) and
+    stored for next time."""
     projection = caught_up(app)
     position = projection.position
+    rates = Rates(_current_quotes(app, projection, position))
     if data := projection.view.load_snapshot(position):
         with suppress(*UNREADABLE):  # a damaged cache is built again from the rows
-            return Current(MRRIndex.from_bytes(data), position)
+            return Current(MRRIndex.from_bytes(data).priced(rates, app.reporting_currency()),
+                           position)
     # The rows as of `position`: another process may catch the view up meanwhile, and the
     # columns must be those of the position they are stored (and reported) under.
     index = index_from_rows(projection, position)
     if (data := index.to_bytes()) is not None:
-        # A cache: a role that may only read (or a read-only file) answers without it.
-        with suppress(ProgrammingError, OperationalError):
-            projection.view.save_snapshot(position, data)
-    return Current(index, position)
+        _cache(projection, position, data)
+    return Current(index.priced(rates, app.reporting_currency()), position)
+
+
+def _current_quotes(app: LedgerApplication, projection: MRRProjection, position: int
+                    ) -> list[Quote]:
+    """The rates held at `position`, from their cache if it reflects it."""
+    if data := projection.view.load_snapshot(position, "rates"):
+        with suppress(ValueError, TypeError):  # a damaged cache is read again
+            return [Quote(*row) for row in orjson.loads(data)]
+    quotes = stored_quotes(app.ledger_recorder.iter_rate_events(position))
+    _cache(projection, position, orjson.dumps([list(q) for q in quotes]), "rates")
+    return quotes
+
+
+def _cache(projection: MRRProjection, position: int, data: bytes, name: str = "mrr") -> None:
+    # A cache: a role that may only read (or a read-only file) answers without it.
+    with suppress(ProgrammingError, OperationalError):
+        projection.view.save_snapshot(position, data, name)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ledger.application import LedgerApplication
+from ledger.currencies import minor_unit
 from projections.engine import MRRIndex
 from projections.facts import decode_fact
 from projections.movements import KINDS
@@ -27,49 +28,56 @@ from services.ledger import open_ledger
 from services.metrics import engine_for
 from services.present import exact_text, money, ratio
 
-NRR_FIELDS = ["customers", "starting_mrr", "ending_mrr", "expansion", "contraction", "churn"]
+NRR_FIELDS = ["customers", "starting_mrr", "ending_mrr", "expansion", "contraction", "churn",
+              "fx_impact"]
 MRR_FIELDS = ["customers", "mrr"]
 COUNTS = {"customers"}
+RATIOS = ("nrr", "grr", "nrr_constant_currency")
 
 
 def _nrr_ratios(s: Mapping[str, Fraction]) -> dict[str, Fraction | None]:
     start = s["starting_mrr"]
     return {"nrr": s["ending_mrr"] / start if start else None,
-            "grr": (start - s["contraction"] - s["churn"]) / start if start else None}
+            "grr": (start - s["contraction"] - s["churn"]) / start if start else None,
+            "nrr_constant_currency": (s["ending_mrr"] - s["fx_impact"]) / start if start
+            else None}
 
 
 def nrr_side(e: MRRIndex, start: date, end: date, vintage: Period | None,
              segment: Mapping[str, str] | None) -> dict[str, Contribution]:
-    base, m0, m1 = e.cohort(end_of(start), end_of(end), vintage, segment)
+    """Each cohort customer's share, classified at constant currency (its ending MRR at
+    the start's rates) with the rates' own change apart as `fx_impact` (contract v2)."""
+    base, m0, c1, m1, d = e.cohort(end_of(start), end_of(end), vintage, segment)
     out = {}
     for i in np.flatnonzero(base):
-        a, b = e.fraction(m0[i]), e.fraction(m1[i])
-        lost, grew, shrank = retention_split(a, b)
+        a, c, b = Fraction(int(m0[i]), d), Fraction(int(c1[i]), d), Fraction(int(m1[i]), d)
+        lost, grew, shrank = retention_split(a, c)
         out[e.customers[i]] = {"customers": Fraction(1), "starting_mrr": a, "ending_mrr": b,
-                               "expansion": b - a if grew else Fraction(0),
-                               "contraction": a - b if shrank else Fraction(0),
-                               "churn": a if lost else Fraction(0)}
+                               "expansion": c - a if grew else Fraction(0),
+                               "contraction": a - c if shrank else Fraction(0),
+                               "churn": a if lost else Fraction(0), "fx_impact": b - c}
     return out
 
 
 def mrr_side(e: MRRIndex, at: date) -> dict[str, Contribution]:
-    values = e.mrr_at(end_of(at))
-    return {e.customers[i]: {"customers": Fraction(1), "mrr": e.fraction(values[i])}
+    values, d = e.valued_at(end_of(at))
+    return {e.customers[i]: {"customers": Fraction(1), "mrr": Fraction(int(values[i]), d)}
             for i in np.flatnonzero(values > 0)}
 
 
 def movements_side(e: MRRIndex, first: date, last: date) -> dict[str, Contribution]:
     out: dict[str, dict[str, Fraction]] = {}
-    for month, cells in e.movement_cells(first, last):
+    for month, cells, d in e.movement_cells(first, last):
         for kind in KINDS:
             for i in np.flatnonzero(cells[kind] != 0):
-                out.setdefault(e.customers[i], {})[f"{month}.{kind}"] = e.fraction(
-                    cells[kind][i])
+                out.setdefault(e.customers[i], {})[f"{month}.{kind}"] = Fraction(
+                    int(cells[kind][i]), d)
     return out
 
 
 def _nrr_labels(c: Contribution | None) -> dict[str, str]:
-    return {} if c is None else {"cohort": category(c["starting_mrr"], c["ending_mrr"])}
+    return {} if c is None else {  # at constant currency, as classified
+        "cohort": category(c["starting_mrr"], c["ending_mrr"] - c["fx_impact"])}
 
 
 def _mrr_labels(c: Contribution | None) -> dict[str, str]:
@@ -77,7 +85,8 @@ def _mrr_labels(c: Contribution | None) -> dict[str, str]:
 
 
 def _movement_labels(c: Contribution | None) -> dict[str, str]:
-    return {cell.split(".")[0]: cell.split(".")[1] for cell, v in (c or {}).items() if v}
+    return {cell.split(".")[0]: cell.split(".")[1] for cell, v in (c or {}).items()
+            if v and not cell.endswith(".fx")}  # the category; what the rates moved apart
 
 
 def restate(url: str, figure: str, options: dict[str, Any], known_from: str,
@@ -110,7 +119,8 @@ def restate(url: str, figure: str, options: dict[str, Any], known_from: str,
         head = new_manifest["ledger_head"]
         b = with_events(b, _causes(app, b, known_from, to, horizon,
                                    head["position"] if head else 0))
-    return _present(figure, options, known_from, to, b, old_manifest, new_manifest)
+    return _present(figure, options, known_from, to, b, old_manifest, new_manifest,
+                    new.reporting)
 
 
 def _causes(app: LedgerApplication, b: Bridge, after: str, upto_instant: str, horizon: str,
@@ -134,12 +144,12 @@ def _causes(app: LedgerApplication, b: Bridge, after: str, upto_instant: str, ho
     return out
 
 
-def _value(name: str, value: Fraction | None) -> dict[str, Any]:
+def _value(name: str, value: Fraction | None, places: int) -> dict[str, Any]:
     if name in COUNTS:
         return {name: None if value is None else int(value)}
-    if name in ("nrr", "grr"):
+    if name in RATIOS:
         return ratio(name, value)
-    return money(name, value)
+    return money(name, value, places)  # type: ignore[arg-type]
 
 
 def _change(name: str, value: Fraction | None) -> Any:
@@ -147,15 +157,16 @@ def _change(name: str, value: Fraction | None) -> Any:
     and ratios exactly, as reduced fractions."""
     if value is None or name in COUNTS:
         return None if value is None else int(value)
-    return exact_text(value if name in ("nrr", "grr") else value / 100)
+    return exact_text(value if name in RATIOS else value / 100)
 
 
 def _present(figure: str, options: dict[str, Any], known_from: str, known_to: str,
-             b: Bridge, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+             b: Bridge, old: dict[str, Any], new: dict[str, Any], reporting: str
+             ) -> dict[str, Any]:
     def values(fields: Mapping[str, Fraction | None]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name in b.fields:
-            out.update(_value(name, fields.get(name)))
+            out.update(_value(name, fields.get(name), minor_unit(reporting)))
         return out
 
     return {
@@ -173,5 +184,6 @@ def _present(figure: str, options: dict[str, Any], known_from: str, known_to: st
             for a in b.adjustments
         ],
         "restated": values(b.restated),
+        "reporting_currency": reporting,
         "manifests": {"original": old, "restated": new},
     }

@@ -22,8 +22,9 @@ def stored_reference(app: Any, upto: int | None = None) -> reference.Reference:
 def in_units(r: Any) -> dict[str, Any]:
     """An engine's `Retention` (cents) in the reference's terms (currency units)."""
     return {"customers": r.customers, "nrr": r.nrr, "grr": r.grr,
+            "nrr_constant_currency": r.nrr_constant_currency,
             **{k: getattr(r, k) / 100 for k in ("starting_mrr", "ending_mrr", "expansion",
-                                                 "contraction", "churn")}}
+                                                 "contraction", "churn", "fx_impact")}}
 
 
 def started(

@@ -1,4 +1,5 @@
-"""The one hypothesis strategy for canonical feeds (contract v1.1) that property tests use.
+"""The one hypothesis strategy for canonical feeds (contract v1.1, with the currencies and
+exchange rates of contract v2) that property tests use.
 
 `feeds()` draws a whole delivery: distinct events, their arrival order with duplicate
 deliveries, cut into consecutive ingests. Every drawn event is valid and every delivery is
@@ -96,6 +97,16 @@ def amounts(draw: st.DrawFn) -> str:
     ))
 
 
+# contract v2: any active ISO 4217 currency, the reporting one (USD) most often; JPY and
+# KWD for their 0 and 3 minor units; GBP only in rates, as the intermediate currency.
+CURRENCIES = _weighted((3, st.just("USD")), (1, st.sampled_from(["EUR", "JPY", "KWD"])))
+RATE_CURRENCIES = ("EUR", "GBP", "JPY", "KWD", "USD")
+RATES = _weighted(
+    (6, st.sampled_from(["1.10", "0.9", "1.21", "157.12", "0.30665", "1"])),
+    (2, st.builds(lambda whole, part: f"{whole}.{part:06d}", st.integers(0, 999),
+                  st.integers(1, 999_999))),
+    (1, st.sampled_from(["0.000000000001", "999999999999.999999999999"])),  # the extremes
+)
 COUNTS = _weighted((8, st.integers(1, 12)), (1, st.sampled_from([1000, 997, 991, 360])))
 QUANTITIES = _weighted((8, st.integers(0, 5)), (1, st.sampled_from([10**9, 10**9 - 1, 1000])))
 ATTRIBUTES = st.fixed_dictionaries({}, optional={
@@ -103,7 +114,7 @@ ATTRIBUTES = st.fixed_dictionaries({}, optional={
 })
 TERM_VALUES: dict[str, SearchStrategy[Any]] = {
     "plan": st.sampled_from(["basic", "pro", "team"]), "amount": amounts(),
-    "currency": st.just("USD"), "interval": st.sampled_from(["day", "week", "month", "year"]),
+    "currency": CURRENCIES, "interval": st.sampled_from(["day", "week", "month", "year"]),
     "interval_count": COUNTS, "quantity": QUANTITIES,
 }
 # What `started`, `reactivated` and `snapshot` carry; the two counts are optional.
@@ -206,19 +217,24 @@ def _feeds(draw: st.DrawFn, max_customers: int, max_events: int,
         base.append({"event_id": f"e{i}", **_event(draw, type_, customer, sub, subs, at)})
         instant[f"e{i}"], whose[f"e{i}"] = at, customer
     latest = {c: max(instant[e] for e, o in whose.items() if o == c) for c in set(whose.values())}
+    base += draw(_rates(pool))
 
     # Arrival order: any permutation; each void then lands anywhere after its target.
     order = list(draw(st.permutations(base)))
     targets = draw(st.lists(st.sampled_from([e["event_id"] for e in base]), unique=True,
-                            max_size=min(len(base), max_events - len(base))))
+                            max_size=max(0, min(len(base), max_events - len(whose)))))
     for i, target in enumerate(targets, 1):
         void: dict[str, Any] = {"event_id": f"v{i}", "type": VOID, "voids": target}
         # Informative only, so anything: absent, the target's, the customer's latest (or
         # later), any instant at all.
         when = draw(st.sampled_from(["absent", "target", "latest", "later", "any"]))
-        later = [t for t in INSTANTS if t > latest[whose[target]]]
-        choices = {"target": [instant[target]], "latest": [latest[whose[target]]],
-                   "later": later or INSTANTS, "any": INSTANTS}
+        if target in whose:
+            later = [t for t in INSTANTS if t > latest[whose[target]]]
+            choices = {"target": [instant[target]], "latest": [latest[whose[target]]],
+                       "later": later or INSTANTS, "any": INSTANTS}
+        else:  # a rate: it has no customer
+            choices = {"target": INSTANTS, "latest": INSTANTS, "later": INSTANTS,
+                       "any": INSTANTS}
         if when != "absent":
             void["effective_at"] = draw(rendered(draw(st.sampled_from(choices[when]))))
         void |= draw(st.fixed_dictionaries({}, optional={
@@ -243,6 +259,35 @@ def _feeds(draw: st.DrawFn, max_customers: int, max_events: int,
     bounds = [0, *sorted(cuts), n]
     ingests = [deliveries[a:b] for a, b in pairwise(bounds)]
     return DrawnFeed(events=order, ingests=ingests)
+
+
+@st.composite
+def _rates(draw: st.DrawFn, pool: list[datetime]) -> list[dict[str, Any]]:
+    """`fx.rate` events (contract v2): mostly a rate of each other currency the feed may
+    use, quoted either way round against USD or through EUR or GBP (triangulation), from
+    before every other instant, so that most figures can be given; then a few more at
+    the feed's instants (a later rate, a tie, the inverse pair). Sometimes none at all:
+    every figure needing one then fails, on both sides."""
+    early = INSTANTS[14]  # 2016-12-31T23:59:59.999999Z
+    rates: list[dict[str, Any]] = []
+
+    def rate(at: datetime, base: str, quote: str) -> None:
+        rates.append({"event_id": f"r{len(rates) + 1}", "type": "fx.rate",
+                      "effective_at": draw(rendered(at)), "base": base, "quote": quote,
+                      "rate": draw(RATES)})
+
+    if draw(st.integers(0, 5)):
+        via = draw(st.sampled_from(["USD", "EUR", "GBP"]))
+        if via != "USD":
+            rate(early, *draw(st.permutations([via, "USD"])))
+        for currency in ("EUR", "JPY", "KWD"):
+            if currency != via:
+                rate(early, *draw(st.permutations([currency, via])))
+    for _ in range(draw(_weighted((3, st.just(0)), (2, st.integers(1, 3))))):
+        base, quote = draw(st.lists(st.sampled_from(RATE_CURRENCIES), min_size=2, max_size=2,
+                                    unique=True))
+        rate(draw(st.sampled_from(pool)), base, quote)
+    return rates
 
 
 def feeds(max_customers: int = 3, max_events: int = 16,

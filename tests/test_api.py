@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from api.app import create_app
 from cli import main
+from services.errors import LedgerError
 from services.events import list_events
 from services.ingest import ingest_feed
 from services.metrics import mrr_report
@@ -87,6 +88,20 @@ def test_an_event_is_accepted_once_and_then_a_duplicate(server):
     again = post_events(server, jsonl(E1))
     assert (again.status_code, again.json()["results"][0]["status"]) == (200, "duplicate")
     assert mrr(server, "2024-01-31") == "100.00"  # the projection was caught up before 200
+
+
+def test_exchange_rates_and_other_currencies_are_posted_like_any_event(server):
+    """contract v2: a EUR subscription and the rate that converts it, then a void of it."""
+    eur = {**E1, "currency": "EUR"}
+    rate = {"event_id": "r1", "type": "fx.rate", "effective_at": "2024-01-01T00:00:00Z",
+            "base": "EUR", "quote": "USD", "rate": "1.10"}
+    answer = post_events(server, jsonl(eur, rate))
+    assert [r["status"] for r in answer.json()["results"]] == ["accepted", "accepted"]
+    assert mrr(server, "2024-01-31") == "110.00"
+    assert post_events(server, jsonl(rate)).json()["results"][0]["status"] == "duplicate"
+    post_events(server, jsonl({"event_id": "v1", "type": "event.voided", "voids": "r1"}))
+    with pytest.raises(LedgerError, match="no exchange rate EUR->USD"):
+        mrr(server, "2024-01-31")
 
 
 def test_json_lines_bodies_answer_per_event(server):

@@ -19,7 +19,8 @@ from tests.feeds import Feed, at
 
 
 def mrr(feed: Feed, day: str, customer: str = "c1", known_at: str | None = None) -> Fraction:
-    return mrr_before(feed.history(customer, known_at).steps, end_of(date.fromisoformat(day)))
+    steps = feed.history(customer, known_at).steps.get("USD", [])
+    return mrr_before(steps, end_of(date.fromisoformat(day)))
 
 
 @pytest.mark.parametrize(
@@ -144,7 +145,7 @@ def engine_of(feed: Feed) -> MRRIndex:
     rows = [customer_rows(c, fold_versions(fs)) for c, fs in by_customer(feed.facts).items()]
     steps, attributes, customers = table_rows(rows)
     return MRRIndex.from_rows([r[:1] + r[3:] for r in customers],
-                              [(r[0], r[1], r[4]) for r in steps],
+                              [(r[0], r[1], r[2], r[5]) for r in steps],
                               [(r[0], r[1], r[4]) for r in attributes])
 
 

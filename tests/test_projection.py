@@ -72,8 +72,11 @@ def test_nrr_json_follows_the_contract(db_url):
         "expansion": "30.00", "expansion_exact": "30",
         "contraction": "0.00", "contraction_exact": "0",
         "churn": "50.00", "churn_exact": "50",
+        "fx_impact": "0.00", "fx_impact_exact": "0",  # contract v2: one currency, no FX
         "nrr": "0.866667", "nrr_exact": "13/15",
+        "nrr_constant_currency": "0.866667", "nrr_constant_currency_exact": "13/15",
         "grr": "0.666667", "grr_exact": "2/3",
+        "reporting_currency": "USD",
     }
     eu = json_of(db_url, "nrr", "--start", "2023-12-31", "--end", "2024-12-31",
                  "--segment", "region=EU", "--cohort", "2023-Q1")
@@ -85,7 +88,8 @@ def test_mrr_and_movements_json_and_csv(db_url):
     ingest(db_url, EXAMPLE)
     mrr = json_of(db_url, "mrr", "--at", "2023-07-01")
     mrr.pop("manifest")
-    assert mrr == {"date": "2023-07-01", "mrr": "150.00", "mrr_exact": "150", "customers": 2}
+    assert mrr == {"date": "2023-07-01", "mrr": "150.00", "mrr_exact": "150", "customers": 2,
+                   "reporting_currency": "USD"}
     months = json_of(db_url, "movements", "--start", "2024-01", "--end", "2024-03")["months"]
     assert [m["month"] for m in months] == ["2024-01", "2024-02", "2024-03"]
     assert (months[1]["churn"], months[2]["expansion_exact"]) == ("50.00", "30")
@@ -94,7 +98,7 @@ def test_mrr_and_movements_json_and_csv(db_url):
     assert rows == [{"month": "2024-02", "new": "0.00", "new_exact": "0", "expansion": "0.00",
                      "expansion_exact": "0", "contraction": "0.00", "contraction_exact": "0",
                      "churn": "50.00", "churn_exact": "50", "reactivation": "0.00",
-                     "reactivation_exact": "0"}]
+                     "reactivation_exact": "0", "fx": "0.00", "fx_exact": "0"}]
 
 
 @pytest.mark.parametrize(
