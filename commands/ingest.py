@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -55,11 +56,19 @@ def import_() -> None:
     """Import events from another system's format."""
 
 
-@import_.command("stripe")
-@click.argument("file", type=click.File("rb"))
-@rejects_option
-@format_option
-@click.pass_obj
+def _imports(name: str) -> Callable[[Callable[..., None]], click.Command]:
+    """`revledger import NAME FILE [--rejects] [--format]`: one source's file."""
+
+    def command(function: Callable[..., None]) -> click.Command:
+        for decorate in (click.pass_obj, format_option, rejects_option,
+                         click.argument("file", type=click.File("rb"))):
+            function = decorate(function)
+        return import_.command(name)(function)
+
+    return command
+
+
+@_imports("stripe")
 def import_stripe(db: str, file: BinaryIO, rejects: BinaryIO | None, fmt: str) -> None:
     """Record Stripe objects from FILE (- for stdin) through the same mapping as the
     webhook: Event objects (`stripe events list`, the last 30 days) and Subscription
@@ -73,6 +82,19 @@ def import_stripe(db: str, file: BinaryIO, rejects: BinaryIO | None, fmt: str) -
     (invalid JSON).
     """
     _run("stripe", db, file, rejects, fmt)
+
+
+@_imports("fx")
+def import_fx(db: str, file: BinaryIO, rejects: BinaryIO | None, fmt: str) -> None:
+    """Record the ECB's euro reference rates from FILE (eurofxref-hist.csv or the daily
+    eurofxref.csv as published, unzipped; - for stdin) as fx.rate events.
+
+    Each rate's id is its day and pair (ecb:2024-06-14:EUR/USD), so importing a newer
+    file records only the new days. A USD (or any) ledger converts through EUR: a rate
+    X->USD is found as X->EUR->USD. Columns of currencies ISO 4217 no longer lists are
+    counted as ignored. Exit status 1 if any rate was rejected.
+    """
+    _run("ecb", db, file, rejects, fmt)
 
 
 def _run(source: str, db: str, feed: BinaryIO, rejects: BinaryIO | None, fmt: str) -> None:

@@ -22,6 +22,7 @@ from ledger.sources.base import (
     Source,
 )
 from ledger.sources.canonical import CanonicalSource
+from ledger.sources.ecb import EcbSource
 from ledger.sources.periods import PeriodsSource
 from ledger.sources.stripe_source import StripeSource
 
@@ -30,7 +31,7 @@ __all__ = ["SOURCES", "Delivery", "Held", "Ignored", "Learned", "Line", "Lookup"
 
 # name -> the source; one that signs its deliveries is built with the endpoint's secret.
 SOURCES: dict[str, Callable[..., Source]] = {
-    make.name: make for make in (CanonicalSource, StripeSource, PeriodsSource)
+    make.name: make for make in (CanonicalSource, StripeSource, PeriodsSource, EcbSource)
 }
 
 
