@@ -7,6 +7,13 @@ billing webhooks deliver: mostly in order, some events days late, some twice, an
 mistakes voided and re-sent corrected. The same seed always gives the same bytes.
 
     python bench/generate.py --customers 20000 > feed.jsonl     # ~137k events
+    python bench/generate.py --customers 20000 --currencies > fx.jsonl
+
+With `--currencies`, the very same business bills 30% of its customers in one of ten
+other currencies (the rest in USD, the reporting currency), and the feed carries the
+ECB-style rates to convert them: EUR -> each of the ten, and EUR -> USD (a USD ledger
+converts through EUR), once a month from 2022 and every day of the year up to
+2025-06-30, each delivered on its day.
 """
 
 from __future__ import annotations
@@ -25,6 +32,10 @@ SPAN_DAYS = 4 * 365
 PLANS = {"month": ("29.00", "99.00", "249.00", "999.00"), "year": ("290.00", "990.00", "9990.00"),
          "week": ("9.00", "19.00"), "day": ("1.50", "3.00")}
 REGIONS = ("EU", "NA", "APAC", "LATAM")
+# the other currencies of the multi-currency feed, and EUR -> each at the start (and USD)
+FOREIGN = {"EUR": 1, "GBP": 0.85, "JPY": 160, "CHF": 0.95, "CAD": 1.48, "AUD": 1.64,
+           "SEK": 11.4, "NOK": 11.6, "DKK": 7.46, "PLN": 4.32}
+DAILY_FROM, DAILY_TO = datetime(2024, 6, 30, tzinfo=UTC), datetime(2025, 6, 30, tzinfo=UTC)
 TIERS = ("smb", "mid", "enterprise")
 
 
@@ -33,8 +44,9 @@ def _at(moment: datetime) -> str:
 
 
 class _Customer:
-    def __init__(self, rng: random.Random, number: int) -> None:
+    def __init__(self, rng: random.Random, number: int, currency: str = "USD") -> None:
         self.rng = rng
+        self.currency = currency
         self.id = f"cus_{number:07d}"
         self.events: list[tuple[datetime, dict[str, Any]]] = []
         self.serial = 0
@@ -61,7 +73,7 @@ class _Customer:
         rng = self.rng
         interval = rng.choices(("month", "year", "week", "day"), (70, 20, 6, 4))[0]
         amount = rng.choice(PLANS[interval])
-        terms = {"subscription_id": sub, "plan": f"{interval}-{amount}", "currency": "USD",
+        terms = {"subscription_id": sub, "plan": f"{interval}-{amount}", "currency": self.currency,
                  "interval": interval, "quantity": rng.choice((1, 1, 1, 2, 5))}
         if rng.random() < 0.25:  # a free trial first, converted two weeks later (or not)
             self.emit(moment, "subscription.started", **terms, amount="0.00")
@@ -94,13 +106,39 @@ class _Customer:
                 active = False
 
 
-def generate(customers: int, seed: int = 7) -> Iterator[dict[str, Any]]:
-    """Events in delivery order: by recorded day, with late, repeated and voided ones."""
+def rates(seed: int = 7) -> Iterator[tuple[datetime, dict[str, Any]]]:
+    """(effective instant, fx.rate) of EUR -> USD and EUR -> each other currency: a random
+    walk, monthly from 2022-01, daily over the year to 2025-06-30."""
+    rng = random.Random(seed + 2)
+    level = {"USD": 1.09, **{c: float(v) for c, v in FOREIGN.items() if c != "EUR"}}
+    day = START
+    while day <= DAILY_TO:
+        for currency in level:
+            level[currency] *= 1 + rng.uniform(-0.004, 0.004)
+            yield day, {"event_id": f"ecb:{day.date()}:EUR/{currency}", "type": "fx.rate",
+                        "effective_at": _at(day), "base": "EUR", "quote": currency,
+                        "rate": f"{level[currency]:.6f}"}
+        day += timedelta(days=1) if day >= DAILY_FROM else timedelta(days=30)
+
+
+def generate(customers: int, seed: int = 7, currencies: bool = False
+             ) -> Iterator[dict[str, Any]]:
+    """Events in delivery order: by recorded day, with late, repeated and voided ones.
+    With `currencies`, the same events, 30% of customers billed in another currency (a
+    draw of its own: the rest of the feed is the single-currency one), and the rates."""
     rng = random.Random(seed)
+    billed = random.Random(seed + 1)
     deliveries: list[tuple[datetime, int, dict[str, Any]]] = []
     order = 0
+    if currencies:
+        for moment, rate in rates(seed):
+            deliveries.append((moment + timedelta(hours=15), order, rate))
+            order += 1
     for number in range(customers):
-        customer = _Customer(rng, number)
+        currency = "USD"
+        if currencies and billed.random() < 0.3:
+            currency = billed.choice(sorted(FOREIGN))
+        customer = _Customer(rng, number, currency)
         customer.life()
         for moment, event in customer.events:
             delivered = moment + timedelta(seconds=rng.randrange(60))
@@ -124,10 +162,12 @@ def generate(customers: int, seed: int = 7) -> Iterator[dict[str, Any]]:
 @click.command()
 @click.option("--customers", default=20_000, show_default=True)
 @click.option("--seed", default=7, show_default=True)
-def main(customers: int, seed: int) -> None:
+@click.option("--currencies", is_flag=True, help="30% of customers in 10 other currencies, "
+              "with a year of daily rates.")
+def main(customers: int, seed: int, currencies: bool) -> None:
     """Write a canonical JSON Lines feed to stdout."""
     out = sys.stdout.buffer
-    for event in generate(customers, seed):
+    for event in generate(customers, seed, currencies):
         out.write(orjson.dumps(event) + b"\n")
 
 

@@ -4,6 +4,7 @@ machine's speed at that moment (bench/reference.py).
 
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python bench/run.py --customers 20000 --customers 100000 [--pg URL]
+    .venv/bin/python bench/run.py --fx --customers 20000    # single vs multi-currency
 
 Prints one table per size. Each step runs `revledger` in a subprocess, so peak RSS is that
 command's own. Feeds are generated once into bench/data/ (deterministic).
@@ -32,13 +33,14 @@ NRR_ARGS = ["--start", START.isoformat(), "--end", END.isoformat()]
 CLI_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def feed_for(customers: int) -> Path:
-    path = DATA / f"feed-{customers}.jsonl"
+def feed_for(customers: int, currencies: bool = False) -> Path:
+    path = DATA / f"feed-{customers}{'-fx' if currencies else ''}.jsonl"
     if not path.exists():
         DATA.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as out:
             subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"),
-                            "--customers", str(customers)], stdout=out, check=True)
+                            "--customers", str(customers),
+                            *(["--currencies"] if currencies else [])], stdout=out, check=True)
     return path
 
 
@@ -199,6 +201,62 @@ def bench(customers: int, pg: str | None) -> None:
     print(f"duckdb from raw JSONL: {duck_seconds:.2f} s -> NRR {duck} ({agree})")
 
 
+MOVEMENT_ARGS = ["--start", "2024-07", "--end", "2025-06"]
+
+
+def bench_fx(customers: int) -> None:
+    """The same business in one currency, then with 30% of its customers in ten others
+    and a year of daily rates (`generate.py --currencies`), one after the other in this
+    run: ingest, rebuild, `nrr` and `movements` (CLI, and the engine in-process), and the
+    multi-currency figures as a multiple of the single-currency ones."""
+    print(f"\n== FX: {customers:,} customers, single vs multi-currency, same run")
+    print(f"yardstick           {_reference():10,.0f} events/s  (bench/reference.py)")
+    figures: dict[str, dict[str, float]] = {}
+    for label, currencies in (("single", False), ("multi", True)):
+        feed = feed_for(customers, currencies)
+        db_file = DATA / f"bench-{customers}-{label}.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db_file}{suffix}").unlink(missing_ok=True)
+        db = f"sqlite:///{db_file}"
+        ingest, _, summary = revledger(db, "ingest", str(feed))
+        replay = min(revledger(db, "replay")[0] for _ in range(2))
+        nrr = statistics.median(revledger(db, "nrr", *NRR_ARGS)[0] for _ in range(3))
+        moves = statistics.median(revledger(db, "movements", *MOVEMENT_ARGS)[0]
+                                  for _ in range(3))
+        load, nrr_in, moves_in = _in_process_fx(db)
+        figures[label] = {"ingest": ingest, "rebuild": replay, "nrr CLI": nrr,
+                          "movements CLI": moves, "engine load": load, "nrr in-process": nrr_in,
+                          "movements in-process": moves_in}
+        print(f"{label:6} ingest {ingest:6.2f} s [{summary}]")
+    print(f"{'':22}{'single':>10}{'multi':>10}{'multi/single':>14}")
+    for step, single in figures["single"].items():
+        multi = figures["multi"][step]
+        print(f"{step:22}{single:10.3f}{multi:10.3f}{multi / single:13.2f}x")
+
+
+def _in_process_fx(db: str) -> tuple[float, float, float]:
+    """Engine load (the query columns and the rates), then the median of 5 NRR and of 5
+    year-of-movements queries, in seconds."""
+    sys.path.insert(0, str(ROOT))
+    from projections.periods import end_of, parse_month
+    from services.ledger import open_ledger
+    from services.projections import current_index
+
+    with open_ledger(db) as app:
+        started = time.perf_counter()
+        index, _ = current_index(app)  # the columns and the rates, from their caches
+        load = time.perf_counter() - started
+    nrr, moves = [], []
+    for _ in range(5):
+        began = time.perf_counter()
+        index.nrr(end_of(START), end_of(END))
+        nrr.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        index.movements(parse_month("2024-07"), parse_month("2025-06"))
+        moves.append(time.perf_counter() - began)
+    return load, statistics.median(nrr), statistics.median(moves)
+
+
 def _reference() -> float:
     """The machine's speed at the moment (see bench/reference.py), in a process of its own
     as each ingest is."""
@@ -229,10 +287,14 @@ def _reset_pg(url: str) -> None:
 @click.option("--customers", "sizes", multiple=True, type=int, default=[20_000, 100_000],
               show_default=True)
 @click.option("--pg", help="Also benchmark this PostgreSQL database (it is emptied).")
-def main(sizes: list[int], pg: str | None) -> None:
+@click.option("--fx", is_flag=True, help="Single- against multi-currency instead (SQLite).")
+def main(sizes: list[int], pg: str | None, fx: bool) -> None:
     os.environ.pop("REVLEDGER_DB", None)
     for customers in sizes:
-        bench(customers, pg)
+        if fx:
+            bench_fx(customers)
+        else:
+            bench(customers, pg)
 
 
 if __name__ == "__main__":
