@@ -4,7 +4,8 @@ builds (`customer_revenue_by_month` with its `change_category`).
 A customer has a row in a month when it paid at the end of the month before or at the
 end of this one; its movement category is the month's movement rule
 (`projections.movements.split`) applied to that one customer, so the rows of a month
-summed by category are exactly that month's `movements`. A customer paying the same at
+summed by category, less each row's `fx` (what the exchange rates alone moved, contract
+v2), are exactly that month's `movements`. A customer paying the same at
 both ends has no category ("").
 """
 
@@ -33,6 +34,7 @@ class MonthRows:
     customers: list[str]
     mrr: np.ndarray  # at the month's end
     previous_mrr: np.ndarray  # at the end of the month before
+    fx: np.ndarray  # contract v2: mrr at the month end's rates - at the month before's
     category: list[str]
     first_paid_month: list[str]
     attributes: dict[str, list[str | None]]  # at the month's end, by key
@@ -57,6 +59,7 @@ def customer_months(index: MRRIndex, first: date, last: date) -> Iterator[MonthR
             customers=[index.customers[i] for i in rows.tolist()],
             mrr=q[rows],
             previous_mrr=p[rows],
+            fx=q[rows] - q_same[rows],
             category=[CATEGORIES[c] for c in code[rows].tolist()],
             first_paid_month=[first_paid[i] for i in rows.tolist()],
             attributes=attributes,

@@ -16,14 +16,16 @@ from typing import Any
 
 from projections.monthly import MonthRows, customer_months
 from projections.periods import parse_month, period_of
+from projections.rates import MissingRate
+from services.errors import LedgerError
 from services.ledger import open_ledger, reporting_currency
 from services.metrics import engine_for
 from services.present import decimal_text, exact_decimal
 
 BASE_COLUMNS = ("month", "customer_id", "mrr", "mrr_exact", "previous_mrr",
-                "previous_mrr_exact", "mrr_change", "mrr_change_exact", "movement",
-                "first_paid_month", "cohort")
-MONEY = ("mrr", "previous_mrr", "mrr_change")  # rounded to cents, beside their _exact
+                "previous_mrr_exact", "mrr_change", "mrr_change_exact", "fx", "fx_exact",
+                "movement", "first_paid_month", "cohort")
+MONEY = ("mrr", "previous_mrr", "mrr_change", "fx")  # rounded to cents, beside their _exact
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,17 @@ def export_mrr(url: str, first: date, last: date, cohort_grain: str = "month",
         "exact": "decimal text, or a reduced fraction p/q where the decimal repeats",
     }
     months = (_columns(rows, keys, cohort_grain)
-              for rows in customer_months(index, first, last))
+              for rows in _priced(customer_months(index, first, last)))
     return MRRExport(columns, manifest, months)
+
+
+def _priced(months: Iterator[MonthRows]) -> Iterator[MonthRows]:
+    """The months as they are read (after the ledger is closed): a month needing an
+    exchange rate the ledger does not hold ends the table with the one-line error."""
+    try:
+        yield from months
+    except MissingRate as missing:
+        raise LedgerError(str(missing)) from None
 
 
 def _columns(rows: MonthRows, keys: list[str], cohort_grain: str) -> dict[str, list[str]]:
@@ -62,7 +73,7 @@ def _columns(rows: MonthRows, keys: list[str], cohort_grain: str) -> dict[str, l
     scale = rows.denominator * 100  # 1/D cents -> currency units
     change = rows.mrr - rows.previous_mrr
     for name, units in (("mrr", rows.mrr), ("previous_mrr", rows.previous_mrr),
-                        ("mrr_change", change)):
+                        ("mrr_change", change), ("fx", rows.fx)):
         texts = [_texts(int(u), scale) for u in units.tolist()]
         out[name] = [t[0] for t in texts]
         out[f"{name}_exact"] = [t[1] for t in texts]
