@@ -15,7 +15,7 @@ from projections.periods import Period, end_of
 from projections.projection import read_facts
 from services.checkpoints import tree_fields
 from services.errors import LedgerError
-from services.ledger import known_head, open_ledger
+from services.ledger import known_head, open_ledger, reporting_currency
 from services.metrics import ledger_rates, manifest, retention_fields
 from services.present import exact_text, money
 
@@ -26,7 +26,7 @@ def customer_history(url: str, customer: str, known_at: str | None = None) -> di
     with open_ledger(url) as app:
         head, upto = known_head(app, known_at)
         rows = app.ledger_recorder.select_customer_events([customer], upto)
-        rates, reporting = ledger_rates(app, upto), app.reporting_currency()
+        rates, reporting = ledger_rates(app, upto), reporting_currency(app)
         tree = tree_fields(app.ledger_recorder, head)
         facts = [f for _, position, state in rows if (f := decode_fact(position, state))]
         if not facts:
@@ -85,7 +85,7 @@ def explain_nrr_report(
     with open_ledger(url) as app:
         head, upto = known_head(app, known_at)
         facts = by_customer(read_facts(app, upto), known_at)
-        rates, reporting = ledger_rates(app, upto), app.reporting_currency()
+        rates, reporting = ledger_rates(app, upto), reporting_currency(app)
         tree = tree_fields(app.ledger_recorder, head)
         histories = {customer: fold_customer(fs) for customer, fs in facts.items()}
         rows = explain_nrr(histories, facts, end_of(start), end_of(end), rates.worth(reporting),

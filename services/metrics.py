@@ -24,7 +24,7 @@ from projections.nrr import Retention
 from projections.periods import Period, end_of, next_month
 from projections.rates import Rates, stored_quotes
 from services.checkpoints import tree_fields
-from services.ledger import known_head, open_ledger
+from services.ledger import known_head, open_ledger, reporting_currency
 from services.notices import notice
 from services.present import money, optional_money, ratio
 from services.projections import caught_up, current_index, index_from_rows
@@ -95,7 +95,7 @@ def _attributes(e: MRRIndex) -> str:
 
 def priced(app: LedgerApplication, index: MRRIndex, upto: int) -> MRRIndex:
     """`index` with the rates visible at position `upto` and the reporting currency."""
-    return index.priced(ledger_rates(app, upto), app.reporting_currency())
+    return index.priced(ledger_rates(app, upto), reporting_currency(app))
 
 
 def ledger_rates(app: LedgerApplication, upto: int) -> Rates:

@@ -16,7 +16,7 @@ from projections.progress import Progress
 from projections.projection import MRRProjection
 from projections.rates import Quote, Rates, stored_quotes
 from services.errors import LedgerError
-from services.ledger import first_line, open_ledger
+from services.ledger import first_line, open_ledger, reporting_currency
 
 
 @dataclass(frozen=True)
@@ -86,14 +86,14 @@ def current_index(app: LedgerApplication) -> Current:
     rates = Rates(_current_quotes(app, projection, position))
     if data := projection.view.load_snapshot(position):
         with suppress(*UNREADABLE):  # a damaged cache is built again from the rows
-            return Current(MRRIndex.from_bytes(data).priced(rates, app.reporting_currency()),
+            return Current(MRRIndex.from_bytes(data).priced(rates, reporting_currency(app)),
                            position)
     # The rows as of `position`: another process may catch the view up meanwhile, and the
     # columns must be those of the position they are stored (and reported) under.
     index = index_from_rows(projection, position)
     if (data := index.to_bytes()) is not None:
         _cache(projection, position, data)
-    return Current(index.priced(rates, app.reporting_currency()), position)
+    return Current(index.priced(rates, reporting_currency(app)), position)
 
 
 def _current_quotes(app: LedgerApplication, projection: MRRProjection, position: int
