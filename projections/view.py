@@ -262,7 +262,11 @@ class MRRView:
         c.execute(self._sql("INSERT INTO engine_snapshot VALUES (?, ?, ?)"),
                   (name, position, data))
 
-    def load_snapshot(self, position: int, name: str = "mrr") -> bytes | None:
+    def load_snapshot(self, position: int) -> bytes | None:
+        """The stored engine columns if they reflect exactly `position`."""
+        return self.load_cache(position, "mrr")
+
+    def load_cache(self, position: int, name: str) -> bytes | None:
         """The stored cache `name` if it reflects exactly `position`."""
         with self.datastore.transaction(commit=False) as c:
             c.execute(self._sql("SELECT data FROM engine_snapshot WHERE name = ? "

@@ -99,7 +99,7 @@ def current_index(app: LedgerApplication) -> Current:
 def _current_quotes(app: LedgerApplication, projection: MRRProjection, position: int
                     ) -> list[Quote]:
     """The rates held at `position`, from their cache if it reflects it."""
-    if data := projection.view.load_snapshot(position, "rates"):
+    if data := projection.view.load_cache(position, "rates"):
         with suppress(ValueError, TypeError):  # a damaged cache is read again
             return [Quote(*row) for row in orjson.loads(data)]
     quotes = stored_quotes(app.ledger_recorder.iter_rate_events(position))
