@@ -76,7 +76,7 @@ def import_stripe(db: str, file: BinaryIO, rejects: BinaryIO | None, fmt: str) -
     object or JSON Lines.
 
     Events of types that carry no revenue are counted as ignored. An event that cannot be
-    recorded yet (a discount not known yet, another currency, an unknown shape) is held in
+    recorded yet (a discount not known yet, an unknown shape, a conflict) is held in
     the quarantine, reported as `line N: EVENT_ID: held: reason`, and recorded by
     `revledger quarantine retry` once it can. Exit status 1 if any record was rejected
     (invalid JSON).

@@ -63,7 +63,7 @@ def catalogue(store: SourceStore, name: str) -> Lookup:
 
 
 def rejected_held(reject: Rejected) -> tuple[str, str, bytes, dict | None]:
-    """A canonical line the ledger refused (another currency, a conflict) as a held
+    """A canonical line the ledger refused (a conflict, say) as a held
     record: the source's own record, verbatim where it was delivered, and its evidence."""
     try:
         line = orjson.loads(reject.raw)

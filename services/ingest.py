@@ -199,7 +199,7 @@ class LedgerWriter:
         recorded, `LedgerError` when the database is unavailable.
 
         A source with a quarantine (Stripe) never has an event refused: what it cannot map
-        yet, or what the ledger cannot take (another currency, a conflict), is held with
+        yet, or what the ledger cannot take (a conflict), is held with
         its reason (status `quarantined`), and what it learned (a discount) lets held
         records be recorded at once."""
         if source != "stripe":

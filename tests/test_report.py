@@ -80,7 +80,8 @@ def test_expansion_is_split_into_quantity_and_price_or_plan(db_url):
 
 
 NUMBER = re.compile(r"-?\d+(\.\d+)?")
-TEXT = {"start", "end", "nrr_band", "warning", "known_at", "ledger_chain_sha256", "tree_root"}
+TEXT = {"start", "end", "nrr_band", "warning", "known_at", "ledger_chain_sha256", "tree_root",
+        "reporting_currency"}
 
 
 def test_csv_has_one_plain_value_per_figure_equal_to_the_json(db_url):

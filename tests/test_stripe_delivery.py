@@ -27,6 +27,7 @@ from ledger.sources.stripe_source import StripeSource, retry_record
 from ledger.sources.stripe_terms import Policy
 from projections.reference import Event, Reference
 from services.audit import customer_history
+from services.errors import LedgerError
 from services.metrics import mrr_report
 from tests.stripe_fixtures import (
     DAY,
@@ -45,6 +46,7 @@ from tests.test_api import SECRET, server  # noqa: F401  (the server fixture, bo
 from tests.test_stripe import TIERS
 
 BASIL = "2025-03-31.basil"
+END_2024 = "2024-12-31T23:59:59.999999Z"
 
 
 def signed(body: bytes, at: int | None = None) -> dict[str, str]:
@@ -165,19 +167,20 @@ def test_a_discount_not_known_yet_is_quarantined_then_recorded_when_it_comes(ser
     assert orjson.loads(listed.stdout) == []
 
 
-def test_another_currency_is_quarantined_with_a_retryable_reason(db_url):
+def test_another_currency_is_recorded_in_it_and_converted_at_the_rate_in_force(db_url):
+    """contract v2: a EUR price is recorded as it is, in EUR (no quarantine); a figure
+    converts it once the ledger holds a rate, and says so plainly until then."""
     euros = subscription(items=[item(LATEST, price(cents=5000, currency="eur"))])
     body = orjson.dumps([event(LATEST, "evt_e", "customer.subscription.created", euros, T0)])
     result = CliRunner().invoke(main, ["--db", db_url, "import", "stripe", "-"], input=body)
     assert result.exit_code == 0, result.stderr
-    assert "line 1: stripe:evt_e: held: " in result.stderr and "EUR" in result.stderr
-    retry = CliRunner().invoke(main, ["--db", db_url, "quarantine", "retry"])
-    assert retry.exit_code == 1
-    assert "stripe:evt_e: still held: " in retry.stderr
-    listed = CliRunner().invoke(main, ["--db", db_url, "quarantine", "list", "--format",
-                                       "json"])
-    (held,) = orjson.loads(listed.stdout)
-    assert orjson.loads(held["raw"])["id"] == "evt_e"  # kept verbatim
+    assert "accepted 1" in result.stderr
+    with pytest.raises(LedgerError, match=r"^no exchange rate EUR->USD in force at "):
+        mrr(db_url, "2024-01-31")
+    rate = orjson.dumps({"event_id": "r1", "type": "fx.rate", "base": "EUR", "quote": "USD",
+                         "effective_at": "2024-01-01T00:00:00Z", "rate": "1.1"})
+    assert CliRunner().invoke(main, ["--db", db_url, "ingest", "-"], input=rate).exit_code == 0
+    assert mrr(db_url, "2024-01-31") == "55.00"
 
 
 def test_only_a_bad_signature_or_body_is_refused(server):  # noqa: F811
@@ -297,7 +300,7 @@ def test_any_delivery_order_of_every_case_gives_its_mrr(data):
     worked = cases()
     everything = [e for events, _ in worked.values() for e in events]
     reference = recorded_in_any_order(data.draw(st.permutations(everything)))
-    got = {c.removeprefix("cus_"): round(h.mrr_at("2024-12-31T23:59:59.999999Z"), 2)
+    got = {c.removeprefix("cus_"): round(reference.value(h.mrr_at(END_2024), END_2024), 2)
            for c, h in reference.histories.items()}
     assert got == {name: Fraction(expected) for name, (_, expected) in worked.items()}
 
@@ -404,10 +407,9 @@ def test_the_documented_ingest_role_imports_stripe_and_holds_without_create(pg_u
     parts = urlsplit(pg_url)
     as_ingest = urlunsplit(parts._replace(
         netloc=f"{role}:change-me@{parts.hostname}:{parts.port}"))
-    euros = subscription(LATEST, "sub_e", "cus_e",
-                         items=[item(LATEST, price(cents=5000, currency="eur"))])
-    body = orjson.dumps([*lifecycle(), event(LATEST, "evt_e", "customer.subscription.created",
-                                             euros, T0)])
+    broken = {"id": "sub_9", "object": "subscription"}  # held: nothing to map it from
+    body = orjson.dumps([*lifecycle(), event(LATEST, "evt_b", "customer.subscription.updated",
+                                             broken, T0)])
     try:
         result = CliRunner().invoke(main, ["--db", as_ingest, "import", "stripe", "-"],
                                     input=body)
