@@ -12,11 +12,12 @@ reads each stored event back and holds it to:
 - its index row (`event_keys`, which the projections read to file events by customer and
   ingest reads to decide duplicates and voids): recomputed from the event's bytes and
   compared column by column, so an index row edited, deleted or added is named;
-- its place: the stream its subscription (else its customer) names, opened by version 1;
+- its place: the stream its subscription (else its customer; for an exchange rate, its
+  own id) names, opened by version 1;
 - the recording rules that can be checked after the fact: event ids unique; a void's
   target recorded before it, not a void, voided once, and the void filed under its
   target's customer and subscription; a subscription keeps the customer its first event
-  named; priced terms in the ledger's reporting currency; each stream's versions run
+  named; each stream's versions run
   1, 2, 3... in recorded order.
 
 It shares no code with what it checks (ingest's reading of a line in `ledger.feed`, its
@@ -38,10 +39,11 @@ import orjson
 
 from ledger.audit_queries import AuditQueries
 from ledger.events import InvalidEvent, content_hash, parse_event
-from ledger.kinds import PRICED, SUBSCRIPTION_TYPES, VOID
+from ledger.kinds import FX_RATE, SUBSCRIPTION_TYPES, VOID
 
-# Stream (aggregate) ids, as documented in docs/audit.md: uuid5 of "subscription:" + id
-# or "customer:" + id, in the namespace uuid5(URL, "https://revledger.dev/ids").
+# Stream (aggregate) ids, as documented in docs/audit.md: uuid5 of "subscription:" + id,
+# "customer:" + id, or for an exchange rate "rate:" + its event id, in the namespace
+# uuid5(URL, "https://revledger.dev/ids").
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://revledger.dev/ids")
 _SETTINGS_TOPIC = "ledger.aggregates:Ledger.Opened"
 _INDEX = ("event_id", "content_sha256", "type", "customer_id", "subscription_id", "voids")
@@ -143,7 +145,8 @@ def _event_problem(aggregate: Any, version: int, topic: str, data: dict[str, Any
     if type_ == VOID:  # filed under its target's customer and subscription (see `_rules`)
         customer, subscription, voids = key[4], key[5], event["voids"]
     else:
-        customer = event.get("customer_id")  # every type but a void has one (contract v1.1)
+        # every type but a void and an exchange rate has one (contract v2)
+        customer = None if type_ == FX_RATE else event.get("customer_id")
         subscription = event["subscription_id"] if type_ in SUBSCRIPTION_TYPES else None
         voids = None
     expected = (event["event_id"], content_hash(payload), type_, customer, subscription, voids)
@@ -153,14 +156,14 @@ def _event_problem(aggregate: Any, version: int, topic: str, data: dict[str, Any
                                 if d[1] != d[2])
         return f"its index row differs from its stored bytes ({name}: {held!r}, the event " \
                f"says {says!r})"
-    if currency is not None and type_ in PRICED and event.get("currency", currency) != currency:
-        return (f"currency: {event['currency']} is not this ledger's reporting currency "
-                f"{currency}")
-    return _place_problem(aggregate, version, topic, data, customer, subscription)
+    # contract v2: any active currency (`parse_event` held it to the ISO list above)
+    rate = event["event_id"] if type_ == FX_RATE else None
+    return _place_problem(aggregate, version, topic, data, customer, subscription, rate)
 
 
 def _place_problem(aggregate: Any, version: int, topic: str, data: dict[str, Any],
-                   customer: str | None, subscription: str | None) -> str | None:
+                   customer: str | None, subscription: str | None,
+                   rate: str | None = None) -> str | None:
     """A stream's first version opens it: the stream of its subscription (else of its
     customer), naming the customer a subscription belongs to. (That each later version
     is about the same subscription or customer is checked across events, `_rules`.)"""
@@ -168,10 +171,11 @@ def _place_problem(aggregate: Any, version: int, topic: str, data: dict[str, Any
         return f"version {version} of its stream is stored as {topic!r}"
     if version != 1:
         return None
-    if subscription is None and customer is None:
+    if subscription is None and customer is None and rate is None:
         return "its index row names neither a customer nor a subscription"
     name = ("subscription:" + subscription if subscription is not None
-            else "customer:" + customer)  # type: ignore[operator]
+            else "customer:" + customer if customer is not None
+            else "rate:" + rate)  # type: ignore[operator]
     if _hex(aggregate) != uuid5(_NAMESPACE, name).hex:
         return f"it opens another stream than that of {name.replace(':', ' ', 1)}"
     if data.get("key") != name.split(":", 1)[1] or (

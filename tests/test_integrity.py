@@ -154,9 +154,9 @@ FORGERIES = {
     "subscription changing hands": (
         changed("f1", "s1", "c2", AT, quantity=3), S1, 4, "c2", "s1", {},
         "customer_id: subscription 's1' belongs to customer 'c1', not 'c2'"),
-    "other currency": (
-        started("f1", "s3", "c3", AT, currency="EUR"), S3, 1, "c3", "s3", {"opens": "s3"},
-        "currency: EUR is not this ledger's reporting currency USD"),
+    "withdrawn currency": (  # contract v2: any active ISO 4217 code, no other
+        started("f1", "s3", "c3", AT, currency="DEM"), S3, 1, "c3", "s3", {"opens": "s3"},
+        "breaks the contract: currency: DEM is not an active ISO 4217 currency code"),
     "envelope unlike its payload": (
         started("f1", "s3", "c3", AT), S3, 1, "c3", "s3",
         {"opens": "s3", "envelope": _lie_about_effective_at},
