@@ -194,7 +194,8 @@ def period_movements(e: MRRIndex, start: date, end: date) -> list[Movement]:
 
 def _at(e: MRRIndex, day: date, suffix: str = "") -> dict[str, Any]:
     total, customers = e.total(end_of(day))
-    return {**money("mrr" + suffix, total), **money("arr" + suffix, kpis.arr(total)),
+    return {**money("mrr" + suffix, total, places(e)),
+            **money("arr" + suffix, kpis.arr(total), places(e)),
             f"customers{suffix}": customers,
             **optional_money("arpa" + suffix, kpis.arpa(total, customers))}
 
@@ -206,7 +207,8 @@ def metrics_report(url: str, start: date | None, end: date,
     months between."""
     with engine(url, known_at) as (e, reflects):
         if start is None:
-            return {"date": end.isoformat(), **_at(e, end), "manifest": reflects}
+            return {"date": end.isoformat(), **_at(e, end), **currency_fields(e),
+                    "manifest": reflects}
         r = e.nrr(end_of(start), end_of(end))
         moves = period_movements(e, start, end)
     gained, lost = kpis.gained_and_lost(moves)
@@ -215,8 +217,9 @@ def metrics_report(url: str, start: date | None, end: date,
         **_at(e, start, "_at_start"), **_at(e, end),
         "churned_customers": r.churned, "cohort_customers": r.customers,
         **ratio("logo_churn_rate", kpis.logo_churn_rate(r)),
-        **money("gained", gained), **money("lost", lost),
+        **money("gained", gained, places(e)), **money("lost", lost, places(e)),
         **ratio("quick_ratio", kpis.quick_ratio(gained, lost)),
+        **currency_fields(e),
         "manifest": reflects,
     }
 
@@ -236,6 +239,7 @@ def nrr_by_report(url: str, start: date, end: date, key: str,
         "start": start.isoformat(), "end": end.isoformat(),
         "cohort": cohort.label if cohort else None, "segment": dict(segment or {}),
         "by": key,
-        "rows": [{"value": value, **retention_fields(r)} for value, r in groups],
+        "rows": [{"value": value, **retention_fields(r, places(e))} for value, r in groups],
+        **currency_fields(e),
         "manifest": reflects,
     }
