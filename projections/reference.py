@@ -337,9 +337,9 @@ class Reference:
     def logo_churn_rate(self, start: date, end: date) -> Fraction | None:
         """Of the customers paying at the end of `start`, the share paying nothing at the
         end of `end`."""
-        paying = [h for h in self.histories.values() if h.mrr_at(last_instant(start)) > 0]
-        gone = [h for h in paying if h.mrr_at(last_instant(end)) == 0]
-        return Fraction(len(gone), len(paying)) if paying else None
+        paid = [h for h in self.histories.values() if paying(h.mrr_at(last_instant(start)))]
+        gone = [h for h in paid if not paying(h.mrr_at(last_instant(end)))]
+        return Fraction(len(gone), len(paid)) if paid else None
 
     def quick_ratio(self, start: date, end: date) -> Fraction | None:
         """(new + expansion + reactivation) / (contraction + churn) over the months after
@@ -354,7 +354,7 @@ class Reference:
         """NRR/GRR per value of attribute `key` at the end of `start` among the customers
         paying then (None: those without it, whose value `get` reads as None)."""
         values = {h.attributes_at(last_instant(start)).get(key)
-                  for h in self.histories.values() if h.mrr_at(last_instant(start)) > 0}
+                  for h in self.histories.values() if paying(h.mrr_at(last_instant(start)))}
         return {value: self.nrr(start, end, segment={key: value}) for value in values}
 
     def movements(self, first: str, last: str) -> list[dict[str, Any]]:

@@ -205,7 +205,7 @@ def test_amounts_keep_every_decimal_in_the_currency_billed(db_url, tmp_path):
 @pytest.mark.parametrize(("change", "reason"), [
     ({"quote": "EUR"}, "quote: must differ from base"),
     ({"rate": "0.000"}, "rate: must be greater than 0"),
-    ({"rate": 1.1}, "rate: Input should be a valid string"),
+    ({"rate": 1.1}, 'rate: 1.1 is a JSON number; write it as a string: "1.1"'),
     ({"base": "XYZ"}, "base: XYZ is not an active ISO 4217 currency code"),
     ({"rate": "1.0000000000001"}, "rate: must be a decimal string"),
 ])
