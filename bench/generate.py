@@ -115,7 +115,7 @@ def rates(seed: int = 7) -> Iterator[tuple[datetime, dict[str, Any]]]:
     while day <= DAILY_TO:
         for currency in level:
             level[currency] *= 1 + rng.uniform(-0.004, 0.004)
-            yield day, {"event_id": f"ecb:{day.date()}:EUR/{currency}", "type": "fx.rate",
+            yield day, {"event_id": f"fx:{day.date()}:EUR/{currency}", "type": "fx.rate",
                         "effective_at": _at(day), "base": "EUR", "quote": currency,
                         "rate": f"{level[currency]:.6f}"}
         day += timedelta(days=1) if day >= DAILY_FROM else timedelta(days=30)

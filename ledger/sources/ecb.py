@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping
 import orjson
 
 from ledger.currencies import is_active
-from ledger.feed import Rejected
+from ledger.feed import MAX_LINE, Rejected
 from ledger.sources.base import Delivery, Ignored, Line, Lookup, RefusedDelivery
 
 MONTHS = {name: n for n, name in enumerate(
@@ -62,6 +62,9 @@ class EcbSource:
     """ECB reference rate files. There are no deliveries: the ECB publishes files."""
 
     name = "ecb"
+    namespace = "ecb:"  # its ids are the ECB's days and pairs: no other channel takes them
+    max_line = MAX_LINE  # an fx.rate is a short line
+    translates = True  # each line is written here, by orjson, from the file's cells
 
     def parse(self, data: Iterable[bytes], lookup: Lookup | None = None
               ) -> Iterator[Line | Rejected | Ignored]:
