@@ -61,6 +61,26 @@ def test_a_backdated_event_closes_the_rows_it_changes_at_its_position():
     ]
 
 
+def test_a_backdated_change_of_currency_moves_the_mrr_from_one_currencys_rows_to_the_other():
+    """Contract v2: MRR is kept per currency billed. A change to USD recorded late, between
+    a EUR start and a later price change, takes the EUR MRR out at its instant and puts it
+    into USD there; the later change now moves USD, not EUR (row keys: currency, instant)."""
+    feed = Feed()
+    feed.add("subscription.started", "2024-01-01", amount="100.00", currency="EUR", plan="p",
+             interval="month", recorded="2030-01-01")
+    feed.add("subscription.changed", "2024-03-01", amount="150.00", recorded="2030-01-01")
+    feed.add("subscription.changed", "2024-02-01", currency="USD", recorded="2030-02-01")
+    versions = fold_versions(feed.facts)
+    assert versions.steps == [
+        (("EUR", at("2024-01-01")), Fraction(10000), 2, None),
+        (("EUR", at("2024-02-01")), Fraction(0), 3, None),
+        (("EUR", at("2024-03-01")), Fraction(15000), 2, 3),  # now billed in USD by then
+        (("USD", at("2024-02-01")), Fraction(10000), 3, None),
+        (("USD", at("2024-03-01")), Fraction(15000), 3, None),
+    ]
+    assert versions.first_paid == [(None, at("2024-01-01"), 2, None)]
+
+
 def test_a_void_closes_what_the_voided_event_made():
     feed = Feed()
     feed.start("2024-01-01", recorded="2030-01-01")
