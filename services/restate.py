@@ -24,7 +24,7 @@ from projections.nrr import split as retention_split
 from projections.periods import Period, end_of, month_end, month_label, months
 from projections.restate import Bridge, Contribution, bridge, with_events
 from services.errors import LedgerError
-from services.ledger import open_ledger
+from services.ledger import open_ledger, reporting_currency
 from services.metrics import engine_for
 from services.present import exact_text, money, ratio
 
@@ -126,22 +126,36 @@ def restate(url: str, figure: str, options: dict[str, Any], known_from: str,
 def _causes(app: LedgerApplication, b: Bridge, after: str, upto_instant: str, horizon: str,
             upto: int) -> dict[str, tuple[str, ...]]:
     """Each adjusted customer's events recorded after `after` (by the later instant) that
-    can move the figure: effective before its horizon, or voiding such an event."""
+    can move the figure: effective before its horizon, or voiding such an event. For a
+    customer billed in a currency other than the reporting one, the exchange rates (and
+    voids of rates) recorded in between and effective before the horizon too: they belong
+    to no customer, yet revalue its MRR (contract v2)."""
     customers = [a.customer_id for a in b.adjustments]
     by_customer: dict[str, list] = {}
     for customer, position, state in app.ledger_recorder.select_customer_events(customers,
                                                                                  upto):
         if fact := decode_fact(position, state):
             by_customer.setdefault(customer, []).append(fact)
+    rates = [f for position, state in app.ledger_recorder.iter_rate_events(upto)
+             if (f := decode_fact(position, state))]
+    moving_rates = _moving(rates, after, upto_instant, horizon)
+    reporting = reporting_currency(app)
     out = {}
     for customer, facts in by_customer.items():
-        effective = {f.event_id: f.effective_at for f in facts}
-        out[customer] = tuple(
-            f.event_id for f in facts
-            if after < f.recorded_at <= upto_instant
-            and ((f.effective_at or effective.get(f.voids or "") or horizon) < horizon)
-        )
+        foreign = any(f.payload.get("currency") not in (None, reporting) for f in facts)
+        causes = _moving(facts, after, upto_instant, horizon) + (
+            moving_rates if foreign else [])
+        out[customer] = tuple(event_id for _, event_id in sorted(causes))
     return out
+
+
+def _moving(facts: list, after: str, upto_instant: str, horizon: str) -> list[tuple[int, str]]:
+    """(position, event id) of the facts recorded in (after, upto_instant] that take effect
+    before `horizon`, or void such a fact."""
+    effective = {f.event_id: f.effective_at for f in facts}
+    return [(f.position, f.event_id) for f in facts
+            if after < f.recorded_at <= upto_instant
+            and ((f.effective_at or effective.get(f.voids or "") or horizon) < horizon)]
 
 
 def _value(name: str, value: Fraction | None, places: int) -> dict[str, Any]:

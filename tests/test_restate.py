@@ -119,6 +119,33 @@ def test_movements_and_mrr_bridge_cell_by_cell(restated):
     assert [a["customer_id"] for a in mrr["adjustments"]] == ["b", "c", "a"]
 
 
+def test_a_rate_recorded_late_restates_the_customers_it_revalues_and_is_named(db_url):
+    """Contract v2: a EUR customer pays 100 EUR from January; EUR->USD is 1.10 from
+    January, and a rate of 1.20 effective in June is recorded after the first report. Its
+    MRR at the end of June goes from 110 to 120 USD; the adjustment names the rate (it
+    belongs to no customer), and the USD customer, untouched, has none. For NRR the
+    customer stays flat at constant currency: the 10 is `fx_impact`."""
+    rate = {"event_id": "r2", "type": "fx.rate", "effective_at": "2024-06-01T00:00:00Z",
+            "base": "EUR", "quote": "USD", "rate": "1.20"}
+    ingest_feed(db_url, jsonl(
+        started("e1", "s1", "eu", "2024-01-01T00:00:00Z", amount="100.00", currency="EUR"),
+        started("u1", "s2", "us", "2024-01-01T00:00:00Z", amount="50.00"),
+        {**rate, "event_id": "r1", "effective_at": "2024-01-01T00:00:00Z", "rate": "1.10"},
+    ).splitlines())
+    t1 = head_instant(db_url)
+    ingest_feed(db_url, jsonl(rate).splitlines())
+    mrr = restate(db_url, "mrr", {"at": date(2024, 6, 30)}, t1)
+    assert (mrr["original"]["mrr"], mrr["restated"]["mrr"]) == ("160.00", "170.00")
+    assert mrr["reporting_currency"] == "USD"
+    assert [(a["customer_id"], a["event_ids"], a["changes"]) for a in mrr["adjustments"]] == [
+        ("eu", ["r2"], {"mrr": "10"})]
+    nrr = restate(db_url, "nrr", {"start": date(2024, 1, 31), "end": date(2024, 6, 30)}, t1)
+    (eu,) = nrr["adjustments"]
+    assert eu["moved"] == [] and eu["event_ids"] == ["r2"]
+    assert eu["changes"]["fx_impact"] == "10" and eu["changes"]["ending_mrr"] == "10"
+    assert nrr["restated"]["nrr_constant_currency_exact"] == "1"
+
+
 def test_the_command_prints_json_csv_and_a_table(restated):
     url, t1, report = restated
     args = ["--db", url, "restate", "nrr", "--start", "2024-01-31", "--end", "2024-06-30",
