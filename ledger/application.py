@@ -1,28 +1,37 @@
 """The ledger's application: eventsourcing's, on the database a URL names.
 
-Besides the events, it owns what several processes sharing one ledger must agree on: the
+Besides the events, it offers what several processes sharing one ledger must agree on: the
 schema lock (tables created once, by one of them) and the writers' turns (a batch decided
-on the state it is appended to). The persistence it runs on is picked by
-`ledger.settings` (`ledger.sqlite` or `ledger.postgres`); it asks the recorder only what
+on the state it is appended to), each kept by the database's own means (`Coordination`).
+The persistence and the coordination it runs on are picked by `ledger.settings`
+(`ledger.sqlite` or `ledger.postgres`); it asks the recorder only what
 `ledger.queries.LedgerRecorder` says.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from typing import Any
+from contextlib import AbstractContextManager, contextmanager, suppress
+from typing import Any, Protocol
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, OperationalError
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import resolve_topic
 
 from ledger.aggregates import LEDGER_ID, Ledger
 from ledger.held import create_source_tables
 from ledger.queries import LedgerRecorder
 from ledger.settings import env_for_url
 from ledger.tables import LEDGER_TABLES
+
+
+class Coordination(Protocol):
+    """How processes sharing one ledger take turns: `ledger.sqlite.SQLiteCoordination`,
+    `ledger.postgres.PostgresCoordination`."""
+
+    def schema_lock(self) -> AbstractContextManager[Any]: ...
+    def turn(self) -> AbstractContextManager[None]: ...
+    def close(self) -> None: ...
 
 
 class LedgerApplication(Application):
@@ -37,7 +46,8 @@ class LedgerApplication(Application):
         self.url = url
         self.kind = "postgresql" if "postgres" in env["PERSISTENCE_MODULE"] else "sqlite"
         self._creates_tables = create_tables
-        self._turns: _Turns | None = None
+        # schema lock and writers' turns, the database's own way (`ledger.settings`)
+        self.coordination: Coordination = resolve_topic(env["COORDINATION_TOPIC"])(env)
         with self.schema_lock() as conn:
             if conn is not None:
                 from ledger.postgres import tables_exist  # a postgresql:// ledger loads it
@@ -56,46 +66,21 @@ class LedgerApplication(Application):
 
     @contextmanager
     def schema_lock(self) -> Iterator[Any]:
-        """Serialise table creation between processes: on PostgreSQL, concurrent
-        `CREATE ... IF NOT EXISTS` can fail (SQLite's own lock already serialises it).
-        Yields the PostgreSQL connection holding the lock (None for SQLite)."""
-        if self.kind != "postgresql":
-            yield None
-            return
-        with self.connect() as conn:
-            conn.execute("SELECT pg_advisory_lock(7242416)")
+        """Serialise table creation between processes; yields the PostgreSQL connection
+        holding the lock (None for SQLite, whose own lock serialises it)."""
+        with self.coordination.schema_lock() as conn:
             yield conn
-
-    def connect(self) -> Any:
-        """A plain psycopg connection (autocommit) to this PostgreSQL ledger."""
-        import psycopg
-
-        from ledger.liveness import WATCH, WatchedConnection, connection_options
-
-        env = env_for_url(self.url)
-        try:
-            return WatchedConnection.connect(
-                host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], user=env["POSTGRES_USER"],
-                password=env["POSTGRES_PASSWORD"], dbname=env["POSTGRES_DBNAME"],
-                autocommit=True, **connection_options(WATCH.limits),
-            )
-        except psycopg.Error as exc:
-            raise OperationalError(str(exc)) from exc
 
     @contextmanager
     def writing(self) -> Iterator[None]:
         """Writers take turns to decide a batch and append it, across processes: a batch is
         then decided on the state it is appended to. (The store would refuse a stale batch
         anyway; turns keep a large batch from losing to small ones again and again.)"""
-        if self._turns is None:
-            self._turns = _Turns(self)
-        with self._turns.held():
+        with self.coordination.turn():
             yield
 
     def close(self) -> None:
-        if self._turns is not None:
-            self._turns.close()
-            self._turns = None
+        self.coordination.close()
         super().close()
 
     @property
@@ -129,47 +114,3 @@ class LedgerApplication(Application):
                 recorder.create_table()
             return recorder
 
-
-class _Turns:
-    """The writers' turn: a PostgreSQL advisory lock, or an exclusive lock on a file
-    beside the SQLite database (none if that file cannot be created, e.g. on a read-only
-    file system, where nothing can be written anyway)."""
-
-    KEY = 7242418
-
-    def __init__(self, app: LedgerApplication) -> None:
-        self.conn = app.connect() if app.kind == "postgresql" else None
-        self.fd: int | None = None
-        if self.conn is None:
-            path = env_for_url(app.url)["SQLITE_DBNAME"] + "-writers.lock"
-            with suppress(OSError):
-                self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        if self.conn is not None:
-            import psycopg
-
-            try:
-                self.conn.execute("SELECT pg_advisory_lock(%s)", [self.KEY])
-            except psycopg.Error as exc:
-                raise OperationalError(str(exc).strip()) from exc
-            try:
-                yield
-            finally:
-                with suppress(psycopg.Error):
-                    self.conn.execute("SELECT pg_advisory_unlock(%s)", [self.KEY])
-        elif self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(self.fd, fcntl.LOCK_UN)
-        else:
-            yield
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-        if self.fd is not None:
-            os.close(self.fd)

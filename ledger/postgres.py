@@ -6,7 +6,7 @@ Imported only for a postgresql:// ledger (it loads psycopg).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from functools import wraps
 from typing import Any, TypeVar
 from uuid import UUID
@@ -250,3 +250,55 @@ def tables_exist(connection: Any, tables: Iterable[str]) -> bool:
         names,
     ).fetchone()
     return bool(row["complete"] if isinstance(row, dict) else row[0])
+
+
+class PostgresCoordination:
+    """What the processes sharing one PostgreSQL ledger agree on, by advisory locks on
+    connections of its own (outside the recorder's pool): who creates the tables (a
+    concurrent `CREATE ... IF NOT EXISTS` can fail on PostgreSQL), and whose turn it is to
+    decide a batch and append it."""
+
+    SCHEMA_KEY = 7242416
+    TURN_KEY = 7242418
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self._turns: Any = None  # the connection holding the writers' turns, once needed
+
+    def connect(self) -> Any:
+        """A plain autocommit connection, bounded like the pool's (`ledger.liveness`)."""
+        env = self.env
+        try:
+            return WatchedConnection.connect(
+                host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], user=env["POSTGRES_USER"],
+                password=env["POSTGRES_PASSWORD"], dbname=env["POSTGRES_DBNAME"],
+                autocommit=True, **connection_options(WATCH.limits),
+            )
+        except psycopg.Error as exc:
+            raise OperationalError(str(exc)) from exc
+
+    @contextmanager
+    def schema_lock(self) -> Iterator[Any]:
+        """Held while tables are created; yields its connection, to ask what exists."""
+        with self.connect() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", [self.SCHEMA_KEY])
+            yield conn
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        if self._turns is None:
+            self._turns = self.connect()
+        try:
+            self._turns.execute("SELECT pg_advisory_lock(%s)", [self.TURN_KEY])
+        except psycopg.Error as exc:
+            raise OperationalError(str(exc).strip()) from exc
+        try:
+            yield
+        finally:
+            with suppress(psycopg.Error):
+                self._turns.execute("SELECT pg_advisory_unlock(%s)", [self.TURN_KEY])
+
+    def close(self) -> None:
+        if self._turns is not None:
+            self._turns.close()
+            self._turns = None

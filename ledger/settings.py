@@ -44,6 +44,7 @@ def env_for_url(url: str) -> dict[str, str]:
             "SQLITE_DBNAME": path,
             "SQLITE_LOCK_TIMEOUT": "60",
             "APPLICATION_RECORDER_TOPIC": "ledger.sqlite:SQLiteLedgerRecorder",
+            "COORDINATION_TOPIC": "ledger.sqlite:SQLiteCoordination",
             "TRANSCODER_TOPIC": "ledger.transcoder:OrjsonTranscoder",
         }
     if parts.scheme in ("postgresql", "postgres"):
@@ -69,6 +70,7 @@ def env_for_url(url: str) -> dict[str, str]:
             # its reader waits for the server to sort the whole ledger.
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "120",
             "APPLICATION_RECORDER_TOPIC": "ledger.postgres:PostgresLedgerRecorder",
+            "COORDINATION_TOPIC": "ledger.postgres:PostgresCoordination",
             "TRANSCODER_TOPIC": "ledger.transcoder:OrjsonTranscoder",
         }
     raise UnsupportedDatabase(

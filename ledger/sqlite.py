@@ -7,10 +7,11 @@ in those of a postgresql:// one.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager, suppress
 from typing import Any
 
 import orjson
@@ -163,3 +164,37 @@ class SQLiteLedgerRecorder(TreeQueries, LedgerQueries, SQLiteApplicationRecorder
             raw.execute(statement, params)
             while rows := raw.fetchmany(5000):
                 yield from rows
+
+
+class SQLiteCoordination:
+    """What the processes sharing one SQLite ledger agree on: SQLite's own lock already
+    serialises table creation; writers take turns by an exclusive lock on a file beside
+    the database (none where that file cannot be created, e.g. on a read-only file system,
+    where nothing can be written anyway)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.path = env["SQLITE_DBNAME"] + "-writers.lock"
+        self._fd: int | None = None
+
+    @contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        yield None
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        if self._fd is None:
+            with suppress(OSError):
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if self._fd is None:
+            yield
+            return
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
