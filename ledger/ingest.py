@@ -133,12 +133,9 @@ class Ingestor:
 
     # -- the pipeline's stage ---------------------------------------------------------------
 
-    def decide(self, candidates: list[Checked], pending: Batch | None = None) -> Batch:
-        """The batch's decisions, taking `pending` (a batch being written) as recorded."""
-        if pending is None:
-            known, ids = self.lookup.known(candidates)
-        else:
-            known, ids = self.lookup.known(candidates, pending.decided, pending.ids)
+    def decide(self, candidates: list[Checked]) -> Batch:
+        """The batch's decisions, taking the batch being written (`expect`) as recorded."""
+        known, ids = self.lookup.known(candidates)
         return self._encode(decide(candidates, known), ids,
                             stamp(self.clock(), self.floor))
 
@@ -155,6 +152,7 @@ class Ingestor:
                 self.forget()
                 continue
             self.expect(batch)
+            self.landed()
             return batch
         raise OperationalError("gave up after repeated write conflicts with other writers")
 
@@ -162,7 +160,11 @@ class Ingestor:
         """Take a batch's streams and time as the store's, before it has landed: the next
         batch is decided on them. (`forget` if it does not land.)"""
         self.floor = batch.timestamp
-        self.lookup.expect(batch.decided.heads, batch.ids)
+        self.lookup.expect(batch.decided, batch.ids)
+
+    def landed(self) -> None:
+        """The batch being written has landed."""
+        self.lookup.landed()
 
     def forget(self) -> None:
         """Another writer moved on: what is cached of the store may be stale."""

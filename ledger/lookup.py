@@ -5,7 +5,8 @@ batch at a time. `StoreLookup.known` reads, for one batch, the index rows of its
 ids and of its voids' targets (what is recorded and what is voided, in one statement, so
 as of one moment even while other writers commit), then the heads of the streams the
 batch may extend: from the batch being written, else from a bounded cache of what the
-last batches left, else in one query for all the rest.
+last batches left, else in one query for all the rest. The batch being written (`expect`,
+until `landed`) is a layer over what the store answers (`ledger.rules.Layer`).
 """
 
 from __future__ import annotations
@@ -50,15 +51,14 @@ class StoreLookup:
     def __init__(self, recorder: LedgerRecorder, cache_size: int) -> None:
         self.recorder = recorder
         self.cache = Heads(cache_size)
+        # the batch being written: its decisions and its streams' aggregate ids
+        self.in_flight: tuple[Layer, dict[str, UUID]] | None = None
 
-    def known(
-        self,
-        candidates: Sequence[Checked],
-        pending: Layer | None = None,
-        pending_ids: dict[str, UUID] | None = None,
-    ) -> tuple[Known, dict[str, UUID]]:
-        """What the store knows for `candidates`, under `pending` (a batch being written,
-        taken as recorded) if any; and the aggregate id of every stream they may extend."""
+    def known(self, candidates: Sequence[Checked]) -> tuple[Known, dict[str, UUID]]:
+        """What the ledger knows for `candidates`: the store's answers, under the batch
+        being written (taken as recorded) if any; and the aggregate id of every stream
+        they may extend."""
+        pending, pending_ids = self.in_flight or (None, {})
         event_ids, targets = lookups(candidates)
         # One statement: what is recorded and what is voided, as of the same moment.
         rows = self.recorder.select_keys_where({"event_id": event_ids | targets,
@@ -66,7 +66,7 @@ class StoreLookup:
         store = Facts({k.event_id: _recording(k) for k in rows},
                       {k.voids: k.event_id for k in rows if k.voids in targets})
         known: Known = store if pending is None else pending.over(store)
-        ids = self._heads(streams(candidates, known), store, pending, pending_ids or {})
+        ids = self._heads(streams(candidates, known), store, pending, pending_ids)
         return known, ids
 
     def _heads(
@@ -92,15 +92,24 @@ class StoreLookup:
             store.heads[missing[stream_id]] = Head(version, customer_id)
         return ids
 
-    def expect(self, heads: dict[str, Head], ids: dict[str, UUID]) -> None:
-        """Take a batch's heads as the store's, before it has landed."""
+    def expect(self, decided: Layer, ids: dict[str, UUID]) -> None:
+        """A batch is being written: the next is decided on it, as a layer over the store,
+        until it has `landed`; its heads are cached as the store's."""
+        self.in_flight = decided, ids
+        heads = decided.heads
         # zip and map rather than a comprehension: no Python step per stream
         self.cache.update(dict(zip(heads, zip(map(ids.__getitem__, heads), heads.values(),
                                                   strict=True), strict=True)))
 
+    def landed(self) -> None:
+        """The batch being written is in the store now: the store answers for it."""
+        self.in_flight = None
+
     def forget(self) -> None:
-        """Another writer moved on: what is cached of the store may be stale."""
+        """Another writer moved on, or the batch being written did not land: what is
+        cached of the store may be stale."""
         self.cache = Heads(self.cache.size)
+        self.in_flight = None
 
 
 def _recording(row: KeyRow) -> Recording:

@@ -34,8 +34,9 @@ B = TypeVar("B", bound=Sized)  # a decided batch: its length, the events it will
 class Stage(Protocol[B]):
     """Deciding batches against a store and keeping up with it, for the pipeline."""
 
-    def decide(self, candidates: list[Checked], pending: B | None = None) -> B:
-        """The batch's decisions, taking `pending` (a batch being written) as recorded."""
+    def decide(self, candidates: list[Checked]) -> B:
+        """The batch's decisions, taking the batch being written (`expect`, until it has
+        `landed`) as recorded."""
         ...
 
     def record(self, candidates: list[Checked]) -> B:
@@ -45,6 +46,10 @@ class Stage(Protocol[B]):
 
     def expect(self, batch: B) -> None:
         """Take a batch as the store's, before it has landed (`forget` if it does not)."""
+        ...
+
+    def landed(self) -> None:
+        """The batch being written (`expect`) has landed."""
         ...
 
     def forget(self) -> None:
@@ -124,8 +129,7 @@ class Pipeline(Generic[B]):
             self._take_turn()
         elif self.pending is None and self.in_turn >= self.turn_batches:
             self._hand_on()  # nothing decided yet: nothing to decide again
-        pending = self.pending.batch if self.pending else None
-        work = Work(read, candidates, rejected, self.stage.decide(candidates, pending))
+        work = Work(read, candidates, rejected, self.stage.decide(candidates))
         if self.pending is not None:
             fresh = self._land()
             if self.in_turn >= self.turn_batches:
@@ -162,6 +166,7 @@ class Pipeline(Generic[B]):
         work, self.pending = self.pending, None
         try:
             work.written.result()
+            self.stage.landed()
             landed = True
         except IntegrityError:
             self.stage.forget()

@@ -42,10 +42,11 @@ class FakeStage:
         self.position = 0  # how far the store is: another writer moves it
         self.turns = 0
         self.others_before = others_before  # the turns another writer writes just before
+        self.in_flight = None  # the batch being written, from `expect` until `landed`
 
-    def decide(self, candidates, pending=None):
+    def decide(self, candidates):
         ids = [c.event_id for c in candidates]
-        self.log.append(f"decide {ids} on {pending}")
+        self.log.append(f"decide {ids} on {self.in_flight}")
         return ids
 
     def record(self, candidates):
@@ -55,9 +56,14 @@ class FakeStage:
 
     def expect(self, batch):
         self.log.append(f"expect {batch}")
+        self.in_flight = batch
+
+    def landed(self):
+        self.in_flight = None
 
     def forget(self):
         self.log.append("forget")
+        self.in_flight = None
 
     @contextmanager
     def turn(self):
@@ -209,10 +215,13 @@ def test_a_checking_process_that_dies_handing_results_over_ends_the_feed_not_han
 
 
 class FailingOnTheSecondBatch(Ingestor):
-    def decide(self, candidates, pending=None):
-        if pending is not None:
+    decided = 0
+
+    def decide(self, candidates):
+        self.decided += 1
+        if self.decided == 2:
             raise OperationalError("the disk is full")
-        return super().decide(candidates, pending)
+        return super().decide(candidates)
 
 
 def test_an_ingest_that_fails_midway_stops_its_checking_process_and_removes_its_spool(
@@ -355,8 +364,8 @@ class NotingWhatIsTakenAsRecorded(Ingestor):
         super().__init__(*args, **kwargs)
         self.taken: list[int] = []
 
-    def decide(self, candidates, pending=None):
-        batch = super().decide(candidates, pending)
+    def decide(self, candidates):
+        batch = super().decide(candidates)
         held, layer = 0, batch.decided.below
         while isinstance(layer, Layer):
             held, layer = held + len(layer.recordings), layer.below
