@@ -6,33 +6,54 @@ group, resolves `--db` and turns the errors a user can act on into one line on s
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
-from commands.analysis import cohorts, report
-from commands.audit import explain, history
-from commands.charts import chart
-from commands.checkpoints import audit, checkpoint, keygen, prove
-from commands.demo import demo
-from commands.events import events
-from commands.export import export
-from commands.ingest import import_, ingest
-from commands.init import init
-from commands.metrics import metrics, movements, mrr, nrr
 from commands.output import printable
-from commands.quarantine import quarantine, stripe_settings
-from commands.replay import replay
-from commands.restate import restate
-from commands.serve import serve
-from commands.verify import verify
 from ledger.settings import DEFAULT_DB, redact
 from services.errors import LedgerError
 from services.notices import notices_to
 
+# Each command, by the module that defines it: imported only when that command runs (or
+# its help is asked for), so `revledger nrr` does not load the ingest path, Stripe's
+# mapping or the charts before it answers.
+COMMANDS = {
+    "init": "commands.init:init", "ingest": "commands.ingest:ingest",
+    "import": "commands.ingest:import_", "events": "commands.events:events",
+    "history": "commands.audit:history", "explain": "commands.audit:explain",
+    "mrr": "commands.metrics:mrr", "metrics": "commands.metrics:metrics",
+    "nrr": "commands.metrics:nrr", "movements": "commands.metrics:movements",
+    "cohorts": "commands.analysis:cohorts", "report": "commands.analysis:report",
+    "chart": "commands.charts:chart", "export": "commands.export:export",
+    "replay": "commands.replay:replay", "verify": "commands.verify:verify",
+    "serve": "commands.serve:serve", "demo": "commands.demo:demo",
+    "quarantine": "commands.quarantine:quarantine",
+    "stripe-settings": "commands.quarantine:stripe_settings",
+    "keygen": "commands.checkpoints:keygen", "checkpoint": "commands.checkpoints:checkpoint",
+    "prove": "commands.checkpoints:prove", "audit": "commands.checkpoints:audit",
+    "restate": "commands.restate:restate",
+}
+
 
 class _Group(click.Group):
-    """Exit 1 with one line, never a traceback, for errors about data or the store."""
+    """Exit 1 with one line, never a traceback, for errors about data or the store; each
+    command loaded from `COMMANDS` when first asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS and name not in self.commands:
+            module, attribute = COMMANDS[name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), name)
+        return super().get_command(ctx, name)
+
+    def every_command(self) -> dict[str, click.Command]:
+        """All the commands, loaded (for the CLI reference and its tests)."""
+        return {name: command for name in self.list_commands(click.Context(self))
+                if (command := self.get_command(click.Context(self), name)) is not None}
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -62,10 +83,6 @@ def main(ctx: click.Context, db: str) -> None:
     ctx.obj = db
 
 
-for command in (init, ingest, import_, events, history, mrr, metrics, nrr, movements, cohorts,
-                report, chart, export, explain, replay, verify, serve, demo, quarantine,
-                stripe_settings, keygen, checkpoint, prove, audit, restate):
-    main.add_command(command)
 
 if __name__ == "__main__":
     main()

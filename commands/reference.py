@@ -40,7 +40,7 @@ def render() -> str:
         for name, sub in sorted(getattr(command, "commands", {}).items()):
             document([*path, name], sub)
 
-    for name, command in sorted(main.commands.items()):
+    for name, command in sorted(main.every_command().items()):
         document([name], command)
     return "\n".join(parts)
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from functools import cache
 
-from iso4217 import Currency
-
 # Codes whose minor unit ISO gives as "N.A." (gold, SDR, the test code XTS, ...) are shown
 # with two decimals, as every amount was before currencies had their own.
 DEFAULT_PLACES = 2
@@ -20,6 +18,8 @@ DEFAULT_PLACES = 2
 @cache
 def active_codes() -> frozenset[str]:
     """Every active ISO 4217 alphabetic code."""
+    from iso4217 import Currency  # its table loads in ~12 ms: only once a code is asked
+
     return frozenset(c.code for c in Currency)
 
 
@@ -30,5 +30,7 @@ def is_active(code: str) -> bool:
 @cache
 def minor_unit(code: str) -> int:
     """The decimals an amount in `code` is displayed with."""
+    from iso4217 import Currency
+
     exponent = Currency(code).exponent if is_active(code) else None
     return DEFAULT_PLACES if exponent is None else exponent

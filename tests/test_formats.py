@@ -39,7 +39,7 @@ def test_init_ingest_replay_and_verify_report_json(sqlite_url):
 def test_every_command_that_answers_has_a_format_option():
     """Except those whose output is not a report: a server, a chart (a PNG), the demo, a
     key and a checkpoint (a signed note, whose format is fixed)."""
-    without = {name for name, command in main.commands.items()
+    without = {name for name, command in main.every_command().items()
                if not any(p.name == "fmt" for p in command.params)
                and not hasattr(command, "commands")}
     assert without == {"serve", "chart", "demo", "keygen", "checkpoint"}
