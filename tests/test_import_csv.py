@@ -3,7 +3,7 @@ whose ids come from their content; the file is the truth under `--sync`.
 
 Expected figures come from the rows themselves (a customer's MRR at a date is the sum of
 the amounts of its periods running then, written out below) or from the reference
-(projections/reference.py) over what was stored, never from the code under test.
+(projections/reference/) over what was stored, never from the code under test.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """ARR, customers, ARPA, logo churn rate and quick ratio (`revledger metrics`), and NRR by
 segment (`nrr --by KEY`): a worked example by hand, then every drawn feed against the
-reference (projections/reference.py), and `--by` row by row against `--segment`."""
+reference (projections/reference/), and `--by` row by row against `--segment`."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Every expected figure is worked by hand from Stripe's definition (docs/integrations.md
 cites the documents): `active` and `past_due` count, other statuses do not; metered prices,
 tax and finite coupons are not MRR; a forever coupon is. The figures are read from the
-canonical events through the independent reference fold (projections/reference.py),
+canonical events through the independent reference fold (projections/reference/),
 never from the mapping's own arithmetic.
 """
 
