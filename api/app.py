@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from ledger.rules import Outcome
 from ledger.sources import RefusedDelivery, SignatureError
-from ledger.sources.stripe import MAX_EVENT
+from ledger.sources.stripe_records import MAX_EVENT
 from ledger.text import printable
 from services.errors import LedgerError
 from services.ingest import Delivered, LedgerWriter

@@ -1,10 +1,10 @@
 """Stripe behind the source interface: the webhook's signature, one delivery, an export.
 
-The mapping itself is `ledger.sources.stripe`; this module decides what becomes of each
-record: canonical lines, objects learned (discounts, coupons), or a record held for the
-quarantine with its reason. Only a bad signature or a body that is not JSON is refused:
-Stripe retries a refused delivery for three days, and the event would be lost to the
-ledger meanwhile.
+The records are read by `ledger.sources.stripe_records`, the mapping itself is
+`ledger.sources.stripe`; this module decides what becomes of each record: canonical lines,
+objects learned (discounts, coupons), or a record held for the quarantine with its reason.
+Only a bad signature or a body that is not JSON is refused: Stripe retries a refused
+delivery for three days, and the event would be lost to the ledger meanwhile.
 """
 
 from __future__ import annotations
@@ -34,17 +34,13 @@ from ledger.sources.base import (
     header,
 )
 from ledger.sources.stripe import (
-    MAX_DEPTH,
-    MAX_EVENT,
     NeedsObject,
     Policy,
     canonical_event,
     learned_objects,
-    read_records,
     snapshot_of_export,
-    stripe_id,
-    too_large,
 )
+from ledger.sources.stripe_records import MAX_DEPTH, MAX_EVENT, read_records, stripe_id, too_large
 from ledger.sources.stripe_terms import STRIPE_DEFAULT
 
 TOLERANCE = 300  # seconds between Stripe signing and our check, either way
