@@ -35,7 +35,7 @@ from ledger.memory import collector_paused
 from ledger.pipeline import TURN_BATCHES, Work, Writer, run
 from ledger.rules import Decided, Outcome, decide, outcomes, stamp
 from ledger.sources import channel
-from ledger.workers import WorkerDied, second_core
+from ledger.workers import Spool, WorkerDied, second_core
 from ledger.writers import Here, InProcess, InThread
 
 BATCH_SIZE = 5000
@@ -75,7 +75,9 @@ class Ingestor:
 
     `turn_batches` is how many batches a writers' turn lasts; `writer`, if given, makes
     the writer of a feed (told whether it has several batches) instead of `writer()`;
-    `clock` tells the time batches are recorded at."""
+    `clock` tells the time batches are recorded at; `spool` makes the directory the
+    checking process hands its results through (in the system's temporary directory,
+    `TMPDIR`, unless given)."""
 
     def __init__(
         self,
@@ -87,6 +89,7 @@ class Ingestor:
         turn_batches: int = TURN_BATCHES,
         writer: Callable[[bool], Writer[Batch]] | None = None,
         clock: Callable[[], datetime] = Recorded.create_timestamp,
+        spool: Callable[[], Spool] = Spool,
     ) -> None:
         self.app = app
         self.recorder = app.ledger_recorder
@@ -96,6 +99,7 @@ class Ingestor:
         self.turn_batches = turn_batches
         self.make_writer = writer or self.writer
         self.clock = clock
+        self.spool = spool
         self.lookup = StoreLookup(self.recorder, cache_size)
         self.floor = self._head_instant()
 
@@ -123,7 +127,8 @@ class Ingestor:
         # closing: an error stops the checking process and removes its spool at once,
         # whoever keeps the error (and with it this frame) afterwards.
         with collector_paused(), closing(
-            checked_batches(lines, self.batch_size, parallel=self.parallel, check=check)
+            checked_batches(lines, self.batch_size, parallel=self.parallel, check=check,
+                            spool=self.spool)
         ) as batches:
             try:
                 run(batches, self, self.make_writer, report, turn_batches=self.turn_batches)

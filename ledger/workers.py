@@ -75,11 +75,16 @@ class Spool:
     """A worker's large results travel through files in a private directory, and their
     paths alone through the pipe. A message cut off by the worker's death mid-send would
     keep its reader waiting for the rest forever (the parent holds the pipe's write end
-    too, so no end of file comes); a path is written whole (a pipe takes 4 KiB at once)."""
+    too, so no end of file comes); a path is written whole (a pipe takes 4 KiB at once).
 
-    def __init__(self) -> None:
-        _sweep_spools()
-        self.directory = tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-")
+    The directory is made in `within`: the system's temporary directory (`TMPDIR`, as
+    Python's `tempfile` reads it) unless given. The spools of processes that are gone are
+    swept from there first."""
+
+    def __init__(self, within: str | os.PathLike[str] | None = None) -> None:
+        within = os.fspath(within) if within is not None else tempfile.gettempdir()
+        _sweep_spools(within)
+        self.directory = tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-", dir=within)
 
     def put(self, value: Any) -> str:
         """In the worker: `value` kept in a file, whose path is returned."""
@@ -99,10 +104,10 @@ class Spool:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def _sweep_spools() -> None:
-    """Remove the spools of processes that are gone: one killed outright (SIGKILL, or the
-    out-of-memory killer) had no chance to remove its own."""
-    for entry in os.scandir(tempfile.gettempdir()):
+def _sweep_spools(within: str) -> None:
+    """Remove the spools in `within` of processes that are gone: one killed outright
+    (SIGKILL, or the out-of-memory killer) had no chance to remove its own."""
+    for entry in os.scandir(within):
         if (owner := _SPOOL_OWNER.match(entry.name)) and not _alive(int(owner[1])):
             shutil.rmtree(entry.path, ignore_errors=True)
 

@@ -79,13 +79,16 @@ class Claims:
 @dataclass(frozen=True)
 class Plan:
     """How a replay is shared out. The defaults are the product's; tests make runs tiny,
-    keep to one core, or hand in a fold or claims that fail where a fault is meant."""
+    keep to one core, hand in a fold or claims that fail where a fault is meant, or a
+    spool in a directory of their own (the worker's results go through one made in the
+    system's temporary directory, `TMPDIR`, by default)."""
 
     run: int = 5_000  # events per run: small enough to keep both processes busy to the
     # end, large enough that a run's set-up (a query, a result sent back) costs little
     two_cores: Callable[[], bool] = second_core
     fold: Callable[[LedgerRecorder, int, Run], Iterator[Shaped]] = fold_run
     claims: Callable[[int], Claims] = Claims
+    spool: Callable[[], Spool] = Spool
 
 
 PLAN = Plan()  # the product's
@@ -119,7 +122,7 @@ def _folded(app: LedgerApplication, upto: int, runs: list[Run], plan: Plan) -> I
         for run in runs:
             yield from plan.fold(app.ledger_recorder, upto, run)
         return
-    claims, spool = plan.claims(len(runs)), Spool()
+    claims, spool = plan.claims(len(runs)), plan.spool()
     results: Queue = get_context("fork").Queue()
     worker = forked_process(_worker, app.url, upto, runs, claims, results, spool, plan.fold)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
 from eventsourcing.persistence import OperationalError, ProgrammingError
@@ -17,6 +17,9 @@ from projections.projection import MRRProjection
 from projections.rates import Quote, Rates, stored_quotes
 from services.errors import LedgerError
 from services.ledger import first_line, open_ledger, reporting_currency
+
+if TYPE_CHECKING:
+    from projections.replay import Plan  # forks workers: loaded only to replay
 
 
 @dataclass(frozen=True)
@@ -31,10 +34,12 @@ class RebuildResult:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-def rebuild_projections(url: str, on_progress: Progress = lambda d, t: None) -> RebuildResult:
+def rebuild_projections(url: str, on_progress: Progress = lambda d, t: None,
+                        plan: Plan | None = None) -> RebuildResult:
+    """`plan` shares the replay between the cores (the product's unless given)."""
     started = time.perf_counter()
     with open_ledger(url) as app:
-        head, customers = MRRProjection(app).rebuild(on_progress)
+        head, customers = MRRProjection(app, plan=plan).rebuild(on_progress)
     return RebuildResult(head, customers, time.perf_counter() - started)
 
 
@@ -54,11 +59,13 @@ class Current(NamedTuple):
     position: int  # the last event the index reflects
 
 
-def caught_up(app: LedgerApplication) -> MRRProjection:
-    """The projection, brought up to date. One that is behind (an ingest killed between
-    recording and projecting) and that this role may not write (an analyst's) is a
-    one-line error saying what to run, not the database's "permission denied"."""
-    projection = MRRProjection(app)
+def caught_up(app: LedgerApplication, projection: MRRProjection | None = None
+              ) -> MRRProjection:
+    """The projection (`app`'s own unless given), brought up to date. One that is behind
+    (an ingest killed between recording and projecting) and that this role may not write
+    (an analyst's) is a one-line error saying what to run, not the database's "permission
+    denied"."""
+    projection = projection or MRRProjection(app)
     try:
         projection.catch_up()
     except ProgrammingError as exc:
@@ -76,12 +83,13 @@ def behind(app: LedgerApplication) -> bool:
     return projection.position < projection.head()
 
 
-def current_index(app: LedgerApplication) -> Current:
-    """The projection, caught up, as query columns answering in the reporting currency
-    at the rates held at the same position: from the stored snapshots when they reflect
-    the current position (and can be read), else built from the rows (the events) and
-    stored for next time."""
-    projection = caught_up(app)
+def current_index(app: LedgerApplication, projection: MRRProjection | None = None
+                  ) -> Current:
+    """The projection (`app`'s own unless given), caught up, as query columns answering in
+    the reporting currency at the rates held at the same position: from the stored
+    snapshots when they reflect the current position (and can be read), else built from
+    the rows (the events) and stored for next time."""
+    projection = caught_up(app, projection)
     position = projection.position
     rates = Rates(_current_quotes(app, projection, position))
     if data := projection.view.load_snapshot(position):

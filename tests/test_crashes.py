@@ -10,7 +10,6 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -142,10 +141,9 @@ def test_kill_9_during_ingest_then_rerun_equals_one_clean_ingest(db_url, clean_u
     assert list(temp.iterdir()) == []  # the killed commands' spools went with the re-run
 
 
-def test_the_spools_of_killed_processes_go_when_the_next_one_is_made(tmp_path, monkeypatch):
+def test_the_spools_of_killed_processes_go_when_the_next_one_is_made(tmp_path):
     """A command killed outright cannot remove its spool; the next command to make one
-    removes it. A live process's spool stays."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    (in the same directory) removes it. A live process's spool stays."""
     gone = subprocess.Popen([sys.executable, "-c", ""])
     gone.wait()
     left = tmp_path / f"{SPOOL_PREFIX}{gone.pid}-x1y2"
@@ -153,7 +151,7 @@ def test_the_spools_of_killed_processes_go_when_the_next_one_is_made(tmp_path, m
     (left / "results").write_bytes(b"2 MB of checked lines")
     live = tmp_path / f"{SPOOL_PREFIX}{os.getppid()}-a3b4"
     live.mkdir()
-    spool = Spool()
+    spool = Spool(tmp_path)
     try:
         assert sorted(tmp_path.iterdir()) == sorted([live, Path(spool.directory)])
     finally:

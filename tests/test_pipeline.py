@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import tempfile
+from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Future
 from contextlib import contextmanager
 from pathlib import Path
@@ -224,16 +224,29 @@ class FailingOnTheSecondBatch(Ingestor):
         return super().decide(candidates)
 
 
+def spools_in(directory: Path, made: list[str]) -> Callable[[], Spool]:
+    """Makes spools in `directory` (not the system's temporary one, which other processes
+    share), noting each one's own directory in `made`."""
+    def spool() -> Spool:
+        spool = Spool(directory)
+        made.append(spool.directory)
+        return spool
+
+    return spool
+
+
 def test_an_ingest_that_fails_midway_stops_its_checking_process_and_removes_its_spool(
-    db_url, tmp_path, monkeypatch
+    db_url, tmp_path
 ):
     """At once, not when the error is let go: a caller may keep it (errors as data), and
     its traceback holds the frames of the feed being checked."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    made: list[str] = []
     with open_ledger(db_url) as app, pytest.raises(OperationalError) as kept:
-        FailingOnTheSecondBatch(app, batch_size=1, parallel=True).ingest(
+        FailingOnTheSecondBatch(app, batch_size=1, parallel=True,
+                                spool=spools_in(tmp_path, made)).ingest(
             numbered_lines(jsonl(*FEED).splitlines()))
     assert kept.value.__traceback__ is not None
+    assert len(made) == 1  # the checking process handed its results through it
     assert list(tmp_path.glob(SPOOL_PREFIX + "*")) == []
     assert not multiprocessing.active_children()
 

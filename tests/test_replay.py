@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from itertools import pairwise
 
 import pytest
-from click.testing import CliRunner
 
-import projections.replay
 from bench.generate import generate
-from cli import main
 from ledger.application import LedgerApplication
 from ledger.workers import SPOOL_PREFIX
 from projections.check import compare
@@ -27,8 +24,11 @@ from projections.engine import MRRIndex
 from projections.periods import end_of
 from projections.projection import MRRProjection
 from projections.replay import Claims, Plan, fold_run, replay, runs_of
+from services.errors import LedgerError
 from services.ingest import ingest_feed
+from services.projections import rebuild_projections
 from tests.feeds import in_units, jsonl, stored_reference
+from tests.test_pipeline import spools_in
 
 
 @pytest.fixture(scope="module")
@@ -98,16 +98,16 @@ class DiskFull:
         raise OSError("database or disk is full")
 
 
-def test_a_rebuild_that_fails_midway_stops_its_worker_and_removes_its_spool(
-    ledger, tmp_path, monkeypatch
-):
+def test_a_rebuild_that_fails_midway_stops_its_worker_and_removes_its_spool(ledger, tmp_path):
     """At once, whoever keeps the error (and with it the frames of the replay) afterwards."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    made: list[str] = []
+    plan = replace(TINY, spool=spools_in(tmp_path, made))
     with LedgerApplication(ledger) as app, pytest.raises(OSError) as kept:
-        projection = MRRProjection(app, plan=TINY)
+        projection = MRRProjection(app, plan=plan)
         projection.view = DiskFull()
         projection.rebuild()
     assert kept.value.__traceback__ is not None
+    assert len(made) == 1  # the worker handed its results through it
     assert list(tmp_path.glob(SPOOL_PREFIX + "*")) == []
     assert not multiprocessing.active_children()
 
@@ -138,13 +138,14 @@ def test_a_worker_that_dies_holding_the_claims_lock_is_an_error_not_a_hang(ledge
         list(replay(app, app.ledger_recorder.max_notification_id(), plan=plan))
 
 
-def test_a_worker_that_dies_ends_the_replay_command_in_one_line(ledger, monkeypatch):
-    """Through the command: the product's plan, with a fold that dies in the worker."""
-    monkeypatch.setattr(projections.replay, "PLAN", in_worker(os.getpid(), lambda: os._exit(9)))
-    result = CliRunner().invoke(main, ["--db", ledger, "replay"])
-    assert result.exit_code == 1
-    assert result.stderr.splitlines() == [
-        "revledger: the replay worker died (exit code 9) (killed? out of memory?); what was "
+def test_a_worker_that_dies_ends_the_replay_in_one_line(ledger):
+    """Through the service `revledger replay` calls, with a fold that dies in the worker:
+    the command prints a `LedgerError` as this one line on stderr and exits 1."""
+    plan = in_worker(os.getpid(), lambda: os._exit(9))
+    with pytest.raises(LedgerError) as failed:
+        rebuild_projections(ledger, plan=plan)
+    assert str(failed.value).splitlines() == [
+        "the replay worker died (exit code 9) (killed? out of memory?); what was "
         "recorded before stays recorded, and running the command again is safe"]
 
 
