@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from datetime import date
 from fractions import Fraction
 
@@ -24,8 +25,12 @@ from ledger.application import LedgerApplication
 from ledger.ingest import Ingestor
 from ledger.playbook import SAMPLE, playbook_events
 from projections.engine import MRRIndex
+from projections.periods import end_of
 from projections.projection import MRRProjection
+from projections.view import MRRView
 from services.ingest import ingest_feed
+from services.metrics import mrr_report
+from services.projections import current_index
 from tests.feeds import cancelled, changed, jsonl, started, voided
 from tests.strategies import feeds
 
@@ -191,24 +196,47 @@ def test_damaged_stored_columns_are_built_again_from_the_rows(db_url, damage):
         assert view.load_snapshot(position) == view.read(MRRIndex.from_rows).to_bytes()
 
 
-def test_columns_built_while_another_process_catches_up_are_those_of_their_position(
-        db_url, monkeypatch):
-    """Between a query's catch-up and its read of the rows, another ingest moves the view
-    on: the columns (and the answer) are those of the position the query reports."""
-    from projections.view import MRRView
-    from services.metrics import mrr_report
+class MovedOnMeanwhile:
+    """A view whose first look for stored columns (a query's, after its catch-up and
+    before it reads the rows) comes after `meanwhile` has run (another process's ingest,
+    which catches the view up and stores its own columns), and finds none; the rest is the
+    store's view."""
 
-    ingest(db_url, EXAMPLE[:3])
-    before = mrr_report(db_url, date(2023, 12, 31))
-    load_snapshot = MRRView.load_snapshot
+    def __init__(self, view: MRRView, meanwhile: Callable[[], object]) -> None:
+        self.view, self.meanwhile = view, meanwhile
 
-    def moved_on_meanwhile(view, position):
-        monkeypatch.setattr(MRRView, "load_snapshot", load_snapshot)
-        ingest(db_url, EXAMPLE[3:4])  # catches the view up, stores its own columns
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.view, name)
+
+    def load_snapshot(self, position: int) -> bytes | None:
+        meanwhile, self.meanwhile = self.meanwhile, None
+        if meanwhile is None:
+            return self.view.load_snapshot(position)
+        meanwhile()
         return None
 
-    monkeypatch.setattr(MRRView, "load_snapshot", moved_on_meanwhile)
-    assert mrr_report(db_url, date(2023, 12, 31)) == before
+
+class OvertakenProjection(MRRProjection):
+    """The projection of `app`, overtaken by `meanwhile` as `MovedOnMeanwhile` says."""
+
+    def __init__(self, app: LedgerApplication, meanwhile: Callable[[], object]) -> None:
+        super().__init__(app)
+        self.view = MovedOnMeanwhile(self.view, meanwhile)
+
+
+def test_columns_built_while_another_process_catches_up_are_those_of_their_position(
+        db_url):
+    """Between a query's catch-up and its read of the rows, another ingest moves the view
+    on: the columns (and the answer) are those of the position the query reports."""
+    ingest(db_url, EXAMPLE[:3])
+    before = mrr_report(db_url, date(2023, 12, 31))
+    with LedgerApplication(db_url) as app:
+        overtaken = OvertakenProjection(app, lambda: ingest(db_url, EXAMPLE[3:4]))
+        index, position = current_index(app, overtaken)
+        assert overtaken.position > position  # the other ingest did move the view on
+    assert position == before["manifest"]["ledger_head"]["position"]
+    assert index.total(end_of(date(2023, 12, 31))) == (  # held in cents
+        Fraction(before["mrr_exact"]) * 100, before["customers"])
     assert before["mrr_exact"] == "100"
     assert mrr_report(db_url, date(2023, 12, 31))["mrr_exact"] == "150"
 
