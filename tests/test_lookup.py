@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from uuid import UUID
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -94,6 +95,14 @@ def places(decided: Decided) -> list[tuple[str, str, int]]:
     return [(p.event.event_id, p.stream, p.version) for p in decided.accepted]
 
 
+def expecting(lookup: StoreLookup, batch: list[Checked]) -> tuple[Decided, dict[str, UUID]]:
+    """`batch` decided on the look-up, then handed to it as the batch being written."""
+    known, ids = lookup.known(batch)
+    decided = decide(batch, known)
+    lookup.expect(decided, ids)
+    return decided, ids
+
+
 def sub(line: int, event_id: str, subscription: str, customer: str = "c1") -> Checked:
     return record(line, event_id, "subscription.changed", customer=customer, sub=subscription)
 
@@ -138,10 +147,8 @@ def test_a_head_comes_from_the_batch_being_written_then_from_the_cache():
     and the cache keeps c2's only."""
     store = stored(STORE)
     lookup = StoreLookup(store, cache_size=1)
-    first = [sub(1, "e5", "s1"), record(2, "e6", "customer.updated", customer="c2")]
-    known, first_ids = lookup.known(first)
-    writing = decide(first, known)
-    lookup.expect(writing, first_ids)
+    writing = expecting(lookup, [sub(1, "e5", "s1"),
+                                 record(2, "e6", "customer.updated", customer="c2")])
     store.queries()
     # Decided while the first is being written (the store does not hold it yet): its
     # records are known, its streams stand where it left them; no head is read.
@@ -151,7 +158,7 @@ def test_a_head_comes_from_the_batch_being_written_then_from_the_cache():
     assert [d.event_id for d in decided.duplicates] == ["e5"]
     assert places(decided) == [("e7", "s:s1", 4)]
     assert store.queries() == ["keys"]
-    store.write(writing, first_ids)
+    store.write(*writing)
     lookup.landed()
     # Landed: the store answers for its records, the cache for c2's head.
     third = [record(1, "e8", "customer.updated", customer="c2")]
@@ -160,31 +167,21 @@ def test_a_head_comes_from_the_batch_being_written_then_from_the_cache():
     assert store.queries() == ["keys"]
 
 
-def test_landed_drops_the_batch_being_written_and_keeps_its_heads_cached():
+@pytest.mark.parametrize(("then", "head", "queries"), [
+    ("landed", Head(3, "c1"), ["keys"]),  # the head the batch left, from the cache
+    ("forget", Head(2, "c1"), ["keys", "heads"]),  # the store's (it did not land: refused)
+])
+def test_landed_drops_the_batch_being_written_and_forget_the_cache_too(then, head, queries):
     """The store is not given the batch here, to show who answers what."""
     lookup = StoreLookup(store := stored(STORE), cache_size=10)
     batch = [sub(1, "e5", "s1")]
-    known, ids = lookup.known(batch)
-    lookup.expect(decide(batch, known), ids)
-    lookup.landed()
+    expecting(lookup, batch)
+    getattr(lookup, then)()
     store.queries()
     known, _ = lookup.known(batch)
     assert known.recorded("e5") is None  # not the layer's any more: the store's to say
-    assert known.head("s:s1") == Head(3, "c1")  # the cache's
-    assert store.queries() == ["keys"]
-
-
-def test_forget_drops_the_batch_being_written_and_the_cache():
-    """As when the batch being written did not land (another writer got there first)."""
-    lookup = StoreLookup(store := stored(STORE), cache_size=10)
-    batch = [sub(1, "e5", "s1")]
-    known, ids = lookup.known(batch)
-    lookup.expect(decide(batch, known), ids)
-    lookup.forget()
-    store.queries()
-    known, _ = lookup.known(batch)
-    assert places(decide(batch, known)) == [("e5", "s:s1", 3)]  # decided afresh
-    assert store.queries() == ["keys", "heads"]
+    assert known.head("s:s1") == head
+    assert store.queries() == queries
 
 
 def test_a_full_cache_drops_its_older_half():
@@ -200,11 +197,8 @@ def test_a_full_cache_drops_its_older_half():
 def test_a_head_no_longer_cached_is_a_query_never_a_wrong_answer():
     store = stored(STORE)
     lookup = StoreLookup(store, cache_size=1)
-    batch = [sub(1, "e5", "s1"), record(2, "e6", "customer.updated", customer="c2")]
-    known, ids = lookup.known(batch)
-    writing = decide(batch, known)
-    lookup.expect(writing, ids)
-    store.write(writing, ids)
+    store.write(*expecting(lookup, [sub(1, "e5", "s1"),
+                                    record(2, "e6", "customer.updated", customer="c2")]))
     lookup.landed()
     store.queries()
     later = [sub(1, "e7", "s1"), record(2, "e8", "customer.updated", customer="c2")]
