@@ -8,7 +8,7 @@ else from the cache, else from one query for all the misses; `landed` drops the 
 being written, `forget` drops it and the cache; a full cache drops its older half, and a
 head no longer cached is a query, never a wrong answer. The property: whatever the cache
 size, the batches, the writes landing before a look-up or after it and other writers
-moving the store on, deciding on `StoreLookup.known` is deciding on an in-memory `Facts`
+moving the store on (before the batch being written, which is then refused), deciding on `StoreLookup.known` is deciding on an in-memory `Facts`
 holding the same ledger.
 """
 
@@ -243,43 +243,77 @@ def ledger_batches(draw: st.DrawFn) -> list[list[Checked]]:
     return batches
 
 
+def copied(facts: Facts) -> Facts:
+    return Facts(dict(facts.recordings), dict(facts.voids), dict(facts.heads))
+
+
+def restore(facts: Facts, saved: Facts) -> None:
+    """`facts` as `saved` was (in place: a `Facts` answers from its own dicts)."""
+    for mine, theirs in ((facts.recordings, saved.recordings), (facts.voids, saved.voids),
+                         (facts.heads, saved.heads)):
+        mine.clear()
+        mine.update(theirs)
+
+
 @settings(max_examples=300)  # milliseconds each
 @given(batches=ledger_batches(), data=st.data(), cache_size=st.integers(1, 6))
 def test_deciding_on_the_store_lookup_is_deciding_on_the_same_facts_in_memory(
         batches, data, cache_size):
-    """Batches over a few ids and streams, each decided as the pipeline does: while the
-    one before is being written (which may land in the store before the look-up or after
-    it); between two, another writer may record a batch of its own (then `forget`)."""
+    """Each batch is decided as the pipeline does: while the one before is being written,
+    which lands in the store before the look-up or after it. Or it is another writer's,
+    recorded once the one being written has landed, or before it: that one is refused,
+    then decided and written again at once. Either way this writer is told to `forget`."""
     store, ledger = FakeRecorder(), Facts()  # the same ledger, in the store and in memory
     lookup = StoreLookup(store, cache_size)
-    writing: tuple[Decided, dict[str, UUID]] | None = None
-    for batch in batches:
-        if data.draw(st.booleans(), label="another writer's batch"):
-            if writing is not None:
-                store.write(*writing)
-                lookup.landed()
-                writing = None
-            theirs = decide(batch, ledger)
-            land(ledger, theirs)
-            store.write(theirs, {stream: aggregate_id(stream) for stream in theirs.heads})
-            lookup.forget()
-            continue
-        written = writing is not None and data.draw(st.booleans(), label="landed first")
-        if written:
-            store.write(*writing)
+    writing: tuple[list[Checked], Decided, dict[str, UUID]] | None = None
+    settled = Facts()  # the ledger in memory without the batch being written
+
+    def decided_alike(batch: list[Checked]) -> tuple[Decided, dict[str, UUID]]:
+        """`batch` decided on the look-up as on the ledger in memory (landed there)."""
         store.asked = []
         known, ids = lookup.known(batch)
         assert [kind for kind, _ in store.asked] in (["keys"], ["keys", "heads"])
-        decided = decide(batch, known)
-        expected = decide(batch, ledger)
-        land(ledger, expected)
+        decided, expected = decide(batch, known), decide(batch, ledger)
         assert told(decided) == told(expected)
         assert ids == {stream: aggregate_id(stream) for stream in ids}
         assert set(decided.heads) <= set(ids)
-        if writing is not None:
-            if not written:
-                store.write(*writing)
+        land(ledger, expected)
+        return decided, ids
+
+    def theirs(batch: list[Checked]) -> None:
+        recorded = decide(batch, ledger)
+        land(ledger, recorded)
+        store.write(recorded, {stream: aggregate_id(stream) for stream in recorded.heads})
+        lookup.forget()
+
+    for batch in batches:
+        whose = data.draw(st.sampled_from(["mine", "theirs", "theirs first"]))
+        if whose == "theirs first" and writing is not None:
+            restore(ledger, settled)
+            theirs(batch)
+            again = decided_alike(writing[0])
+            store.write(*again)
+            lookup.expect(*again)
             lookup.landed()
-        writing = (decided, ids) if decided.accepted else None
+            writing = None
+            continue
+        if whose != "mine":
+            if writing is not None:
+                store.write(*writing[1:])
+                lookup.landed()
+                writing = None
+            theirs(batch)
+            continue
+        landed_first = writing is not None and data.draw(st.booleans(), label="landed first")
+        if landed_first:
+            store.write(*writing[1:])
+        saved = copied(ledger)
+        decided, ids = decided_alike(batch)
         if writing is not None:
-            lookup.expect(*writing)
+            if not landed_first:
+                store.write(*writing[1:])
+            lookup.landed()
+        writing = None
+        if decided.accepted:
+            writing, settled = (batch, decided, ids), saved
+            lookup.expect(decided, ids)
