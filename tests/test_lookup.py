@@ -8,8 +8,9 @@ else from the cache, else from one query for all the misses; `landed` drops the 
 being written, `forget` drops it and the cache; a full cache drops its older half, and a
 head no longer cached is a query, never a wrong answer. The property: whatever the cache
 size, the batches, the writes landing before a look-up or after it and other writers
-moving the store on (before the batch being written, which is then refused), deciding on `StoreLookup.known` is deciding on an in-memory `Facts`
-holding the same ledger.
+moving the store on (even before the batch being written, which is then refused),
+deciding on `StoreLookup.known` is deciding on an in-memory `Facts` holding the same
+ledger.
 """
 
 from __future__ import annotations
