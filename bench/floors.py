@@ -45,7 +45,7 @@ from ledger.events import content_hash, parse_event
 from ledger.feed import numbered_lines
 from ledger.ingest import BATCH_SIZE, Ingestor
 from ledger.instants import format_instant
-from projections.engine import Columns
+from projections.columns import Columns, MRRColumns
 from projections.facts import by_customer_stream
 from projections.projection import MRRProjection, gathering
 from projections.versions import fold_versions
@@ -165,7 +165,7 @@ def query_columns(shaped: list[CustomerRows]) -> bytes | None:
     columns = Columns()
     for _ in gathering(shaped, columns):
         pass
-    return columns.index().to_bytes()
+    return MRRColumns.gathered(columns).to_bytes()
 
 
 def write_view(shaped: list[CustomerRows], path: Path, head: int) -> None:

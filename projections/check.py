@@ -21,7 +21,8 @@ from typing import Any
 
 from ledger.kinds import VOID
 from projections import reference
-from projections.engine import UNREADABLE, MRRIndex
+from projections.columns import UNREADABLE
+from projections.engine import MRRIndex
 from projections.facts import decode_fact
 from projections.fold import visible
 from projections.projection import MRRProjection

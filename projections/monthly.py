@@ -17,7 +17,8 @@ from datetime import date
 
 import numpy as np
 
-from projections.engine import NEVER, MRRIndex
+from projections.columns import NEVER
+from projections.engine import MRRIndex
 from projections.movements import KINDS
 from projections.movements import split as movement_split
 from projections.periods import month_end, month_label

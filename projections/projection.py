@@ -18,7 +18,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from ledger.application import LedgerApplication
 from ledger.batches import batched
-from projections.engine import Columns, owners
+from projections.columns import Columns, MRRColumns, owners
 from projections.facts import Fact, by_customer_stream, decode_fact
 from projections.history import History
 from projections.progress import Progress
@@ -134,7 +134,7 @@ class MRRProjection:
         with closing(replay.replay(self.app, head, on_progress, plan)) as replayed:
             customers = self.view.rebuild(gathering(replayed, columns),
                                           Tracking(self.app.name, head),
-                                          lambda: columns.index().to_bytes())
+                                          lambda: MRRColumns.gathered(columns).to_bytes())
         return head, customers
 
     def _customers_touched(self, facts: Iterator[Fact | None]) -> dict[str, list[Fact]]:

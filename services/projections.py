@@ -11,7 +11,8 @@ import orjson
 from eventsourcing.persistence import OperationalError, ProgrammingError
 
 from ledger.application import LedgerApplication
-from projections.engine import UNREADABLE, UNREADABLE_ROWS, MRRIndex
+from projections.columns import UNREADABLE, UNREADABLE_ROWS
+from projections.engine import MRRIndex
 from projections.progress import Progress
 from projections.projection import MRRProjection
 from projections.rates import Quote, Rates, stored_quotes
