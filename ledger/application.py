@@ -5,7 +5,7 @@ schema lock (tables created once, by one of them) and the writers' turns (a batc
 on the state it is appended to), each kept by the database's own means (`Coordination`).
 The persistence and the coordination it runs on are picked by `ledger.settings`
 (`ledger.sqlite` or `ledger.postgres`); it asks the recorder only what
-`ledger.queries.LedgerRecorder` says.
+`ledger.recorder.LedgerRecorder` says.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from eventsourcing.utils import resolve_topic
 
 from ledger.aggregates import LEDGER_ID, Ledger
 from ledger.held import create_source_tables
-from ledger.queries import LedgerRecorder
+from ledger.recorder import LedgerRecorder
 from ledger.settings import env_for_url
 from ledger.tables import LEDGER_TABLES
 

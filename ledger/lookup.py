@@ -18,7 +18,7 @@ from uuid import UUID
 from ledger.aggregates import customer_uuid, rate_uuid, subscription_uuid
 from ledger.feed import Checked
 from ledger.kinds import FX_RATE
-from ledger.queries import KeyRow, LedgerRecorder
+from ledger.recorder import KeyRow, LedgerRecorder
 from ledger.rules import Facts, Head, Known, Layer, Recording, lookups, stream_of, streams
 
 Cached = tuple[UUID, Head]  # a stream's aggregate id, and its head

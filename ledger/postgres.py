@@ -25,7 +25,8 @@ from psycopg_pool import PoolTimeout
 
 from ledger.chain import Link
 from ledger.liveness import WATCH, WatchedConnection, connection_options
-from ledger.queries import LedgerQueries, key_rows, rows_of
+from ledger.queries import LedgerQueries
+from ledger.recorder import key_rows, rows_of
 from ledger.tables import IMMUTABLE, LEDGER_DDL, LEDGER_TABLES
 from ledger.treestore import TreeQueries
 

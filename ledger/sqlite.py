@@ -24,7 +24,8 @@ from eventsourcing.sqlite import (
 )
 
 from ledger.chain import Link
-from ledger.queries import LedgerQueries, Row, key_rows, rows_of
+from ledger.queries import LedgerQueries
+from ledger.recorder import Row, key_rows, rows_of
 from ledger.tables import IMMUTABLE, LEDGER_DDL, LEDGER_TABLES
 from ledger.treestore import TreeQueries
 

@@ -20,7 +20,7 @@ from eventsourcing.persistence import StoredEvent
 
 from ledger.application import LedgerApplication
 from ledger.instants import format_instant
-from ledger.queries import Row, rows_of
+from ledger.recorder import Row, rows_of
 from ledger.workers import forked_pool
 
 

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from ledger.application import LedgerApplication
 from ledger.memory import collector_paused
-from ledger.queries import LedgerRecorder
+from ledger.recorder import LedgerRecorder
 from ledger.workers import Spool, WorkerDied, forked_process, second_core
 from projections.facts import by_customer_stream
 from projections.progress import Progress

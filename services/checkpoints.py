@@ -20,7 +20,7 @@ import orjson
 import revledger_verify as offline
 from ledger import merkle
 from ledger.chain import Link
-from ledger.queries import LedgerRecorder
+from ledger.recorder import LedgerRecorder
 from services.errors import LedgerError
 from services.ledger import known_head, open_ledger
 

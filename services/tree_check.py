@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 import revledger_verify as offline
-from ledger.queries import LedgerRecorder
+from ledger.recorder import LedgerRecorder
 from services.checkpoints import origin_of
 
 

@@ -26,7 +26,7 @@ from ledger.aggregates import customer_uuid, rate_uuid, subscription_uuid
 from ledger.feed import Checked
 from ledger.kinds import FX_RATE, VOID
 from ledger.lookup import Heads, StoreLookup
-from ledger.queries import KeyRow
+from ledger.recorder import KeyRow
 from ledger.rules import Decided, Facts, Head, decide
 from tests.test_rules import land, record, told
 
