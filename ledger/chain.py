@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 from uuid import UUID
@@ -47,6 +47,15 @@ def canonical_bytes(
     ))
 
 
+def canonical_rows(
+    positions: Sequence[int], rows: Sequence[tuple[bytes, int, str, bytes]]
+) -> list[bytes]:
+    """The canonical bytes of stored events (aggregate id bytes, version, topic, state) at
+    these positions: made once per transaction, for both its chain links and its Merkle
+    tree's leaves."""
+    return [canonical_bytes(p, *row) for p, row in zip(positions, rows, strict=True)]
+
+
 def link(previous: str, canonical: bytes) -> str:
     return _next(bytes.fromhex(previous), canonical).hex()
 
@@ -69,13 +78,22 @@ def extend(
     """The links of one transaction's rows (position, id bytes, version, topic, state,
     recorded_at), given the last link stored. They must be recorded strictly after that
     link and in order among themselves, so "known at T" is always a prefix of the chain."""
+    return chained(previous, (
+        (position, canonical_bytes(position, originator_id, version, topic, state), at)
+        for position, originator_id, version, topic, state, at in rows
+    ))
+
+
+def chained(previous: Link | None, rows: Iterable[tuple[int, bytes, str]]) -> Iterator[Link]:
+    """`extend` for rows whose canonical bytes are made already (position, canonical bytes,
+    recorded_at): a writer makes them once for the chain and the Merkle tree's leaves."""
     chain = bytes.fromhex(previous.chain_sha256 if previous else GENESIS)
     head = previous.recorded_at if previous else ""
     last = head
-    for position, originator_id, version, topic, state, at in rows:
+    for position, canonical, at in rows:
         if at <= head or at < last:
             raise ValueError(f"recorded at {at}, not after the ledger's head ({last})")
-        chain = _next(chain, canonical_bytes(position, originator_id, version, topic, state))
+        chain = _next(chain, canonical)
         last = at
         yield Link(position, at, chain.hex())
 

@@ -23,7 +23,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import PoolTimeout
 
-from ledger.chain import Link
+from ledger.chain import Link, canonical_rows
 from ledger.liveness import WATCH, WatchedConnection, connection_options
 from ledger.queries import LedgerQueries
 from ledger.recorder import key_rows, rows_of
@@ -159,13 +159,14 @@ class PostgresLedgerRecorder(TreeQueries, LedgerQueries, PostgresApplicationReco
             c.execute(self._HEAD + self._LAST)
             head = Link(*row) if (row := c.fetchone()) else None
             rows = rows_of(stored_events)
-            links = self._links(head, positions, rows, kwargs.get("recorded_at"))
+            canonical = canonical_rows(positions, rows)  # once, for the chain and the tree
+            links = self._links(head, positions, rows, kwargs.get("recorded_at"), canonical)
             c.execute(
                 "INSERT INTO event_chain SELECT * FROM unnest(%b::bigint[], %b::text[], "
                 "%b::text[])",
                 [list(column) for column in zip(*links, strict=True)],
             )
-            self._insert_tree(c, self._tree_rows(c, positions, rows))
+            self._insert_tree(c, self._tree_rows(c, positions, canonical))
             if keys := kwargs.get("keys"):
                 c.execute(
                     "INSERT INTO event_keys SELECT * FROM unnest(%b::bigint[], %b::text[], "

@@ -9,6 +9,7 @@ and the rows they return, is `ledger.recorder`'s.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import repeat
 from typing import Any
 from uuid import UUID
 
@@ -16,7 +17,7 @@ import orjson
 from eventsourcing.persistence import IntegrityError
 
 from ledger.audit_queries import AuditQueries
-from ledger.chain import Link, extend, recorded_at
+from ledger.chain import Link, chained, recorded_at
 from ledger.recorder import KEY_COLUMNS, EventRow, KeyRow, Row
 from ledger.tables import event_keys_table
 
@@ -183,15 +184,17 @@ class LedgerQueries(AuditQueries):
         positions: Sequence[int],
         rows: Sequence[Row],
         recorded: str | None,
+        canonical: Sequence[bytes],
     ) -> list[tuple]:
-        """The chain rows of a transaction's events; refused (and the transaction rolled
-        back, to be decided again) if they were stamped before the head."""
-        chained = (
-            (p, *row, recorded or recorded_at(row[3]))
-            for p, row in zip(positions, rows, strict=True)
-        )
+        """The chain rows of a transaction's events (`canonical`: their canonical bytes,
+        `ledger.chain.canonical_rows`); refused (and the transaction rolled back, to be
+        decided again) if they were stamped before the head."""
+        if recorded:  # one instant for the whole transaction: ingest's batch
+            instants: Iterable[str] = repeat(recorded, len(rows))
+        else:
+            instants = (recorded_at(row[3]) for row in rows)
         try:
-            return list(extend(head, chained))
+            return list(chained(head, zip(positions, canonical, instants, strict=True)))
         except ValueError as exc:
             raise IntegrityError(str(exc)) from None
 

@@ -23,7 +23,7 @@ from eventsourcing.sqlite import (
     SQLiteFactory,
 )
 
-from ledger.chain import Link
+from ledger.chain import Link, canonical_rows
 from ledger.queries import LedgerQueries
 from ledger.recorder import Row, key_rows, rows_of
 from ledger.tables import IMMUTABLE, LEDGER_DDL, LEDGER_TABLES
@@ -133,9 +133,10 @@ class SQLiteLedgerRecorder(TreeQueries, LedgerQueries, SQLiteApplicationRecorder
         positions = range(last - len(rows) + 1, last + 1)
         c.execute(self._HEAD + self._LAST)
         head = Link(*row) if (row := c.fetchone()) else None
-        links = self._links(head, positions, rows, recorded_at)
+        canonical = canonical_rows(positions, rows)  # once, for the chain and the tree
+        links = self._links(head, positions, rows, recorded_at, canonical)
         c.executemany("INSERT INTO event_chain VALUES (?, ?, ?)", links)
-        self._insert_tree(c, self._tree_rows(c, positions, rows))
+        self._insert_tree(c, self._tree_rows(c, positions, canonical))
         if keys:
             c.executemany(f"INSERT INTO event_keys VALUES ({','.join('?' * 7)})",
                           key_rows(positions, keys))

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from ledger import merkle
-from ledger.chain import canonical_bytes
+from ledger.chain import canonical_rows
 
 T = TypeVar("T")
 
@@ -42,16 +42,18 @@ class TreeQueries:
 
     # --- writing, inside the recorder's transaction ---------------------------------
 
-    def _tree_rows(self, c: Any, positions: Sequence[int], rows: Sequence[tuple]) -> list[tuple]:
-        """The rows (level, idx, position, sha256) appending these stored events (aggregate
-        id bytes, version, topic, state) adds to the tree, read on the writing cursor."""
+    def _tree_rows(
+        self, c: Any, positions: Sequence[int], canonical: Sequence[bytes]
+    ) -> list[tuple]:
+        """The rows (level, idx, position, sha256) appending these stored events (their
+        canonical bytes, `ledger.chain.canonical_rows`) adds to the tree, read on the
+        writing cursor."""
         c.execute(_LAST_LEAF)
         last = c.fetchone()
         size = last[0] + 1 if last else 0
         keys = merkle.frontier(size)
         found = self._nodes_on(c, keys)
-        leaves = [merkle.leaf_hash(canonical_bytes(p, *row))
-                  for p, row in zip(positions, rows, strict=True)]
+        leaves = map(merkle.leaf_hash, canonical)
         return [
             (level, idx, positions[idx - size] if level == 0 else None, digest.hex())
             for level, idx, digest in merkle.append(size, [found[k] for k in keys], leaves)
@@ -106,7 +108,8 @@ class TreeQueries:
             c = self._plain(t)
             positions, rows = self._missing_leaves(c)
             if positions:
-                self._insert_tree(c, self._tree_rows(c, positions, rows))
+                self._insert_tree(c, self._tree_rows(c, positions,
+                                                     canonical_rows(positions, rows)))
         return len(positions)
 
     # --- reading ----------------------------------------------------------------------
