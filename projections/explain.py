@@ -1,9 +1,10 @@
 """Explaining a figure: which customers make up an NRR, and which events moved each one.
 
 The cohort and each customer's figures come from the query engine (the very columns
-`nrr` sums); the events behind a customer's figure are read for the cohort's customers
-only, and each customer's are folded again to find those that moved its MRR in the
-period. Nothing else of the ledger is read. Pure, given the engine and a reader of
+`nrr` sums); the events behind a customer's figure are read only for the cohort's
+customers whose MRR changed in the period (the engine's change points say which), and
+each one's are folded again to find those that moved it. Nothing else of the ledger is
+read. Pure, given the engine and a reader of
 customers' events; the tests hold its rows' sums to the reference NRR.
 """
 
@@ -15,7 +16,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from projections.engine import MRRIndex
+from projections.engine import MRRIndex, instant
 from projections.facts import Fact
 from projections.fold import EFFECTIVE_ORDER, fold_customer, visible
 from projections.nrr import category
@@ -58,11 +59,12 @@ def explain_nrr(
     """One row per cohort customer, in customer order: its figures as `nrr` sums them,
     and the events (visible by `known_at`, if given) that moved its MRR in the period."""
     shares = cohort_shares(e, start, end, vintage, segment)
-    customers = sorted(shares)
+    stepped = changed_between(e, start, end)
+    moving = sorted(c for c in shares if c in stepped)  # the others: no event moved them
     moved = {customer: moved_by(visible(facts, known_at), start, end)
-             for customer, facts in events(customers)}
-    return [Contribution(c, shares[c][0], shares[c][2], moved.get(c, ()), shares[c][1])
-            for c in customers]
+             for customer, facts in events(moving)}
+    return [Contribution(c, m0, m1, moved.get(c, ()), c1)
+            for c, (m0, c1, m1) in sorted(shares.items())]
 
 
 def cohort_shares(
@@ -78,6 +80,18 @@ def cohort_shares(
     return {e.customers[i]: (Fraction(int(m0[i]), d), Fraction(int(c1[i]), d),
                              Fraction(int(m1[i]), d))
             for i in np.flatnonzero(base)}
+
+
+def changed_between(e: MRRIndex, start: str, end: str) -> set[str]:
+    """The customers whose MRR (in some currency) has a change point in [start, end): the
+    only ones an event can have moved in the period. The view holds every change point of
+    the fold (it is the same step function), so none is missed."""
+    lo, hi = instant(start), instant(end)
+    out = np.zeros(len(e.customers), dtype=bool)
+    for steps in e.mrr.values():
+        inside = np.concatenate(([0], np.cumsum((steps.at >= lo) & (steps.at < hi))))
+        out |= (inside[steps.offsets[1:]] - inside[steps.offsets[:-1]]) > 0
+    return {e.customers[i] for i in np.flatnonzero(out)}
 
 
 def moved_by(facts: list[Fact], start: str, end: str) -> tuple[str, ...]:
