@@ -66,7 +66,7 @@ def explain_nrr(db: str, start: date, end: date, cohort: Period | None,
         raise click.BadParameter("the end is before the start", param_hint="--end")
     from services.audit import explain_nrr_report
 
-    with working("replaying the events"):
+    with working("reading the projection" + (" as known then" if known_at else "")):
         report = explain_nrr_report(db, start, end, cohort, segment, known_at)
         changed = since(db, {"start": start, "end": end, "cohort": cohort,
                              "segment": segment}, known_from, known_at, fmt)

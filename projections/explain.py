@@ -1,16 +1,24 @@
 """Explaining a figure: which customers make up an NRR, and which events moved each one.
 
-Pure, over the fold's histories; the tests hold its rows' sums to the reference NRR.
+The cohort and each customer's figures come from the query engine (the very columns
+`nrr` sums); the events behind a customer's figure are read only for the cohort's
+customers whose MRR changed in the period (the engine's change points say which), and
+each one's are folded again to find those that moved it. Nothing else of the ledger is
+read. Pure, given the engine and a reader of
+customers' events; the tests hold its rows' sums to the reference NRR.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+import numpy as np
+
+from projections.engine import MRRIndex, instant
 from projections.facts import Fact
-from projections.fold import EFFECTIVE_ORDER, CustomerHistory, attributes_before, native_before
+from projections.fold import EFFECTIVE_ORDER, fold_customer, visible
 from projections.nrr import category
 from projections.periods import Period
 
@@ -34,52 +42,63 @@ class Contribution:
         return category(self.starting_mrr, self.constant_ending)
 
 
-# A customer's MRR per currency, valued in the reporting currency at a bound's rates
-Worth = Callable[[dict[str, Fraction], str], Fraction]
+# The stored events of these customers (voids of their events included), customer by
+# customer: all an explanation asks of the ledger.
+CustomerEvents = Callable[[Sequence[str]], Iterable[tuple[str, list[Fact]]]]
 
 
 def explain_nrr(
-    histories: Mapping[str, CustomerHistory],
-    facts: Mapping[str, list[Fact]],
+    e: MRRIndex,
     start: str,
     end: str,
-    worth: Worth,
+    events: CustomerEvents,
     vintage: Period | None = None,
     segment: Mapping[str, str] | None = None,
+    known_at: str | None = None,
 ) -> list[Contribution]:
-    """One row per cohort customer, in customer order."""
-    rows = []
-    for customer, m0, m1, c1 in cohort(histories, start, end, worth, vintage, segment):
-        changes = {at for steps in histories[customer].steps.values() for at, _ in steps
-                   if start <= at < end}
-        moved = sorted(
-            (f for f in facts[customer]
-             if f.effective_at in changes and f.subscription_id is not None),
-            key=EFFECTIVE_ORDER,
-        )
-        rows.append(Contribution(customer, m0, m1, tuple(f.event_id for f in moved), c1))
-    return rows
+    """One row per cohort customer, in customer order: its figures as `nrr` sums them,
+    and the events (visible by `known_at`, if given) that moved its MRR in the period."""
+    shares = cohort_shares(e, start, end, vintage, segment)
+    stepped = changed_between(e, start, end)
+    moving = sorted(c for c in shares if c in stepped)  # the others: no event moved them
+    moved = {customer: moved_by(visible(facts, known_at), start, end)
+             for customer, facts in events(moving)}
+    return [Contribution(c, m0, m1, moved.get(c, ()), c1)
+            for c, (m0, c1, m1) in sorted(shares.items())]
 
 
-def cohort(
-    histories: Mapping[str, CustomerHistory],
+def cohort_shares(
+    e: MRRIndex,
     start: str,
     end: str,
-    worth: Worth,
     vintage: Period | None = None,
     segment: Mapping[str, str] | None = None,
-) -> Iterator[tuple[str, Fraction, Fraction, Fraction]]:
-    """(customer, MRR at start > 0, MRR at end, MRR at end at the start's rates) of each
-    customer in the NRR cohort."""
-    for customer, history in histories.items():
-        n0 = native_before(history, start)
-        if not any(value > 0 for value in n0.values()):
-            continue
-        if vintage and not (vintage.start <= (history.first_paid or "") < vintage.end):
-            continue
-        if segment:
-            attributes = attributes_before(history, start)
-            if any(attributes.get(k) != v for k, v in segment.items()):
-                continue
-        n1 = native_before(history, end)
-        yield customer, worth(n0, start), worth(n1, end), worth(n1, start)
+) -> dict[str, tuple[Fraction, Fraction, Fraction]]:
+    """Each NRR cohort customer's (MRR at start, MRR at end at the start's rates, MRR at
+    end), in the reporting currency, exactly: what `nrr` sums (contract v2)."""
+    base, m0, c1, m1, d = e.cohort(start, end, vintage, segment)
+    return {e.customers[i]: (Fraction(int(m0[i]), d), Fraction(int(c1[i]), d),
+                             Fraction(int(m1[i]), d))
+            for i in np.flatnonzero(base)}
+
+
+def changed_between(e: MRRIndex, start: str, end: str) -> set[str]:
+    """The customers whose MRR (in some currency) has a change point in [start, end): the
+    only ones an event can have moved in the period. The view holds every change point of
+    the fold (it is the same step function), so none is missed."""
+    lo, hi = instant(start), instant(end)
+    out = np.zeros(len(e.customers), dtype=bool)
+    for steps in e.mrr.values():
+        inside = np.concatenate(([0], np.cumsum((steps.at >= lo) & (steps.at < hi))))
+        out |= (inside[steps.offsets[1:]] - inside[steps.offsets[:-1]]) > 0
+    return {e.customers[i] for i in np.flatnonzero(out)}
+
+
+def moved_by(facts: list[Fact], start: str, end: str) -> tuple[str, ...]:
+    """Of a customer's visible facts, those effective in [start, end) at an instant its
+    MRR changed (in some currency), in effective order; attribute changes move no MRR."""
+    history = fold_customer(facts)
+    changes = {at for steps in history.steps.values() for at, _ in steps if start <= at < end}
+    moved = sorted((f for f in facts if f.effective_at in changes and f.subscription_id
+                    is not None), key=EFFECTIVE_ORDER)
+    return tuple(f.event_id for f in moved)

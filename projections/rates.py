@@ -46,6 +46,10 @@ def instant_text(bound: str) -> str:
     return bound
 
 
+# A customer's MRR per currency, valued in the reporting currency at a bound's rates
+Worth = Callable[[dict[str, Fraction], str], Fraction]
+
+
 class Quote(NamedTuple):
     """One visible `fx.rate`: from `effective_at` on, 1 `base` = `rate` `quote` (a
     Fraction, or its validated decimal text, read only if a figure needs it)."""
@@ -129,7 +133,7 @@ class Rates:
                 return leg * other  # type: ignore[operator]
         raise MissingRate(x, reporting, bound)
 
-    def worth(self, reporting: str) -> Callable[[dict[str, Fraction], str], Fraction]:
+    def worth(self, reporting: str) -> Worth:
         """MRR per currency -> MRR in `reporting` at a bound's rates (an amount of 0
         needs no rate)."""
 

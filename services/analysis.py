@@ -21,6 +21,7 @@ from services.ledger import open_ledger, reporting_currency
 from services.metrics import (
     engine,
     engine_for,
+    head_position,
     period_movements,
     retention_fields,
     segment_exists,
@@ -91,7 +92,7 @@ def summary_of(app: LedgerApplication, e: MRRIndex, reflects: dict[str, Any], st
     moves = period_movements(e, start, end)
     # The split needs subscriptions, which the projection does not keep: the events of
     # the customers who expanded, as recorded by the answer's position (not a replay).
-    upto = reflects["ledger_head"]["position"] if reflects["ledger_head"] else 0
+    upto = head_position(reflects)
     expanded = e.expanded(end_of(start), end_of(end))
     customers = [(c, visible(facts)) for c, facts in by_customer_stream(
         app.ledger_recorder.select_customer_events(expanded, upto))]

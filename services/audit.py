@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from ledger.application import LedgerApplication
+from ledger.batches import batched
 from ledger.currencies import minor_unit
-from projections.explain import Worth, explain_nrr
-from projections.facts import Fact, decode_fact
-from projections.fold import by_customer, fold_customer, mrr_after, visible
+from projections.explain import CustomerEvents, explain_nrr
+from projections.facts import Fact, by_customer_stream, decode_fact
+from projections.fold import fold_customer, mrr_after, visible
 from projections.nrr import retention
 from projections.periods import Period, end_of
-from projections.projection import read_facts
+from projections.rates import Worth
 from services.checkpoints import tree_fields
 from services.errors import LedgerError
 from services.ledger import known_head, open_ledger, reporting_currency
-from services.metrics import ledger_rates, manifest, retention_fields
+from services.metrics import (
+    currency_fields,
+    engine_for,
+    head_position,
+    ledger_rates,
+    manifest,
+    retention_fields,
+    segment_exists,
+)
 from services.present import exact_text, money
 
 
@@ -80,17 +90,16 @@ def explain_nrr_report(
     segment: Mapping[str, str] | None = None,
     known_at: str | None = None,
 ) -> dict[str, Any]:
-    """`nrr`, one row per cohort customer, from a replay of the events (known at
-    `known_at`, or all of them)."""
+    """`nrr`, one row per cohort customer: the cohort and its figures from the view (as
+    known at `known_at`, or now), like `nrr` itself; the events behind each figure read
+    for the cohort's customers only, up to the position the view reflects."""
     with open_ledger(url) as app:
-        head, upto = known_head(app, known_at)
-        facts = by_customer(read_facts(app, upto), known_at)
-        rates, reporting = ledger_rates(app, upto), reporting_currency(app)
-        tree = tree_fields(app.ledger_recorder, head)
-        histories = {customer: fold_customer(fs) for customer, fs in facts.items()}
-        rows = explain_nrr(histories, facts, end_of(start), end_of(end), rates.worth(reporting),
-                           vintage, segment)
-    places = minor_unit(reporting)
+        e, reflects = engine_for(app, known_at)
+        segment_exists(e, segment)
+        rows = explain_nrr(e, end_of(start), end_of(end),
+                           customer_events(app, head_position(reflects)), vintage, segment,
+                           known_at)
+    places = minor_unit(e.reporting)
     totals = retention((r.starting_mrr, r.ending_mrr, r.constant_ending) for r in rows)
     return {
         "start": start.isoformat(),
@@ -105,6 +114,16 @@ def explain_nrr_report(
             for r in rows
         ],
         "totals": retention_fields(totals, places),
-        "reporting_currency": reporting,
-        "manifest": manifest(head, known_at, tree),
+        **currency_fields(e),
+        "manifest": reflects,
     }
+
+
+def customer_events(app: LedgerApplication, upto: int) -> CustomerEvents:
+    """The ledger's events of given customers recorded by position `upto` (the voids of
+    their events with them), customer by customer, read a thousand customers at a time."""
+    def read(customers: Sequence[str]) -> Iterator[tuple[str, list[Fact]]]:
+        for chunk in batched(customers, 1000):
+            yield from by_customer_stream(app.ledger_recorder.select_customer_events(chunk,
+                                                                                      upto))
+    return read

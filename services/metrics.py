@@ -53,6 +53,13 @@ def engine_for(app: LedgerApplication, known_at: str | None) -> tuple[MRRIndex, 
     return index, manifest(head, tree=tree_fields(recorder, head)) | _settings(app)
 
 
+def head_position(reflects: dict[str, Any]) -> int:
+    """The position of the last event an answer reflects (0 for none), read from its
+    manifest: where what it reads of the ledger beside the view stops."""
+    head = reflects["ledger_head"]
+    return head["position"] if head else 0
+
+
 def _settings(app: LedgerApplication) -> dict[str, Any]:
     """How the ledger reads its billing sources (e.g. Stripe's coupon and cancellation
     choices), where any is recorded: part of what a figure means."""

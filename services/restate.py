@@ -17,6 +17,7 @@ import numpy as np
 from ledger.application import LedgerApplication
 from ledger.currencies import minor_unit
 from projections.engine import MRRIndex
+from projections.explain import cohort_shares
 from projections.facts import decode_fact
 from projections.movements import KINDS
 from projections.nrr import category
@@ -25,7 +26,7 @@ from projections.periods import Period, end_of, month_end, month_label, months
 from projections.restate import Bridge, Contribution, bridge, with_events
 from services.errors import LedgerError
 from services.ledger import open_ledger, reporting_currency
-from services.metrics import engine_for
+from services.metrics import engine_for, head_position
 from services.present import exact_text, money, ratio
 
 NRR_FIELDS = ["customers", "starting_mrr", "ending_mrr", "expansion", "contraction", "churn",
@@ -47,15 +48,14 @@ def nrr_side(e: MRRIndex, start: date, end: date, vintage: Period | None,
              segment: Mapping[str, str] | None) -> dict[str, Contribution]:
     """Each cohort customer's share, classified at constant currency (its ending MRR at
     the start's rates) with the rates' own change apart as `fx_impact` (contract v2)."""
-    base, m0, c1, m1, d = e.cohort(end_of(start), end_of(end), vintage, segment)
     out = {}
-    for i in np.flatnonzero(base):
-        a, c, b = Fraction(int(m0[i]), d), Fraction(int(c1[i]), d), Fraction(int(m1[i]), d)
+    for customer, (a, c, b) in cohort_shares(e, end_of(start), end_of(end), vintage,
+                                             segment).items():
         lost, grew, shrank = retention_split(a, c)
-        out[e.customers[i]] = {"customers": Fraction(1), "starting_mrr": a, "ending_mrr": b,
-                               "expansion": c - a if grew else Fraction(0),
-                               "contraction": a - c if shrank else Fraction(0),
-                               "churn": a if lost else Fraction(0), "fx_impact": b - c}
+        out[customer] = {"customers": Fraction(1), "starting_mrr": a, "ending_mrr": b,
+                         "expansion": c - a if grew else Fraction(0),
+                         "contraction": a - c if shrank else Fraction(0),
+                         "churn": a if lost else Fraction(0), "fx_impact": b - c}
     return out
 
 
@@ -116,9 +116,7 @@ def restate(url: str, figure: str, options: dict[str, Any], known_from: str,
             names = [f"{month_label(m)}.{k}" for m in months(first, last) for k in KINDS]
             b = bridge(old_side, new_side, names, labels=_movement_labels)
             horizon = month_end(last)
-        head = new_manifest["ledger_head"]
-        b = with_events(b, _causes(app, b, known_from, to, horizon,
-                                   head["position"] if head else 0))
+        b = with_events(b, _causes(app, b, known_from, to, horizon, head_position(new_manifest)))
     return _present(figure, options, known_from, to, b, old_manifest, new_manifest,
                     new.reporting)
 

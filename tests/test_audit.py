@@ -15,8 +15,12 @@ from click.testing import CliRunner
 from cli import main
 from ledger.application import LedgerApplication
 from projections.engine import MRRIndex
+from projections.explain import explain_nrr
 from projections.projection import MRRProjection
+from services.audit import customer_events
 from services.ingest import ingest_feed
+from services.ledger import open_ledger
+from services.metrics import engine_for, head_position
 from tests.feeds import cancelled, changed, jsonl, started, voided
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -270,6 +274,43 @@ def test_explain_nrr_adds_up_to_nrr_exactly(sqlite_url, options):
     assert {k: str(v) for k, v in total.items()} == {k: figures[f"{k}_exact"] for k in total}
     assert all(r["event_ids"] for r in rows if r["category"] != "flat")
     assert explained["manifest"] == figures["manifest"]
+
+
+def explained(db_url: str, start: str, end: str, known_at: str | None = None
+              ) -> tuple[list[list[str]], list[tuple]]:
+    """`explain nrr`'s rows from the view, with whose events it asked the ledger for: the
+    rule is given the engine and a reader of customers' events, never the ledger, so what
+    the reader is asked is all it reads."""
+    asked: list[list[str]] = []
+    with open_ledger(db_url) as app:
+        e, reflects = engine_for(app, known_at)
+        read = customer_events(app, head_position(reflects))
+
+        def recording(customers):
+            asked.append(list(customers))
+            return read(customers)
+
+        rows = explain_nrr(e, start, end, recording, known_at=known_at)
+    return asked, [(r.customer_id, r.starting_mrr / 100, r.ending_mrr / 100, r.category,
+                    r.event_ids) for r in rows]
+
+
+def test_explain_nrr_reads_the_view_and_the_events_of_its_cohort_only(ledger):
+    """No replay: the cohort and its figures come from the view, and only the events of
+    the cohort's customers whose MRR changed in the period are read, once, to name those
+    behind each figure. c3 starts after the start: outside the cohort, its events are not
+    read; nor are those of a cohort customer whose MRR the period left alone."""
+    ingest_feed(ledger, jsonl(started("e6", "s3", "c3", "2024-02-10T00:00:00Z")).splitlines())
+    start, end = "2024-02-01T00:00:00.000000Z", "2024-04-01T00:00:00.000000Z"
+    asked, rows = explained(ledger, start, end)
+    assert asked == [["c2"]]
+    assert rows == [("c1", 100, 100, "flat", ()),  # e3 (quantity 2) was voided by e5
+                    ("c2", 50, 0, "churn", ("e4",))]
+    e3_recorded = json_of(ledger, "events")[2]["recorded_at"]  # before e4 and e5
+    asked, rows = explained(ledger, start, end, known_at=e3_recorded)
+    assert asked == [["c1"]]
+    assert rows == [("c1", 100, 200, "expansion", ("e3",)),  # not voided yet
+                    ("c2", 50, 50, "flat", ())]
 
 
 def test_the_documented_roles_ingest_and_query_and_no_more(pg_url):

@@ -106,11 +106,14 @@ def assert_answers_equal_the_reference(url: str, events: list[reference.Event],
             assert {k: exact(report["movements"][f"{k}_exact"]) for k in KINDS} == {
                 k: sum((m[k] for m in months), Fraction(0)) for k in KINDS}
         pair = both(partial(explain_nrr_report, url, start, end, known_at=known_at),
-                    partial(ref.nrr, start, end))
+                    partial(_explained, ref, events, start, end))
         if pair:
-            explained, expected = pair
+            explained, (expected, rows) = pair
             assert {k: exact(explained["totals"][f"{k}_exact"]) for k in MONEY} == {
                 k: expected[k] for k in MONEY}
+            assert [(r["customer_id"], exact(r["starting_mrr_exact"]),
+                     exact(r["ending_mrr_exact"]), r["event_ids"])
+                    for r in explained["customers"]] == rows
     pair = both(partial(movements_report, url, parse_month("2023-10"), parse_month("2025-03"),
                         known_at),
                 partial(ref.movements, "2023-10", "2025-03"))
@@ -152,6 +155,27 @@ def _history(ref: reference.Reference, history: reference.History,
              own: dict[str, str]) -> dict[str, Fraction]:
     """Each of the customer's counting events' MRR once applied, at the rates then."""
     return {e: ref.value(history.mrr_at(at), at) for e, at in own.items()}
+
+
+def _explained(ref: reference.Reference, events: list[reference.Event], start: date,
+               end: date) -> tuple[dict[str, Any], list[tuple[str, Fraction, Fraction, list[str]]]]:
+    """What `explain nrr` shows, by the reference: the NRR, and each cohort customer's MRR
+    at start and end with its subscription events effective in the period at an instant
+    its MRR (in some currency) changed, in effective order (ties in recorded order)."""
+    s, e = reference.last_instant(start), reference.last_instant(end)
+    owners = reference.customer_of(events)
+    rows = []
+    for customer, history in ref.histories.items():
+        if not reference.paying(history.mrr_at(s)):
+            continue
+        changes = {at for steps in history.steps.values() for at, _ in steps if s < at <= e}
+        moved = sorted((event.effective_at, event.position, event.event_id)
+                       for event in reference.visible(events)
+                       if owners[event.event_id] == customer and event.effective_at in changes
+                       and event.record.get("subscription_id") is not None)
+        rows.append((customer, ref.value(history.mrr_at(s), s),
+                     ref.value(history.mrr_at(e), e), [i for *_, i in moved]))
+    return ref.nrr(start, end), rows
 
 
 def _next_month(day: date) -> str:
