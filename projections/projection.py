@@ -197,12 +197,3 @@ def gathering(rows: Iterable[CustomerRows], columns: Columns) -> Iterator[Custom
                            [row[4] for row in attributes])
         yield from chunk
 
-
-def read_facts(app: LedgerApplication, upto: int | None = None) -> Iterator[Fact]:
-    """Every canonical fact of the ledger (up to a position) in recorded order, streamed."""
-    recorder = app.ledger_recorder
-    if upto is None:
-        upto = recorder.max_notification_id() or 0
-    for position, state in recorder.iter_states(upto):
-        if fact := decode_fact(position, state):
-            yield fact
