@@ -1,4 +1,5 @@
-"""The HTTP API (Starlette): canonical events and Stripe webhooks in, ledger health out.
+"""The HTTP API (Starlette): canonical events and billing sources' webhooks (Stripe's) in,
+ledger health out.
 
 Endpoints call the same services as the CLI; this module only speaks HTTP. What the
 server does about slow clients and connection floods is api.server's.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,16 +21,18 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ledger.rules import Outcome
-from ledger.sources import RefusedDelivery, SignatureError
-from ledger.sources.stripe_records import MAX_EVENT
-from ledger.text import printable
-from services.errors import LedgerError
+from services.errors import LedgerError, printable
 from services.ingest import Delivered, LedgerWriter
+from services.sources import (
+    CONFLICT,
+    Endpoint,
+    Outcome,
+    RefusedDelivery,
+    SignatureError,
+    endpoint,
+    webhooks,
+)
 
-# The largest body each endpoint reads (413 beyond): a canonical request is a handful of
-# events (each line at most 128 KiB), not a backfill; a Stripe delivery is one event.
-MAX_BODY = {"canonical": 8 << 20, "stripe": MAX_EVENT}
 log = logging.getLogger("revledger.http")
 
 
@@ -38,9 +41,13 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
                     headers=headers)
 
 
-def create_app(url: str, token: str | None, stripe_secret: str | None) -> Starlette:
-    """`token` None means no authentication (`serve --no-auth`)."""
-    writer = LedgerWriter(url, secrets={"stripe": stripe_secret})
+def create_app(url: str, token: str | None,
+               secrets: Mapping[str, str | None] | None = None) -> Starlette:
+    """`token` None means no authentication (`serve --no-auth`). `secrets`: each signed
+    source's signing secret by its name (`{"stripe": ...}`); a source without one has
+    its webhooks refused (503)."""
+    secrets = dict(secrets or {})
+    writer = LedgerWriter(url, secrets=secrets)
 
     def unavailable(exc: LedgerError, answer: dict[str, str]) -> Response:
         """503 with `answer`. What failed (the database's host, user and name) goes to the
@@ -60,26 +67,29 @@ def create_app(url: str, token: str | None, stripe_secret: str | None) -> Starle
         if token is not None and not _authorised(request, token):
             return json_response(401, {"error": "a valid Authorization: Bearer token is "
                                                 "required"}, {"WWW-Authenticate": "Bearer"})
-        return await deliver("canonical", request)
+        return await deliver(endpoint("canonical"), request, detailed=token is not None)
 
-    async def stripe(request: Request) -> Response:
-        if stripe_secret is None:
-            return json_response(503, {"error": "Stripe webhooks are not configured "
-                                                "(REVLEDGER_STRIPE_WEBHOOK_SECRET)"})
-        return await deliver("stripe", request)
+    def webhook(hook: Endpoint) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        async def receive(request: Request) -> Response:
+            if secrets.get(hook.name) is None:
+                return json_response(503, {"error": f"{hook.title} webhooks are not "
+                                                    f"configured ({hook.secret_env})"})
+            return await deliver(hook, request, detailed=False)
+        return receive
 
-    async def deliver(source: str, request: Request) -> Response:
-        """The service's answer to one delivery, in HTTP, and its line in the log."""
+    async def deliver(source: Endpoint, request: Request, detailed: bool) -> Response:
+        """The service's answer to one delivery, in HTTP, and its line in the log.
+        `detailed`: a client holding the API token is told what failed (503)."""
         started = time.perf_counter()
         ids: list[str] = []
         try:
-            body = await _body(request, MAX_BODY[source])
+            body = await _body(request, source.max_body)
         except ClientDisconnect:  # e.g. closed by api.server for sending its body too slowly
             return Response(status_code=408)
         if body is None:
-            return json_response(413, {"error": f"body larger than {MAX_BODY[source]} bytes"})
+            return json_response(413, {"error": f"body larger than {source.max_body} bytes"})
         try:
-            delivered: Delivered = await _threaded(writer.deliver, source, body,
+            delivered: Delivered = await _threaded(writer.deliver, source.name, body,
                                                    request.headers)
         except SignatureError as exc:
             answer, outcome = json_response(400, {"error": f"signature: {exc}"}), \
@@ -87,7 +97,6 @@ def create_app(url: str, token: str | None, stripe_secret: str | None) -> Starle
         except RefusedDelivery as exc:
             answer, outcome = json_response(400, {"error": str(exc)}), f"refused: {exc}"
         except LedgerError as exc:
-            detailed = source == "canonical" and token is not None
             answer = unavailable(exc, {"error": str(exc) if detailed else "unavailable"})
             outcome = "unavailable"
         else:
@@ -113,7 +122,8 @@ def create_app(url: str, token: str | None, stripe_secret: str | None) -> Starle
     return Starlette(routes=[
         Route("/v1/health", health, methods=["GET"]),
         Route("/v1/events", events, methods=["POST"]),
-        Route("/v1/webhooks/stripe", stripe, methods=["POST"]),
+        *(Route(f"/v1/webhooks/{hook.name}", webhook(hook), methods=["POST"])
+          for hook in webhooks()),
     ], lifespan=lifespan)
 
 
@@ -130,8 +140,7 @@ def _answer(outcomes: list[Outcome]) -> Response:
         return json_response(400, {"error": f"line {first.line}: {first.event_id}: "
                                             f"{first.reason}", "results": results})
     if "conflict" in statuses:
-        return json_response(409, {"error": "event_id already recorded with different "
-                                            "content", "results": results})
+        return json_response(409, {"error": CONFLICT, "results": results})
     if not outcomes:
         return json_response(400, {"error": "no events in the body", "results": []})
     return json_response(200, {"results": results})

@@ -1,4 +1,6 @@
-"""`revledger ingest`: a canonical JSON Lines feed into the ledger."""
+"""`revledger ingest`: a canonical JSON Lines feed into the ledger; `revledger import`: a
+billing source's file (one subcommand per source that has one, from the registry) or
+subscription periods in CSV."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import click
 
 from commands.output import emit_outcome, err, format_option, printable
-from ledger.sources.periods import PRESETS
-from ledger.sources.periods import layout as layout_for
+from services.imports import PRESETS, layout_for
+from services.sources import Importer, importers
 
 if TYPE_CHECKING:
     from ledger.feed import Rejected
@@ -56,45 +58,22 @@ def import_() -> None:
     """Import events from another system's format."""
 
 
-def _imports(name: str) -> Callable[[Callable[..., None]], click.Command]:
-    """`revledger import NAME FILE [--rejects] [--format]`: one source's file."""
+def _imports(importer: Importer) -> click.Command:
+    """`revledger import COMMAND FILE [--rejects] [--format]`: one source's file, the
+    help the source gives."""
 
-    def command(function: Callable[..., None]) -> click.Command:
-        for decorate in (click.pass_obj, format_option, rejects_option,
-                         click.argument("file", type=click.File("rb"))):
-            function = decorate(function)
-        return import_.command(name)(function)
+    def function(db: str, file: BinaryIO, rejects: BinaryIO | None, fmt: str) -> None:
+        _run(importer.source, db, file, rejects, fmt)
 
-    return command
-
-
-@_imports("stripe")
-def import_stripe(db: str, file: BinaryIO, rejects: BinaryIO | None, fmt: str) -> None:
-    """Record Stripe objects from FILE (- for stdin) through the same mapping as the
-    webhook: Event objects (`stripe events list`, the last 30 days) and Subscription
-    objects (`stripe subscriptions list --status all`, any age), as a JSON array, a list
-    object or JSON Lines.
-
-    Events of types that carry no revenue are counted as ignored. An event that cannot be
-    recorded yet (a discount not known yet, an unknown shape, a conflict) is held in
-    the quarantine, reported as `line N: EVENT_ID: held: reason`, and recorded by
-    `revledger quarantine retry` once it can. Exit status 1 if any record was rejected
-    (invalid JSON).
-    """
-    _run("stripe", db, file, rejects, fmt)
+    command: Callable[..., None] = function
+    for decorate in (click.pass_obj, format_option, rejects_option,
+                     click.argument("file", type=click.File("rb"))):
+        command = decorate(command)
+    return import_.command(importer.command, help=importer.help)(command)
 
 
-@_imports("fx")
-def import_fx(db: str, file: BinaryIO, rejects: BinaryIO | None, fmt: str) -> None:
-    """Record the ECB's euro reference rates from FILE (eurofxref-hist.csv or the daily
-    eurofxref.csv as published, unzipped; - for stdin) as fx.rate events.
-
-    Each rate's id is its day and pair (ecb:2024-06-14:EUR/USD), so importing a newer
-    file records only the new days. A USD (or any) ledger converts through EUR: a rate
-    X->USD is found as X->EUR->USD. Columns of currencies ISO 4217 no longer lists are
-    counted as ignored. Exit status 1 if any rate was rejected.
-    """
-    _run("ecb", db, file, rejects, fmt)
+for _importer in importers():
+    _imports(_importer)
 
 
 def _run(source: str, db: str, feed: BinaryIO, rejects: BinaryIO | None, fmt: str) -> None:

@@ -28,12 +28,15 @@ def serve(db: str, host: str, port: int, no_auth: bool) -> None:
                                "without one")
     from api.app import create_app
     from api.server import server
+    from services.sources import webhooks
 
-    secret = os.environ.get("REVLEDGER_STRIPE_WEBHOOK_SECRET") or None
-    if secret is None:
-        click.echo("revledger: REVLEDGER_STRIPE_WEBHOOK_SECRET is not set: Stripe webhooks "
-                   "will be refused (503)", err=True)
+    secrets = {}  # each signed source's secret, from its environment variable
+    for hook in webhooks():
+        secrets[hook.name] = os.environ.get(hook.secret_env or "") or None
+        if secrets[hook.name] is None:
+            click.echo(f"revledger: {hook.secret_env} is not set: {hook.title} webhooks "
+                       "will be refused (503)", err=True)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("revledger").setLevel(logging.INFO)  # its request lines, no others'
     click.echo(f"revledger: serving on http://{host}:{port}", err=True)
-    server(create_app(db, None if no_auth else token, secret), host, port).run()
+    server(create_app(db, None if no_auth else token, secrets), host, port).run()

@@ -1,4 +1,9 @@
-"""Errors the user can act on, shared by every entry point."""
+"""Errors the user can act on, shared by every entry point, and the escaping of what an
+entry point echoes of its input (an id, a reason) so that it stays on its line."""
+
+from ledger.text import printable
+
+__all__ = ["LedgerError", "printable"]
 
 
 class LedgerError(Exception):

@@ -18,51 +18,37 @@ import orjson
 
 from ledger.application import LedgerApplication
 from ledger.events import DELIVERY
-from ledger.feed import Rejected, check_batch
+from ledger.feed import Channel, Checked, Rejected, check_line
 from ledger.held import HeldRecord, SourceStore
 from ledger.ingest import Ingestor
 from ledger.rules import Outcome
-from ledger.sources import Held, Lookup, Source, channel, source_named
-from ledger.sources.stripe_source import StripeSource, retry_record
-from ledger.sources.stripe_terms import Policy
-
-# Stripe's choices, as recorded (`source_settings`); the first value of each is Stripe's.
-STRIPE_SETTINGS = {
-    "repeating_coupons": ("ignore", "count"),
-    "scheduled_cancellation": ("when_scheduled", "when_ended"),
-}
-
-
-def stripe_policy(settings: Mapping[str, str]) -> Policy:
-    return Policy(repeating_coupons=settings.get("repeating_coupons") == "count",
-                  cancel_when_scheduled=settings.get("scheduled_cancellation")
-                  != "when_ended")
+from ledger.sources import SOURCES, Held, Lookup, Source, channel, source_named
 
 
 def settled(store: SourceStore, name: str) -> dict[str, str]:
-    """The source's settings, Stripe's defaults recorded on first use: every figure from
-    its events was computed under them, so they are part of what a figure means."""
-    if name != "stripe":
+    """The source's settings, its defaults recorded on first use: every figure from its
+    events was computed under them, so they are part of what a figure means."""
+    choices = SOURCES[name].settings
+    if not choices:
         return {}
     current = store.settings(name)
-    missing = {k: v[0] for k, v in STRIPE_SETTINGS.items() if k not in current}
+    missing = {k: v[0] for k, v in choices.items() if k not in current}
     return store.settle(name, missing) if missing else current
 
 
 def open_source(store: SourceStore, name: str, secret: str | None = None) -> Source:
     """The source `name` under this ledger's settings."""
-    if name == "stripe":
-        return StripeSource(secret, stripe_policy(settled(store, name)))
-    return source_named(name, secret)
+    source = source_named(name, secret)
+    return source.configured(settled(store, name)) if source.settings else source
 
 
 def catalogue(store: SourceStore, name: str) -> Lookup:
     """A look-up of the objects learned from `name` (read once: a few per customer)."""
-    objects = store.objects(name) if name == "stripe" else {}
+    objects = store.objects(name) if SOURCES[name].learns else {}
     return objects.get
 
 
-def rejected_held(reject: Rejected) -> tuple[str, str, bytes, dict | None]:
+def rejected_held(reject: Rejected, source: Source) -> tuple[str, str, bytes, dict | None]:
     """A canonical line the ledger refused (a conflict, say) as a held
     record: the source's own record, verbatim where it was delivered, and its evidence."""
     try:
@@ -72,7 +58,7 @@ def rejected_held(reject: Rejected) -> tuple[str, str, bytes, dict | None]:
     evidence = line.get(DELIVERY)
     if isinstance(evidence, dict) and isinstance(evidence.get("raw_body"), str):
         return reject.event_id, reject.reason, evidence["raw_body"].encode(), evidence
-    original = line.get("stripe_event") or line.get("stripe_subscription") or line
+    original = source.original(line)
     return reject.event_id, reject.reason, orjson.dumps(original), None
 
 
@@ -96,31 +82,33 @@ def retry_held(app: LedgerApplication, ingestor: Ingestor, source: str | None = 
     result = Retried()
     if not rows:
         return result
-    lookups: dict[str, Lookup] = {}
+    sources: dict[str, tuple[Source, Lookup]] = {}
     lines: list[tuple[int, bytes]] = []
     owner: dict[int, HeldRecord] = {}
+    channels: dict[int, Channel] = {}
     for row in rows:
-        if row.source != "stripe":
+        if row.source not in SOURCES:
             result.still.append((row, "no mapping for this source"))
             continue
-        if row.source not in lookups:
-            lookups[row.source] = catalogue(store, row.source)
-        policy = stripe_policy(settled(store, row.source))
-        mapped = retry_record(row.raw, row.evidence, lookups[row.source], policy)
+        if row.source not in sources:
+            sources[row.source] = (open_source(store, row.source),
+                                   catalogue(store, row.source))
+        source, lookup = sources[row.source]
+        mapped = source.retry(row.raw, row.evidence, lookup)
         store.learn(row.source, mapped.learned)
-        if mapped.held is not None:
-            result.still.append((row, mapped.held[1]))
+        if mapped.held:
+            result.still.append((row, mapped.held[0].reason))
             continue
         if not mapped.lines:  # carries no revenue after all
             result.recorded.append((row, "ignored"))
         for line in mapped.lines:
             lines.append((len(lines) + 1, line))
             owner[len(lines)] = row
+            channels[len(lines)] = channel(row.source)
     outcomes: dict[int, list[Outcome]] = {}
     if lines:
         ingestor.ingest(lines, on_outcome=lambda o: outcomes.setdefault(
-            owner[o.line].id, []).append(o),
-            check=partial(check_batch, channel=channel("stripe")))  # the only one mapped
+            owner[o.line].id, []).append(o), check=partial(check_each, channels=channels))
     for qid, results in outcomes.items():
         row = next(r for r in rows if r.id == qid)
         bad = [o for o in results if o.status not in ("accepted", "duplicate")]
@@ -131,6 +119,13 @@ def retry_held(app: LedgerApplication, ingestor: Ingestor, source: str | None = 
     if result.recorded:
         store.done((r.id, outcome) for r, outcome in result.recorded)
     return result
+
+
+def check_each(batch: list[tuple[int, bytes]],
+               channels: Mapping[int, Channel]) -> list[Checked | Rejected]:
+    """Each line of a batch checked as its own source's (`channels`, by line number):
+    lines of several sources share one batch (a quarantine's, a group of requests')."""
+    return [check_line(n, raw, channels[n]) for n, raw in batch if raw.strip()]
 
 
 def keep(store: SourceStore, name: str, learned: Iterable[tuple[str, dict[str, Any]]],

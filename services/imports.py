@@ -15,12 +15,15 @@ import orjson
 
 from ledger.feed import Rejected
 from ledger.kinds import VOID
-from ledger.sources import Ignored, RefusedDelivery
-from ledger.sources.periods import Layout, PeriodsSource
+from ledger.sources import Ignored, RefusedDelivery, source_named
+from ledger.sources.periods import PRESETS, Layout, PeriodsSource
+from ledger.sources.periods import layout as layout_for
 from services.errors import LedgerError
 from services.ingest import IngestResult, record_lines
 from services.ledger import open_ledger
 from services.notices import notice
+
+__all__ = ["PRESETS", "ImportResult", "import_periods", "layout_for"]  # the command's layouts too
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,8 @@ def import_periods(
     before, currency = _imported(url, layout.namespace)
     if layout.default_currency is None:  # rows without a currency bill in the ledger's
         layout = replace(layout, default_currency=currency)
-    source = PeriodsSource(layout, retired=before.retired)
+    source: PeriodsSource = source_named(  # type: ignore[assignment]
+        "csv", layout=layout, retired=before.retired)
     untranslated = 0
     stale: set[str] = set()
 

@@ -12,19 +12,26 @@ from functools import partial
 from typing import Any
 
 from ledger.application import LedgerApplication
-from ledger.feed import Channel, Checked, Rejected, check_batch, check_line
+from ledger.feed import Channel, Rejected, check_batch
 from ledger.held import SourceStore
 from ledger.ingest import Ingestor, IngestSummary
 from ledger.rules import Outcome
 from ledger.settings import redact
-from ledger.sources import Held, Ignored, Learned, Source, channel, source_named
-from ledger.sources.periods import looks_like_csv
-from ledger.text import printable
+from ledger.sources import (
+    Held,
+    Ignored,
+    Learned,
+    RefusedDelivery,
+    Source,
+    channel,
+    source_named,
+)
 from projections.projection import MRRProjection
 from services.errors import LedgerError
 from services.held import (
     as_held,
     catalogue,
+    check_each,
     keep,
     open_source,
     rejected_held,
@@ -65,77 +72,68 @@ def ingest_feed(
 
     A source with a quarantine (Stripe) holds what it cannot map yet, and what the ledger
     refuses of it, instead of rejecting it (`on_held` hears of each): kept verbatim with
-    its reason, and mapped again at the end of the import, once every discount and coupon
-    of the export is known."""
+    its reason, and mapped again at the end of the import, once every object it learned
+    from the export (Stripe's discounts and coupons) is known. A file the source refuses
+    whole (canonical lines that are CSV) is one `LedgerError`, nothing of it recorded."""
     started = time.perf_counter()
-    with open_ledger(url) as app:
-        store = SourceStore(app) if source == "stripe" else None
-        parsed = (open_source(store, source) if store else source_named(source)).parse(
-            feed, catalogue(store, source) if store else None)  # lazy: read as recorded
-        untranslated = ignored = 0
-        learned: list[tuple[str, dict]] = []
-        held: list[tuple[str, str, bytes, dict | None]] = []
+    try:
+        with open_ledger(url) as app:
+            billing = source_named(source)
+            keeps = billing.settings or billing.learns or billing.quarantines
+            store = SourceStore(app) if keeps else None
+            if store is not None:
+                billing = open_source(store, source)  # under this ledger's settings
+            parsed = billing.parse(feed, catalogue(store, source) if store else None)
+            untranslated = ignored = 0  # `parsed` is lazy: read as it is recorded
+            learned: list[tuple[str, dict]] = []
+            held: list[tuple[str, str, bytes, dict | None]] = []
 
-        def lines() -> Iterator[tuple[int, bytes]]:
-            nonlocal untranslated, ignored
-            for item in parsed:
-                if isinstance(item, tuple):
-                    yield item
-                elif isinstance(item, Ignored):
-                    ignored += 1
-                elif isinstance(item, Learned):
-                    learned.extend(item.objects)
-                elif isinstance(item, Held):
-                    held.append(as_held(item))
-                    on_held(Rejected(item.line, item.event_id, item.reason, item.raw))
-                else:
-                    untranslated += 1
-                    on_reject(item)
+            def lines() -> Iterator[tuple[int, bytes]]:
+                nonlocal untranslated, ignored
+                for item in parsed:
+                    if isinstance(item, tuple):
+                        yield item
+                    elif isinstance(item, Ignored):
+                        ignored += 1
+                    elif isinstance(item, Learned):
+                        learned.extend(item.objects)
+                    elif isinstance(item, Held):
+                        held.append(as_held(item))
+                        on_held(Rejected(item.line, item.event_id, item.reason, item.raw))
+                    else:
+                        untranslated += 1
+                        on_reject(item)
 
-        refusals = 0
+            refusals = 0
 
-        def refused(reject: Rejected) -> None:
-            nonlocal refusals
-            if store is None:
-                on_reject(reject)
-            else:  # the ledger cannot take it now (a currency, a conflict): held, not lost
-                refusals += 1
-                held.append(rejected_held(reject))
-                on_held(reject)
+            def refused(reject: Rejected) -> None:
+                nonlocal refusals
+                if not billing.quarantines:
+                    on_reject(reject)
+                else:  # the ledger cannot take it now (a currency, a conflict): held
+                    refusals += 1
+                    held.append(rejected_held(reject, billing))
+                    on_held(reject)
 
-        ingestor = Ingestor(app)
-        summary = ingestor.ingest(_not_csv(lines()) if source == "canonical" else lines(),
-                                  refused, on_batch,
-                                  check=partial(check_batch, channel=channel(source)))
-        released = 0
-        if store is not None:
-            summary.rejected -= refusals
-            keep(store, source, learned, held)
-            retried = retry_held(app, ingestor, source)
-            released = len(retried.recorded)
-        recorded = time.perf_counter()
-        # Also when nothing was new: a re-run after a kill between recording and
-        # projecting finds every event a duplicate, and must still project them.
-        if summary.accepted or released or behind(app):
-            current_index(app)  # queries then find the projection and its columns current
+            ingestor = Ingestor(app)
+            summary = ingestor.ingest(lines(), refused, on_batch,
+                                      check=partial(check_batch, channel=channel(source)))
+            released = 0
+            if store is not None:
+                summary.rejected -= refusals
+                keep(store, source, learned, held)
+                if billing.quarantines:
+                    released = len(retry_held(app, ingestor, source).recorded)
+            recorded = time.perf_counter()
+            # Also when nothing was new: a re-run after a kill between recording and
+            # projecting finds every event a duplicate, and must still project them.
+            if summary.accepted or released or behind(app):
+                current_index(app)  # queries then find the projection and its columns current
+    except RefusedDelivery as exc:  # the file as a whole is not the source's
+        raise LedgerError(str(exc)) from None
     summary.rejected += untranslated
     return IngestResult(summary, recorded - started, time.perf_counter() - recorded,
                         ignored=ignored, held=len(held), released=released)
-
-
-def _not_csv(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
-    """The lines, unless the first is a CSV header: then one error pointing at `import
-    csv`, before anything is recorded (every line would be rejected as invalid JSON)."""
-    first = next(lines, None)
-    if first is None:
-        return
-    if looks_like_csv(first[1]):
-        header = printable(first[1].decode(errors="replace").strip()[:120])
-        raise LedgerError(f"this looks like CSV (header: {header}), not canonical JSON "
-                          "Lines; import subscription periods with `revledger import csv "
-                          "FILE` (see --help for its columns)")
-    yield first
-    yield from lines
 
 
 def record_lines(
@@ -189,8 +187,8 @@ class LedgerWriter:
         self._queueing = threading.Lock()
         self._queue: list[_Request] = []
         self._open: tuple[LedgerApplication, Ingestor, MRRProjection] | None = None
-        self._stripe_source: Source | None = None
-        self._objects: dict[str, Mapping[str, Any]] = {}
+        self._sources: dict[str, Source] = {}
+        self._objects: dict[str, dict[str, Mapping[str, Any] | None]] = {}
 
     def deliver(self, source: str, body: bytes, headers: Mapping[str, str]) -> Delivered:
         """One request from `source` (a name in ledger.sources): the source checks its
@@ -202,12 +200,13 @@ class LedgerWriter:
         yet, or what the ledger cannot take (a conflict), is held with
         its reason (status `quarantined`), and what it learned (a discount) lets held
         records be recorded at once."""
-        if source != "stripe":
-            delivery = source_named(source, self._secrets.get(source)).delivery(body, headers)
+        billing = self._source(source)
+        if not billing.quarantines:
+            delivery = billing.delivery(body, headers)
             if delivery.ignored:
                 return Delivered([], ignored=True)
             return Delivered(self.record(delivery.lines, source))
-        delivery = self._stripe().delivery(body, headers, self._lookup)
+        delivery = billing.delivery(body, headers, partial(self._lookup, source))
         held = [as_held(h) for h in delivery.held]
         new = 0
         if delivery.learned or held:
@@ -218,8 +217,8 @@ class LedgerWriter:
         if refused:
             with self._writing, self._ledger() as (app, _, _):
                 SourceStore(app).hold(source, [rejected_held(Rejected(
-                    o.line, o.event_id, o.reason or o.status, delivery.lines[o.line - 1]))
-                    for o in refused])
+                    o.line, o.event_id, o.reason or o.status, delivery.lines[o.line - 1]),
+                    billing) for o in refused])
         if new:
             with self._writing, self._ledger() as (app, ingestor, projection):
                 if retry_held(app, ingestor, source).recorded:
@@ -232,20 +231,25 @@ class LedgerWriter:
             return Delivered([], ignored=True)
         return Delivered(outcomes)
 
-    def _stripe(self) -> Source:
-        """The Stripe source under this ledger's settings (read once: they never change)."""
-        if self._stripe_source is None:
-            with self._writing, self._ledger() as (app, _, _):
-                self._stripe_source = open_source(SourceStore(app), "stripe",
-                                                  self._secrets.get("stripe"))
-        return self._stripe_source
+    def _source(self, name: str) -> Source:
+        """The source `name` with its secret, under this ledger's settings if it has any
+        (read once: they never change)."""
+        if name not in self._sources:
+            if source_named(name).settings:
+                with self._writing, self._ledger() as (app, _, _):
+                    self._sources[name] = open_source(SourceStore(app), name,
+                                                      self._secrets.get(name))
+            else:
+                self._sources[name] = source_named(name, self._secrets.get(name))
+        return self._sources[name]
 
-    def _lookup(self, object_id: str) -> Mapping[str, Any] | None:
-        """A learned Stripe object: from this server's cache, else from the ledger."""
-        if object_id not in self._objects:
+    def _lookup(self, source: str, object_id: str) -> Mapping[str, Any] | None:
+        """An object learned from `source`: from this server's cache, else the ledger."""
+        objects = self._objects.setdefault(source, {})
+        if object_id not in objects:
             with self._writing, self._ledger() as (app, _, _):
-                self._objects.update(SourceStore(app).objects("stripe", [object_id]))
-        return self._objects.get(object_id)
+                objects.update(SourceStore(app).objects(source, [object_id]))
+        return objects.get(object_id)
 
     def record(self, lines: list[bytes], source: str = "canonical") -> list[Outcome]:
         """Each line's outcome, numbered from 1 within this request, its lines checked as
@@ -275,10 +279,9 @@ class LedgerWriter:
             request, local = owner[outcome.line]
             request.outcomes.append(replace(outcome, line=local))  # type: ignore[union-attr]
 
-        def check(batch: list[tuple[int, bytes]]) -> list[Checked | Rejected]:
-            """Each line checked as its own request's channel's (requests from several
-            sources share the group's batch)."""
-            return [check_line(n, raw, owner[n][0].channel) for n, raw in batch if raw.strip()]
+        # Each line checked as its own request's channel's (requests from several sources
+        # share the group's batch).
+        check = partial(check_each, channels={n: r.channel for n, (r, _) in owner.items()})
 
         try:
             with self._ledger() as (_, ingestor, projection):

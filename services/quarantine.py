@@ -8,7 +8,8 @@ from typing import Any
 
 from ledger.held import SourceStore
 from ledger.ingest import Ingestor
-from services.held import STRIPE_SETTINGS, retry_held, settled
+from ledger.sources import SOURCES
+from services.held import retry_held, settled
 from services.ledger import open_ledger
 from services.projections import current_index
 
@@ -36,16 +37,17 @@ def retry(url: str, source: str | None = None) -> dict[str, Any]:
 
 
 def source_settings(url: str, source: str, values: dict[str, str] | None = None) -> dict:
-    """The settings this ledger records for `source` (Stripe's defaults on first use);
+    """The settings this ledger records for `source` (its defaults on first use);
     `values` chosen before the first event of the source is recorded, never after."""
-    if source != "stripe":
+    choices = SOURCES[source].settings if source in SOURCES else {}
+    if not choices:
         raise ValueError(f"{source} has no settings")
     with open_ledger(url) as app:
         store = SourceStore(app)
         if values:
             for name, value in values.items():  # the CLI's choices, checked for any caller
-                if value not in STRIPE_SETTINGS[name]:
-                    raise ValueError(f"{name}: one of {', '.join(STRIPE_SETTINGS[name])}")
+                if value not in choices[name]:
+                    raise ValueError(f"{name}: one of {', '.join(choices[name])}")
             store.settle(source, values)
             return settled(store, source)
-        return {k: v[0] for k, v in STRIPE_SETTINGS.items()} | store.settings(source)
+        return {k: v[0] for k, v in choices.items()} | store.settings(source)

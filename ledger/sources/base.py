@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol
 
-from ledger.feed import Rejected
+from ledger.feed import MAX_LINE, Rejected
 
 Line = tuple[int, bytes]  # a canonical line, numbered from 1 in its file or export
 
@@ -74,7 +75,11 @@ class SignatureError(RefusedDelivery):
 
 
 class Source(Protocol):
-    """A billing system whose events the ledger records."""
+    """A billing system whose events the ledger records: `name`, `parse` and `delivery`
+    are what every source has; the rest are optional capabilities, each with its default
+    in `SourceBase` (a source subclasses it and sets only what it has). The services,
+    the HTTP API and the command line read them alike for every registered source, so a
+    new source needs no code outside its module and its line in the registry."""
 
     name: str  # its key in the registry (ledger.sources.SOURCES)
     # The prefix of every event id it writes ("stripe:"), None for the canonical source;
@@ -86,6 +91,27 @@ class Source(Protocol):
     # Whether its lines are revledger's own translation (written by orjson from a
     # document the source has read and checked) rather than the sender's bytes.
     translates: bool
+    # The largest request body its HTTP endpoint reads (413 beyond).
+    max_body: int
+    # Its name for people ("Stripe"), in the messages that speak of its webhooks.
+    title: str
+    # Where it signs its deliveries: the environment variable holding the endpoint's
+    # signing secret (`serve` reads it; the source is then built with the secret and
+    # served at /v1/webhooks/<name>). None: it does not sign (and takes no secret).
+    secret_env: str | None
+    # Its settings: each name with its allowed values, the first the default. Recorded
+    # in the ledger on first use (a figure means what they said), given to `configured`.
+    settings: Mapping[str, tuple[str, ...]]
+    # Whether it learns objects of the billing system that later records refer to by
+    # id (`Learned`, `Delivery.learned`), kept beside the ledger and given back as `lookup`.
+    learns: bool
+    # Whether what it cannot map yet, and what the ledger refuses of it, is held in the
+    # quarantine (`Held`) rather than rejected: then never refused, mapped again by `retry`.
+    quarantines: bool
+    # The `revledger import` subcommand that reads its files, and that command's help;
+    # None when it has none (or a command of its own, with options of its own).
+    imports: str | None
+    import_help: str
 
     def parse(
         self, data: Iterable[bytes], lookup: Lookup | None = None
@@ -93,7 +119,8 @@ class Source(Protocol):
         """A file or export (its lines as read, line endings included) as numbered
         canonical lines, in order; a record that cannot be read is `Rejected` (the rest go
         on), one that carries no revenue is `Ignored`, one that cannot be mapped yet is
-        `Held`. `lookup` finds objects learned before (`Learned`)."""
+        `Held`. `lookup` finds objects learned before (`Learned`). `RefusedDelivery` when
+        the file as a whole is not this source's (nothing of it is recorded)."""
         ...
 
     def delivery(
@@ -105,6 +132,49 @@ class Source(Protocol):
         cannot be read at all; a bad event among readable ones is left to ingest to
         reject, line by line."""
         ...
+
+    def configured(self, settings: Mapping[str, str]) -> Source:
+        """The source under the settings this ledger records (every one of `settings`)."""
+        ...
+
+    def retry(self, raw: bytes, evidence: dict[str, Any] | None,
+              lookup: Lookup) -> Delivery:
+        """A held record (verbatim, with its delivery evidence) mapped again with what is
+        known now: its lines (evidence kept with each), what it learned, or `held` again
+        with the reason; `ignored` when it carries no revenue after all."""
+        ...
+
+    def original(self, line: dict[str, Any]) -> Any:
+        """The source's own record a canonical line of it was translated from (what the
+        quarantine keeps when the ledger refuses the line and no delivery is kept)."""
+        ...
+
+
+class SourceBase:
+    """The optional capabilities' defaults: a source that neither signs, nor learns,
+    nor holds anything, with no settings and no import command of its own."""
+
+    namespace: str | None = None
+    max_line: int | None = MAX_LINE
+    translates: bool = False
+    max_body: int = 8 << 20  # a request of a handful of events, not a backfill
+    title: str = ""
+    secret_env: str | None = None
+    settings: Mapping[str, tuple[str, ...]] = MappingProxyType({})
+    learns: bool = False
+    quarantines: bool = False
+    imports: str | None = None
+    import_help: str = ""
+
+    def configured(self, settings: Mapping[str, str]) -> Source:
+        return self  # type: ignore[return-value]
+
+    def retry(self, raw: bytes, evidence: dict[str, Any] | None,
+              lookup: Lookup) -> Delivery:
+        return Delivery([], held=[Held(1, "-", "no mapping for this source", raw, evidence)])
+
+    def original(self, line: dict[str, Any]) -> Any:
+        return line
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

@@ -11,25 +11,37 @@ from collections.abc import Iterable, Iterator, Mapping
 
 import orjson
 
-from ledger.feed import MAX_LINE, Rejected, numbered_lines
-from ledger.sources.base import Delivery, Ignored, Line, Lookup
+from ledger.feed import Rejected, numbered_lines
+from ledger.sources.base import Delivery, Ignored, Line, Lookup, RefusedDelivery, SourceBase
+from ledger.sources.periods import looks_like_csv
+from ledger.text import printable
 
 
-class CanonicalSource:
+class CanonicalSource(SourceBase):
     """Canonical JSON Lines. Its deliveries are not signed: the HTTP API's bearer token
-    authenticates them."""
+    authenticates them (`POST /v1/events`, its own route); `revledger ingest` reads its
+    files."""
 
     name = "canonical"
-    namespace = None
-    max_line = MAX_LINE
-    translates = False
 
     def parse(
         self, data: Iterable[bytes], lookup: Lookup | None = None
     ) -> Iterator[Line | Rejected | Ignored]:
         """Every line, numbered from 1, without its line ending (blank ones too: ingest
-        skips them, and the numbers stay those of the file)."""
-        return numbered_lines(data)
+        skips them, and the numbers stay those of the file). A file whose first line is a
+        CSV header is refused as a whole, before anything is recorded, pointing at `import
+        csv` (every line would be rejected as invalid JSON)."""
+        lines = numbered_lines(data)
+        first = next(lines, None)
+        if first is None:
+            return
+        if looks_like_csv(first[1]):
+            header = printable(first[1].decode(errors="replace").strip()[:120])
+            raise RefusedDelivery(f"this looks like CSV (header: {header}), not canonical "
+                                  "JSON Lines; import subscription periods with `revledger "
+                                  "import csv FILE` (see --help for its columns)")
+        yield first
+        yield from lines
 
     def delivery(
         self, body: bytes, headers: Mapping[str, str], lookup: Lookup | None = None

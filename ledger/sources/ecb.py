@@ -24,7 +24,7 @@ import orjson
 
 from ledger.currencies import is_active
 from ledger.feed import MAX_LINE, Rejected
-from ledger.sources.base import Delivery, Ignored, Line, Lookup, RefusedDelivery
+from ledger.sources.base import Delivery, Ignored, Line, Lookup, RefusedDelivery, SourceBase
 
 MONTHS = {name: n for n, name in enumerate(
     ("January", "February", "March", "April", "May", "June", "July", "August",
@@ -58,13 +58,23 @@ def _day(text: str) -> str | None:
     return None
 
 
-class EcbSource:
+class EcbSource(SourceBase):
     """ECB reference rate files. There are no deliveries: the ECB publishes files."""
 
     name = "ecb"
     namespace = "ecb:"  # its ids are the ECB's days and pairs: no other channel takes them
     max_line = MAX_LINE  # an fx.rate is a short line
     translates = True  # each line is written here, by orjson, from the file's cells
+    imports = "fx"
+    import_help = """
+    Record the ECB's euro reference rates from FILE (eurofxref-hist.csv or the daily
+    eurofxref.csv as published, unzipped; - for stdin) as fx.rate events.
+
+    Each rate's id is its day and pair (ecb:2024-06-14:EUR/USD), so importing a newer
+    file records only the new days. A USD (or any) ledger converts through EUR: a rate
+    X->USD is found as X->EUR->USD. Columns of currencies ISO 4217 no longer lists are
+    counted as ignored. Exit status 1 if any rate was rejected.
+    """
 
     def parse(self, data: Iterable[bytes], lookup: Lookup | None = None
               ) -> Iterator[Line | Rejected | Ignored]:

@@ -34,7 +34,7 @@ from ledger.events import InvalidEvent, parse_event
 from ledger.feed import Rejected
 from ledger.instants import utc_instant
 from ledger.kinds import CANCELLED, CUSTOMER_UPDATED, STARTED
-from ledger.sources.base import Delivery, Ignored, Line, Lookup, RefusedDelivery
+from ledger.sources.base import Delivery, Ignored, Line, Lookup, RefusedDelivery, SourceBase
 from ledger.text import printable
 
 
@@ -109,10 +109,11 @@ def _digest(record: Mapping[str, Any]) -> str:
 
 
 @dataclass
-class PeriodsSource:
+class PeriodsSource(SourceBase):
     """Subscription periods in CSV, laid out as `layout` says. `retired`: event ids the
     ledger has voided, which a row's event never takes again. After `parse`, `emitted`
-    holds every event id the file stands for (what `--sync` keeps)."""
+    holds every event id the file stands for (what `--sync` keeps). Its command, `import
+    csv`, has options of its own (the layout) and a service of its own (`--sync`)."""
 
     layout: Layout = field(default_factory=Layout)
     retired: Collection[str] = frozenset()

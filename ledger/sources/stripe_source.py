@@ -14,7 +14,7 @@ import hmac
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -31,6 +31,8 @@ from ledger.sources.base import (
     Lookup,
     RefusedDelivery,
     SignatureError,
+    Source,
+    SourceBase,
     header,
 )
 from ledger.sources.stripe import (
@@ -146,11 +148,26 @@ def _with_evidence(line: bytes, evidence: dict[str, Any]) -> bytes:
 
 # -- the source: the mapping, the signature and exports behind the one interface ----------
 
+# Stripe's choices, as recorded (`source_settings`); the first value of each is Stripe's.
+STRIPE_SETTINGS = {
+    "repeating_coupons": ("ignore", "count"),
+    "scheduled_cancellation": ("when_scheduled", "when_ended"),
+}
+
+
+def stripe_policy(settings: Mapping[str, str]) -> Policy:
+    """The mapping's choices as the recorded settings say."""
+    return Policy(repeating_coupons=settings.get("repeating_coupons") == "count",
+                  cancel_when_scheduled=settings.get("scheduled_cancellation")
+                  != "when_ended")
+
+
 @dataclass(frozen=True)
-class StripeSource:
+class StripeSource(SourceBase):
     """Stripe, through its webhook (one signed Event object per delivery) or an export of
     Event or Subscription objects (a backfill): both go through the same mapping, so
-    importing what the webhook already delivered stores nothing twice."""
+    importing what the webhook already delivered stores nothing twice. It learns the
+    discounts and coupons records refer to, and holds what it cannot map yet."""
 
     secret: str | None = field(default=None, repr=False)  # the endpoint's signing secret
     policy: Policy = STRIPE_DEFAULT
@@ -158,6 +175,39 @@ class StripeSource:
     namespace = "stripe:"
     max_line = None  # bounded by MAX_EVENT as received: the stored line holds it twice
     translates = True
+    max_body = MAX_EVENT  # a delivery is one event
+    title = "Stripe"
+    secret_env = "REVLEDGER_STRIPE_WEBHOOK_SECRET"
+    settings = STRIPE_SETTINGS
+    learns = True
+    quarantines = True
+    imports = "stripe"
+    import_help = """
+    Record Stripe objects from FILE (- for stdin) through the same mapping as the
+    webhook: Event objects (`stripe events list`, the last 30 days) and Subscription
+    objects (`stripe subscriptions list --status all`, any age), as a JSON array, a list
+    object or JSON Lines.
+
+    Events of types that carry no revenue are counted as ignored. An event that cannot be
+    recorded yet (a discount not known yet, an unknown shape, a conflict) is held in
+    the quarantine, reported as `line N: EVENT_ID: held: reason`, and recorded by
+    `revledger quarantine retry` once it can. Exit status 1 if any record was rejected
+    (invalid JSON).
+    """
+
+    def configured(self, settings: Mapping[str, str]) -> Source:
+        return replace(self, policy=stripe_policy(settings))
+
+    def retry(self, raw: bytes, evidence: dict[str, Any] | None,
+              lookup: Lookup) -> Delivery:
+        mapped = retry_record(raw, evidence, lookup, self.policy)
+        held = [] if mapped.held is None else [Held(1, *mapped.held, raw, evidence)]
+        return Delivery(mapped.lines, ignored=not mapped.lines and not held,
+                        learned=mapped.learned, held=held)
+
+    def original(self, line: dict[str, Any]) -> Any:
+        """The Event or Subscription object the line carries for the audit trail."""
+        return line.get("stripe_event") or line.get("stripe_subscription") or line
 
     def parse(
         self, data: Iterable[bytes], lookup: Lookup | None = None
