@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def server(db_url) -> Iterator[httpx.Client]:
     """The app on a real uvicorn server on a free loopback port, in this process."""
-    config = uvicorn.Config(create_app(db_url, TOKEN, {"stripe": SECRET}), host="127.0.0.1", port=0,
-                            log_level="warning", lifespan="on")
+    config = uvicorn.Config(create_app(db_url, TOKEN, {"stripe": SECRET}), host="127.0.0.1",
+                            port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

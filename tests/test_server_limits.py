@@ -36,8 +36,8 @@ SLACK = 5.0  # seconds a loaded machine may add to a deadline before the test ca
 def serving(url: str, limits: Limits | None = None) -> Iterator[tuple[str, int]]:
     """The app behind api.server's limits (the defaults unless given) on a free loopback
     port: (host, port)."""
-    running = server(create_app(url, TOKEN, {"stripe": SECRET}), "127.0.0.1", 0, limits or Limits(),
-                     log_level="critical")
+    running = server(create_app(url, TOKEN, {"stripe": SECRET}), "127.0.0.1", 0,
+                     limits or Limits(), log_level="critical")
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

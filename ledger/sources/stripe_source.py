@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -178,7 +179,7 @@ class StripeSource(SourceBase):
     max_body = MAX_EVENT  # a delivery is one event
     title = "Stripe"
     secret_env = "REVLEDGER_STRIPE_WEBHOOK_SECRET"
-    settings = STRIPE_SETTINGS
+    settings = MappingProxyType(STRIPE_SETTINGS)
     learns = True
     quarantines = True
     imports = "stripe"
