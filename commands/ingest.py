@@ -17,7 +17,7 @@ from services.imports import PRESETS, layout_for
 from services.sources import Importer, importers
 
 if TYPE_CHECKING:
-    from ledger.feed import Rejected
+    from services.ingest import Rejected
 
 
 class _Counting:
@@ -127,7 +127,7 @@ def _progress(stack: ExitStack, feed: BinaryIO, lines: _Counting):  # type: igno
         TimeRemainingColumn,
     )
 
-    from ledger.ingest import IngestSummary
+    from services.ingest import IngestSummary
     try:
         size = os.fstat(feed.fileno()).st_size or None
     except (OSError, ValueError):

@@ -10,7 +10,7 @@ from typing import Any
 import click
 import orjson
 
-from ledger.text import printable  # commands escape what they echo with it too
+from services.errors import printable  # commands escape what they echo with it too
 
 FORMATS = click.Choice(["table", "json", "csv"])
 
