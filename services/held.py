@@ -9,7 +9,7 @@ of discounts, or a ledger that takes its currency).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -18,7 +18,7 @@ import orjson
 
 from ledger.application import LedgerApplication
 from ledger.events import DELIVERY
-from ledger.feed import Channel, Checked, Rejected, check_line
+from ledger.feed import Rejected, check_batch
 from ledger.held import HeldRecord, SourceStore
 from ledger.ingest import Ingestor
 from ledger.rules import Outcome
@@ -83,9 +83,8 @@ def retry_held(app: LedgerApplication, ingestor: Ingestor, source: str | None = 
     if not rows:
         return result
     sources: dict[str, tuple[Source, Lookup]] = {}
-    lines: list[tuple[int, bytes]] = []
+    lines: dict[str, list[tuple[int, bytes]]] = {}  # by source: each checked as its own
     owner: dict[int, HeldRecord] = {}
-    channels: dict[int, Channel] = {}
     for row in rows:
         if row.source not in SOURCES:
             result.still.append((row, "no mapping for this source"))
@@ -93,8 +92,8 @@ def retry_held(app: LedgerApplication, ingestor: Ingestor, source: str | None = 
         if row.source not in sources:
             sources[row.source] = (open_source(store, row.source),
                                    catalogue(store, row.source))
-        source, lookup = sources[row.source]
-        mapped = source.retry(row.raw, row.evidence, lookup)
+        billing, lookup = sources[row.source]
+        mapped = billing.retry(row.raw, row.evidence, lookup)
         store.learn(row.source, mapped.learned)
         if mapped.held:
             result.still.append((row, mapped.held[0].reason))
@@ -102,13 +101,12 @@ def retry_held(app: LedgerApplication, ingestor: Ingestor, source: str | None = 
         if not mapped.lines:  # carries no revenue after all
             result.recorded.append((row, "ignored"))
         for line in mapped.lines:
-            lines.append((len(lines) + 1, line))
-            owner[len(lines)] = row
-            channels[len(lines)] = channel(row.source)
+            owner[len(owner) + 1] = row
+            lines.setdefault(row.source, []).append((len(owner), line))
     outcomes: dict[int, list[Outcome]] = {}
-    if lines:
-        ingestor.ingest(lines, on_outcome=lambda o: outcomes.setdefault(
-            owner[o.line].id, []).append(o), check=partial(check_each, channels=channels))
+    for name, numbered in lines.items():
+        ingestor.ingest(numbered, on_outcome=lambda o: outcomes.setdefault(
+            owner[o.line].id, []).append(o), check=partial(check_batch, channel=channel(name)))
     for qid, results in outcomes.items():
         row = next(r for r in rows if r.id == qid)
         bad = [o for o in results if o.status not in ("accepted", "duplicate")]
@@ -119,13 +117,6 @@ def retry_held(app: LedgerApplication, ingestor: Ingestor, source: str | None = 
     if result.recorded:
         store.done((r.id, outcome) for r, outcome in result.recorded)
     return result
-
-
-def check_each(batch: list[tuple[int, bytes]],
-               channels: Mapping[int, Channel]) -> list[Checked | Rejected]:
-    """Each line of a batch checked as its own source's (`channels`, by line number):
-    lines of several sources share one batch (a quarantine's, a group of requests')."""
-    return [check_line(n, raw, channels[n]) for n, raw in batch if raw.strip()]
 
 
 def keep(store: SourceStore, name: str, learned: Iterable[tuple[str, dict[str, Any]]],

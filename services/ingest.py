@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any
 
 from ledger.application import LedgerApplication
-from ledger.feed import Channel, Rejected, check_batch
+from ledger.feed import Channel, Checked, Rejected, check_batch, check_line
 from ledger.held import SourceStore
 from ledger.ingest import Ingestor, IngestSummary
 from ledger.rules import Outcome
@@ -31,7 +31,6 @@ from services.errors import LedgerError
 from services.held import (
     as_held,
     catalogue,
-    check_each,
     keep,
     open_source,
     rejected_held,
@@ -279,9 +278,10 @@ class LedgerWriter:
             request, local = owner[outcome.line]
             request.outcomes.append(replace(outcome, line=local))  # type: ignore[union-attr]
 
-        # Each line checked as its own request's channel's (requests from several sources
-        # share the group's batch).
-        check = partial(check_each, channels={n: r.channel for n, (r, _) in owner.items()})
+        def check(batch: list[tuple[int, bytes]]) -> list[Checked | Rejected]:
+            """Each line checked as its own request's channel's (requests from several
+            sources share the group's batch)."""
+            return [check_line(n, raw, owner[n][0].channel) for n, raw in batch if raw.strip()]
 
         try:
             with self._ledger() as (_, ingestor, projection):
