@@ -75,20 +75,20 @@ def ingest_feed(
     from the export (Stripe's discounts and coupons) is known. A file the source refuses
     whole (canonical lines that are CSV) is one `LedgerError`, nothing of it recorded."""
     started = time.perf_counter()
-    try:
-        with open_ledger(url) as app:
-            billing = source_named(source)
-            keeps = billing.settings or billing.learns or billing.quarantines
-            store = SourceStore(app) if keeps else None
-            if store is not None:
-                billing = open_source(store, source)  # under this ledger's settings
-            parsed = billing.parse(feed, catalogue(store, source) if store else None)
-            untranslated = ignored = 0  # `parsed` is lazy: read as it is recorded
-            learned: list[tuple[str, dict]] = []
-            held: list[tuple[str, str, bytes, dict | None]] = []
+    with open_ledger(url) as app:
+        billing = source_named(source)
+        keeps = billing.settings or billing.learns or billing.quarantines
+        store = SourceStore(app) if keeps else None
+        if store is not None:
+            billing = open_source(store, source)  # under this ledger's settings
+        parsed = billing.parse(feed, catalogue(store, source) if store else None)  # lazy
+        untranslated = ignored = 0
+        learned: list[tuple[str, dict]] = []
+        held: list[tuple[str, str, bytes, dict | None]] = []
 
-            def lines() -> Iterator[tuple[int, bytes]]:
-                nonlocal untranslated, ignored
+        def lines() -> Iterator[tuple[int, bytes]]:
+            nonlocal untranslated, ignored
+            try:
                 for item in parsed:
                     if isinstance(item, tuple):
                         yield item
@@ -102,34 +102,34 @@ def ingest_feed(
                     else:
                         untranslated += 1
                         on_reject(item)
+            except RefusedDelivery as exc:  # the file as a whole: nothing of it recorded
+                raise LedgerError(str(exc)) from None
 
-            refusals = 0
+        refusals = 0
 
-            def refused(reject: Rejected) -> None:
-                nonlocal refusals
-                if not billing.quarantines:
-                    on_reject(reject)
-                else:  # the ledger cannot take it now (a currency, a conflict): held
-                    refusals += 1
-                    held.append(rejected_held(reject, billing))
-                    on_held(reject)
+        def refused(reject: Rejected) -> None:
+            nonlocal refusals
+            if not billing.quarantines:
+                on_reject(reject)
+            else:  # the ledger cannot take it now (a currency, a conflict): held, not lost
+                refusals += 1
+                held.append(rejected_held(reject, billing))
+                on_held(reject)
 
-            ingestor = Ingestor(app)
-            summary = ingestor.ingest(lines(), refused, on_batch,
-                                      check=partial(check_batch, channel=channel(source)))
-            released = 0
-            if store is not None:
-                summary.rejected -= refusals
-                keep(store, source, learned, held)
-                if billing.quarantines:
-                    released = len(retry_held(app, ingestor, source).recorded)
-            recorded = time.perf_counter()
-            # Also when nothing was new: a re-run after a kill between recording and
-            # projecting finds every event a duplicate, and must still project them.
-            if summary.accepted or released or behind(app):
-                current_index(app)  # queries then find the projection and its columns current
-    except RefusedDelivery as exc:  # the file as a whole is not the source's
-        raise LedgerError(str(exc)) from None
+        ingestor = Ingestor(app)
+        summary = ingestor.ingest(lines(), refused, on_batch,
+                                  check=partial(check_batch, channel=channel(source)))
+        released = 0
+        if store is not None:
+            summary.rejected -= refusals
+            keep(store, source, learned, held)
+            if billing.quarantines:
+                released = len(retry_held(app, ingestor, source).recorded)
+        recorded = time.perf_counter()
+        # Also when nothing was new: a re-run after a kill between recording and
+        # projecting finds every event a duplicate, and must still project them.
+        if summary.accepted or released or behind(app):
+            current_index(app)  # queries then find the projection and its columns current
     summary.rejected += untranslated
     return IngestResult(summary, recorded - started, time.perf_counter() - recorded,
                         ignored=ignored, held=len(held), released=released)
