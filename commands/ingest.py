@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import click
 
 from commands.output import emit_outcome, err, format_option, printable
-from services.imports import PRESETS, layout_for
-from services.sources import Importer, importers
+from services.sources import PRESETS, Importer, importers, layout_for
 
 if TYPE_CHECKING:
     from services.ingest import Rejected

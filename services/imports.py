@@ -16,14 +16,11 @@ import orjson
 from ledger.feed import Rejected
 from ledger.kinds import VOID
 from ledger.sources import Ignored, RefusedDelivery, source_named
-from ledger.sources.periods import PRESETS, Layout, PeriodsSource
-from ledger.sources.periods import layout as layout_for
+from ledger.sources.periods import Layout, PeriodsSource
 from services.errors import LedgerError
 from services.ingest import IngestResult, record_lines
 from services.ledger import open_ledger
 from services.notices import notice
-
-__all__ = ["PRESETS", "ImportResult", "import_periods", "layout_for"]  # the command's layouts too
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The billing sources as the edges see them: which are served at /v1/webhooks/<name> and
 how (their body limit, their signing secret's environment variable), which have an
-`import` command and its help, and the words of a delivery's answer. The HTTP API and the
+`import` command and its help, `import csv`'s layouts, and the words of a delivery's
+answer. The HTTP API and the
 command line ask here, never ledger.sources: a source registered there appears in both.
 """
 
@@ -11,9 +12,11 @@ from dataclasses import dataclass
 from ledger.rules import CONFLICT as _CONFLICT
 from ledger.rules import Outcome
 from ledger.sources import SOURCES, RefusedDelivery, SignatureError
+from ledger.sources.periods import PRESETS
+from ledger.sources.periods import layout as layout_for
 
-__all__ = ["CONFLICT", "Endpoint", "Importer", "Outcome", "RefusedDelivery", "SignatureError",
-           "endpoint", "importers", "webhooks"]
+__all__ = ["CONFLICT", "PRESETS", "Endpoint", "Importer", "Outcome", "RefusedDelivery",
+           "SignatureError", "endpoint", "importers", "layout_for", "webhooks"]
 
 # A conflict's reason, as an answer says it of the whole request.
 CONFLICT = _CONFLICT.removeprefix("conflict: ")
