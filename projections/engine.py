@@ -19,7 +19,7 @@ import numpy as np
 from projections import valuation
 from projections.columns import NEVER, MRRColumns, instant
 from projections.movements import Movement
-from projections.movements import split as movement_split
+from projections.movements import cells as movement_amounts
 from projections.nrr import Retention
 from projections.periods import Period, month_end, month_label, month_start, months
 from projections.rates import Rates
@@ -216,7 +216,7 @@ class MRRIndex(MRRColumns):
         `fx` is q - q' (contract v2). What `movements` adds up, and what a restatement
         compares customer by customer."""
         for month, p, q_same, q, paid, denominator in self.month_ends(first, last):
-            yield (month_label(month), self._cells(p, q_same, paid) | {"fx": q - q_same},
+            yield (month_label(month), movement_amounts(p, q_same, paid) | {"fx": q - q_same},
                    denominator)
 
     def attributes_at(self, bound: str) -> dict[str, tuple[np.ndarray, list[str]]]:
@@ -248,14 +248,3 @@ class MRRIndex(MRRColumns):
             counts = np.concatenate(([0], np.cumsum(held)))
             out |= (counts[offsets[1:]] - counts[offsets[:-1]]) > 0
         return out
-
-    def _cells(self, p: np.ndarray, q: np.ndarray, paid: np.ndarray) -> dict[str, np.ndarray]:
-        new, grew, shrank, lost, back = movement_split(p, q, paid)
-        zero = np.zeros_like(p)
-        return {
-            "new": np.where(new, q, zero),
-            "expansion": np.where(grew, q - p, zero),
-            "contraction": np.where(shrank, p - q, zero),
-            "churn": np.where(lost, p, zero),
-            "reactivation": np.where(back, q, zero),
-        }

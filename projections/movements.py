@@ -38,3 +38,13 @@ def split(p: T, q: T, paid: T) -> tuple[T, T, T, T, T]:
     kept, starts = p > 0, (p == 0) & (q > 0)
     return (starts & ~paid, kept & expansion, kept & contraction, kept & churn,
             starts & paid)
+
+
+def cells(p: T, q: T, paid: T) -> dict[str, T]:
+    """What each kind of movement counts of that month (`split`): new and reactivation
+    q, expansion q - p, contraction p - q, churn p; 0 outside the kind. A mask times an
+    amount, so it holds alike for numbers and for arrays (one vectorised pass each)."""
+    new, expansion, contraction, churn, reactivation = split(p, q, paid)
+    return {"new": new * q, "expansion": expansion * (q - p),
+            "contraction": contraction * (p - q), "churn": churn * p,
+            "reactivation": reactivation * q}

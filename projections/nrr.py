@@ -50,6 +50,15 @@ def split(m0: T, m1: T) -> tuple[T, T, T]:
     return m1 == 0, m1 > m0, (m1 > 0) & (m1 < m0)
 
 
+def cells(m0: T, m1: T) -> dict[str, T]:
+    """What each category counts of that change: churn m0, expansion m1 - m0, contraction
+    m0 - m1, 0 outside the category. A mask times an amount (True x a is a, False x a is
+    0), so it too holds alike for numbers and for arrays, and stays one vectorised pass."""
+    churn, expansion, contraction = split(m0, m1)
+    return {"churn": churn * m0, "expansion": expansion * (m1 - m0),
+            "contraction": contraction * (m0 - m1)}
+
+
 def category(m0: Fraction, m1: Fraction) -> str:
     churn, expansion, contraction = split(m0, m1)
     return ("churn" if churn else "expansion" if expansion
@@ -67,13 +76,10 @@ def retention(rows: Iterable[tuple[Fraction, ...]]) -> Retention:
         starting += m0
         ending += m1
         constant += c1
-        lost, grew, shrank = split(m0, c1)
-        if lost:
-            churn += m0
-            churned += 1
-        elif grew:
-            expansion += c1 - m0
-        elif shrank:
-            contraction += m0 - c1
+        counted = cells(m0, c1)
+        churn += counted["churn"]
+        expansion += counted["expansion"]
+        contraction += counted["contraction"]
+        churned += counted["churn"] != 0  # its whole MRR at start, which is > 0
     return Retention(customers, starting, ending, expansion, contraction, churn, churned,
                      ending - constant)

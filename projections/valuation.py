@@ -19,9 +19,9 @@ import numpy as np
 
 from projections import nrr
 from projections.movements import Movement
-from projections.movements import split as movement_split
+from projections.movements import cells as movement_amounts
 from projections.nrr import Retention
-from projections.nrr import split as retention_split
+from projections.nrr import cells as retention_amounts
 
 Native = dict[str, np.ndarray]  # currency -> each customer's MRR in it (1/D cents)
 Rate = Callable[[str], Fraction]  # currency -> its rate into the reporting currency
@@ -93,16 +93,16 @@ def retention(n0: Native, n1: Native, at_start: Rate, at_end: Rate, denominator:
     churned = 0
     for currency, chosen in groups.items():
         a0, a1 = n0[currency][chosen], n1[currency][chosen]
-        lost, grew, shrank = retention_split(a0, a1)
+        counted = retention_amounts(a0, a1)
         r0 = at_start(currency)
         r1 = at_end(currency) if a1.any() else ZERO
         starting += r0 * Fraction(int(a0.sum()), d)
         ending += r1 * Fraction(int(a1.sum()), d)
         constant += r0 * Fraction(int(a1.sum()), d)
-        expansion += r0 * Fraction(int((a1[grew] - a0[grew]).sum()), d)
-        contraction += r0 * Fraction(int((a0[shrank] - a1[shrank]).sum()), d)
-        churn += r0 * Fraction(int(a0[lost].sum()), d)
-        churned += int(lost.sum())
+        expansion += r0 * Fraction(int(counted["expansion"].sum()), d)
+        contraction += r0 * Fraction(int(counted["contraction"].sum()), d)
+        churn += r0 * Fraction(int(counted["churn"].sum()), d)
+        churned += int(np.count_nonzero(counted["churn"]))  # its whole MRR at start, > 0
     several = nrr.retention((worth(n0, i, at_start, d), worth(n1, i, at_end, d),
                              worth(n1, i, at_start, d)) for i in np.flatnonzero(mixed))
     return Retention(len(next(iter(n0.values()), [])), starting + several.starting_mrr,
@@ -132,25 +132,14 @@ def movement(label: str, p: Native, q: Native, paid: np.ndarray, before: Rate, n
                           "fx"), ZERO)
     for currency, chosen in groups.items():
         a, b = p[currency][chosen], q[currency][chosen]
-        new, up, down, lost, back = movement_split(a, b, paid[chosen])
         r0 = before(currency)
         r1 = now(currency) if b.any() else ZERO
-        sums["new"] += r0 * Fraction(int(b[new].sum()), d)
-        sums["reactivation"] += r0 * Fraction(int(b[back].sum()), d)
-        sums["expansion"] += r0 * Fraction(int((b[up] - a[up]).sum()), d)
-        sums["contraction"] += r0 * Fraction(int((a[down] - b[down]).sum()), d)
-        sums["churn"] += r0 * Fraction(int(a[lost].sum()), d)
+        for kind, amounts in movement_amounts(a, b, paid[chosen]).items():
+            sums[kind] += r0 * Fraction(int(amounts.sum()), d)
         sums["fx"] += (r1 - r0) * Fraction(int(b.sum()), d)
     for i in np.flatnonzero(mixed):
         m0, m1 = worth(p, i, before, d), worth(q, i, before, d)
-        new, up, down, lost, back = movement_split(m0, m1, bool(paid[i]))
-        if up:
-            sums["expansion"] += m1 - m0
-        elif down:
-            sums["contraction"] += m0 - m1
-        elif lost:
-            sums["churn"] += m0
-        elif new or back:
-            sums["reactivation" if back else "new"] += m1
+        for kind, amount in movement_amounts(m0, m1, bool(paid[i])).items():
+            sums[kind] += amount
         sums["fx"] += worth(q, i, now, d) - m1
     return Movement(label, **sums)

@@ -20,8 +20,8 @@ from projections.engine import MRRIndex
 from projections.explain import cohort_shares
 from projections.facts import decode_fact
 from projections.movements import KINDS
-from projections.nrr import category
-from projections.nrr import split as retention_split
+from projections.nrr import Retention, category
+from projections.nrr import cells as retention_amounts
 from projections.periods import Period, end_of, month_end, month_label, months
 from projections.restate import Bridge, Contribution, bridge, with_events
 from services.errors import LedgerError
@@ -37,11 +37,9 @@ RATIOS = ("nrr", "grr", "nrr_constant_currency")
 
 
 def _nrr_ratios(s: Mapping[str, Fraction]) -> dict[str, Fraction | None]:
-    start = s["starting_mrr"]
-    return {"nrr": s["ending_mrr"] / start if start else None,
-            "grr": (start - s["contraction"] - s["churn"]) / start if start else None,
-            "nrr_constant_currency": (s["ending_mrr"] - s["fx_impact"]) / start if start
-            else None}
+    """The ratios of a side's sums, as `nrr` defines them (`Retention`)."""
+    sums = Retention(**{name: s[name] for name in NRR_FIELDS})
+    return {name: getattr(sums, name) for name in RATIOS}
 
 
 def nrr_side(e: MRRIndex, start: date, end: date, vintage: Period | None,
@@ -51,11 +49,8 @@ def nrr_side(e: MRRIndex, start: date, end: date, vintage: Period | None,
     out = {}
     for customer, (a, c, b) in cohort_shares(e, end_of(start), end_of(end), vintage,
                                              segment).items():
-        lost, grew, shrank = retention_split(a, c)
         out[customer] = {"customers": Fraction(1), "starting_mrr": a, "ending_mrr": b,
-                         "expansion": c - a if grew else Fraction(0),
-                         "contraction": a - c if shrank else Fraction(0),
-                         "churn": a if lost else Fraction(0), "fx_impact": b - c}
+                         **retention_amounts(a, c), "fx_impact": b - c}
     return out
 
 
