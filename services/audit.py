@@ -11,7 +11,7 @@ from ledger.batches import batched
 from ledger.currencies import minor_unit
 from projections.explain import CustomerEvents, explain_nrr
 from projections.facts import Fact, by_customer_stream, decode_fact
-from projections.fold import fold_customer, mrr_after, visible
+from projections.fold import fold_customer, history_order, mrr_after, visible
 from projections.nrr import retention
 from projections.periods import Period, end_of
 from projections.rates import Worth
@@ -53,7 +53,7 @@ def _history(customer: str, facts: list[Fact], worth: Worth, places: int) -> dic
     voided_by = {f.voids: f for f in facts if f.voids is not None}
     history = fold_customer(visible(facts))
     events = []
-    for fact in sorted(facts, key=lambda f: (f.effective_at or f.recorded_at, f.position)):
+    for fact in sorted(facts, key=history_order):
         void = voided_by.get(fact.event_id)
         counts = void is None and fact.voids is None
         native = ({c: mrr_after(steps, fact.effective_at) for c, steps in history.steps.items()}
