@@ -1,4 +1,5 @@
-"""The canonical event types of contract v1.1, and the fields that place an event.
+"""The canonical event types of contract v1.1, the fields that place an event, and the
+billing intervals.
 
 Which customer, subscription or voided event an event is about is read only from the
 fields its type defines: any other field is an extra, kept for the audit trail, whatever
@@ -24,3 +25,8 @@ SUBSCRIPTION_TYPES = frozenset(t for t in EVENT_TYPES if t.startswith("subscript
 # the types that set every term (a term left out takes its default)
 WHOLE = frozenset((STARTED, REACTIVATED, SNAPSHOT))
 PRICED = frozenset((*WHOLE, CHANGED))  # the types that carry terms
+
+# The billing intervals (the contract's `interval`) and how many of each make a year: the
+# contract's F (intervals per month) in twelfths, so MRR = amount x quantity x PER_YEAR /
+# (12 x interval_count), and any mix of intervals sums exactly per year.
+PER_YEAR = {"month": 12, "year": 1, "week": 52, "day": 365}

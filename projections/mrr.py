@@ -10,10 +10,8 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from ledger.kinds import CANCELLED, SNAPSHOT, WHOLE
+from ledger.kinds import CANCELLED, PER_YEAR, SNAPSHOT, WHOLE
 
-# F, the intervals per month, as twelfths: MRR = amount x quantity x F / interval_count.
-TWELFTHS = {"month": 12, "year": 1, "week": 52, "day": 365}
 ZERO = Fraction(0)
 
 
@@ -33,11 +31,12 @@ class SubscriptionState(NamedTuple):
 
 def scaled_mrr(state: SubscriptionState, scale: int) -> int | Fraction:
     """MRR x `scale`, for a `scale` that 12 x interval_count divides: the contract's
-    amount x quantity x F / interval_count, with F in twelfths (whole while the amount is
-    whole cents: what the fold's integer arithmetic relies on). 0 when inactive."""
+    amount x quantity x F / interval_count, with F in twelfths (`PER_YEAR`; whole while
+    the amount is whole cents: what the fold's integer arithmetic relies on). 0 when
+    inactive."""
     if not state.active:
         return 0
-    return (state.amount * state.quantity * TWELFTHS[state.interval]
+    return (state.amount * state.quantity * PER_YEAR[state.interval]
             * (scale // (12 * state.interval_count)))
 
 

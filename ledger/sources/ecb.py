@@ -24,6 +24,7 @@ import orjson
 
 from ledger.currencies import is_active
 from ledger.feed import MAX_LINE, Rejected
+from ledger.kinds import FX_RATE
 from ledger.sources.base import Delivery, Ignored, Line, Lookup, RefusedDelivery, SourceBase
 
 MONTHS = {name: n for n, name in enumerate(
@@ -115,7 +116,7 @@ class EcbSource(SourceBase):
                 continue
             rate = plain_rate(value) if _DECIMAL.fullmatch(value) else value
             yield number, orjson.dumps({
-                "event_id": event_id(day, currency), "type": "fx.rate",
+                "event_id": event_id(day, currency), "type": FX_RATE,
                 "effective_at": f"{day}T00:00:00Z", "base": "EUR", "quote": currency,
                 "rate": rate,
             })

@@ -21,13 +21,13 @@ from fractions import Fraction
 from math import lcm
 from typing import Any
 
+from ledger.kinds import PER_YEAR
+
 # Currencies whose minor unit is not 1/100 (Stripe's list).
 _ZERO_DECIMAL = {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX",
                  "VND", "VUV", "XAF", "XOF", "XPF"}
 _THREE_DECIMAL = {"BHD", "JOD", "KWD", "OMR", "TND"}
 _PLACES = Decimal(10) ** -12  # the canonical contract's finest amount
-# An interval in years: how many of it make a year (so any mix sums exactly, per year).
-_PER_YEAR = {"year": 1, "month": 12, "week": 52, "day": 365}
 
 
 class NeedsObject(LookupError):
@@ -109,7 +109,7 @@ def subscription_terms(sub: Mapping[str, Any], at: int, lookup: Lookup,
     # Mixed intervals (Stripe allows them since 2025-07-30.basil): one amount per common
     # period, `year` x the least common multiple of the items' year fractions, so that
     # amount x F / interval_count is exactly the sum of the items' MRR.
-    per_year = {p: Fraction(_PER_YEAR[p[0]], p[1]) for p in periods}
+    per_year = {p: Fraction(PER_YEAR[p[0]], p[1]) for p in periods}
     years = lcm(*(f.denominator for f in per_year.values()))
     if years > 1000:
         raise ValueError("mixed intervals with no common period of at most 1000 years")
