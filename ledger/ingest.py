@@ -1,12 +1,13 @@
 """Ingest: validate a stream of canonical records and append them, a batch at a time.
 
-Lines are checked by `ledger.feed` (in a second process for a long feed). Each batch is
-decided by the rules (`ledger.rules`) on what the store already holds (`ledger.lookup`:
-at most two queries per batch) and appended in one transaction with its index rows and
-chain links. If another writer got there first, the transaction fails on a key (or on the
-chain's order) and the batch is decided again from fresh state, so concurrent ingests of
-overlapping feeds store every event exactly once. Outcomes are data (`Rejected`,
-`Outcome`, `IngestSummary`), reported once their batch has committed.
+Lines are checked by `ledger.checks` (in a second process for a long feed:
+`ledger.checker`). Each batch is decided by the rules (`ledger.rules`) on what the store
+already holds (`ledger.lookup`: at most two queries per batch) and appended in one
+transaction with its index rows and chain links. If another writer got there first, the
+transaction fails on a key (or on the chain's order) and the batch is decided again from
+fresh state, so concurrent ingests of overlapping feeds store every event exactly once.
+Outcomes are data (`Rejected`, `Outcome`, `IngestSummary`), reported once their batch has
+committed.
 
 A batch is written while the next one is decided (`ledger.pipeline`), by a writer that
 suits the store (`ledger.writers`). `Ingestor` is the pipeline's stage for one ledger:
@@ -28,7 +29,9 @@ from eventsourcing.persistence import IntegrityError, OperationalError, StoredEv
 
 from ledger.aggregates import Customer, Rate, Recorded, Subscription, stream_event
 from ledger.application import LedgerApplication
-from ledger.feed import Check, Checked, Rejected, check_batch, checked_batches
+from ledger.checker import checked_batches
+from ledger.checks import Check, check_batch
+from ledger.feed import Checked, Rejected
 from ledger.instants import format_instant, parse_instant
 from ledger.lookup import StoreLookup
 from ledger.memory import collector_paused

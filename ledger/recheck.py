@@ -20,7 +20,7 @@ reads each stored event back and holds it to:
   named; each stream's versions run
   1, 2, 3... in recorded order.
 
-It shares no code with what it checks (ingest's reading of a line in `ledger.feed`, its
+It shares no code with what it checks (ingest's reading of a line in `ledger.checks`, its
 rules in `ledger.rules`, its index rows in `ledger.ingest`, the projections' decoder): it
 uses only the contract (`ledger.events`, `ledger.kinds`) that they all follow, and
 recomputes stream ids from their documented definition. What no check of the stored rows

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
-from ledger.feed import Checked, Rejected
+from ledger.feed import Checked, Rejected  # plain records: nothing of checking is loaded
 from ledger.kinds import VOID
 
 CONFLICT = "conflict: event_id already recorded with different content"

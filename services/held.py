@@ -17,8 +17,9 @@ from typing import Any
 import orjson
 
 from ledger.application import LedgerApplication
+from ledger.checks import check_batch
 from ledger.events import DELIVERY
-from ledger.feed import Rejected, check_batch
+from ledger.feed import Rejected
 from ledger.held import HeldRecord, SourceStore
 from ledger.ingest import Ingestor
 from ledger.rules import Outcome

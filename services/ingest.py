@@ -12,7 +12,8 @@ from functools import partial
 from typing import Any
 
 from ledger.application import LedgerApplication
-from ledger.feed import Channel, Checked, Rejected, check_batch, check_line
+from ledger.checks import check_batch, check_line
+from ledger.feed import Channel, Checked, Rejected
 from ledger.held import SourceStore
 from ledger.ingest import Ingestor, IngestSummary
 from ledger.rules import Outcome

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 
-from ledger.feed import CHECKER_NICE, checked_batches, numbered_lines
+from ledger.checker import CHECKER_NICE, checked_batches
+from ledger.feed import numbered_lines
 from ledger.ingest import Ingestor
 from ledger.pipeline import Pipeline, Work
 from ledger.rules import Layer, Outcome

@@ -9,13 +9,16 @@ whole. Worked examples fix each reason's wording.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.feed import Checked, check_line
+from ledger.checks import check_line
+from ledger.feed import Checked
 from ledger.kinds import FX_RATE, PRICED, SUBSCRIPTION_TYPES, VOID
 from ledger.rules import (
     Decided,
@@ -41,7 +44,7 @@ MANY = settings(max_examples=400)  # milliseconds each: many more than a databas
 def record(line: int, event_id: str, type_: str, *, sha: str = "h", customer: str | None = None,
            sub: str | None = None, voids: str | None = None,
            currency: str | None = None) -> Checked:
-    """A checked record as `ledger.feed` makes them (its raw line is not read here)."""
+    """A checked record as `ledger.checks` makes them (its raw line is not read here)."""
     return Checked(line, b"{}", sha, event_id, type_, None, customer, sub, voids, currency)
 
 
@@ -257,3 +260,12 @@ def test_a_batch_is_stamped_after_the_last_recording_whatever_the_clock_says():
     assert stamp(last, last) == last + timedelta(microseconds=1)  # strictly after
     assert stamp(last - timedelta(days=9), last) == last + timedelta(microseconds=1)
     assert stamp(last, None) == last  # an empty ledger
+
+
+def test_the_rules_load_nothing_of_checking_processes_or_stores():
+    """Importing the pure rules loads no process pool, no database driver and not the
+    contract's validation: they are data in, decisions out. (A process of its own: this
+    one has loaded everything already.)"""
+    heavy = ("multiprocessing", "sqlite3", "psycopg", "pydantic")
+    script = f"import ledger.rules, sys; assert not set({heavy!r}) & set(sys.modules)"
+    subprocess.run([sys.executable, "-c", script], check=True)
