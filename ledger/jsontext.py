@@ -30,8 +30,8 @@ _EXACT = 2**53  # beyond this a JSON number decodes to an inexact float
 
 class UnreadableJSON(ValueError):
     """A document refused whole. Its text quotes the input as it is (a key, a path):
-    whoever prints it escapes it (ledger.printable). `value` is what could be decoded of
-    it (None for invalid JSON), e.g. to name its id."""
+    whoever prints it escapes it (`ledger.text.printable`). `value` is what could be
+    decoded of it (None for invalid JSON), e.g. to name its id."""
 
     def __init__(self, reason: str, value: Any = None) -> None:
         super().__init__(reason)

@@ -1,10 +1,12 @@
 """Keeping the MRR view current: catch-up after new events, and a rebuild from zero.
 
 Catch-up pulls pages of notifications after the view's tracking position (SQLite has no
-push subscription), refolds every version of every customer a page touches from all of
-that customer's events up to the page's end, and writes rows and tracking in one
-transaction. The rebuild writes a replay of every event (`projections.replay`) in one
-transaction. Both give the same rows: those of a customer depend only on its events.
+push subscription) and writes rows and tracking in one transaction. A customer a page
+touches whose history this process still holds (a webhook's customer, met on an earlier
+page) gets only the page's events applied to that history, and only the versions they
+open or close written; any other is refolded whole, every version from all of its events
+up to the page's end. The rebuild writes a replay of every event (`projections.replay`)
+in one transaction. Both give the same rows: those of a customer depend only on its events.
 """
 
 from __future__ import annotations

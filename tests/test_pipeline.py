@@ -140,7 +140,7 @@ def test_a_batch_the_store_refuses_is_recorded_again_at_once_and_the_next_decide
 def test_a_batch_with_nothing_to_write_is_reported_at_once():
     log: list[str] = []
     stage = FakeStage(log)
-    stage.decide = lambda candidates, pending=None: []  # type: ignore[method-assign]
+    stage.decide = lambda candidates: []  # type: ignore[method-assign]
     assert pushed(stage, FakeWriter(log), checked("a")) == [
         "take turn", "report []", "hand turn on", "close"]
 
