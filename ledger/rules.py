@@ -197,16 +197,18 @@ def decide(candidates: Iterable[Checked], known: Known) -> Decided:
     batch = Decided(known)
     for c in candidates:
         try:
-            _decide(c, batch, known)
+            _decide(c, batch)
         except ValueError as refused:
             batch.rejected.append(Rejected(c.line, c.event_id, str(refused), c.raw))
     return batch
 
 
-def _decide(c: Checked, batch: Decided, known: Known) -> None:
-    """One record, on the batch's records before it, then on `known`. (`batch` is asked
-    as a layer would, its own dicts first, inline: every record asks twice.)"""
-    previous = batch.recordings.get(c.event_id) or known.recorded(c.event_id)
+def _decide(c: Checked, batch: Decided) -> None:
+    """One record, on the batch's records before it, then on what lies below the batch.
+    (`batch` is asked as a layer would, its own dicts first, inline: every record asks
+    twice.)"""
+    below = batch.below
+    previous = batch.recordings.get(c.event_id) or below.recorded(c.event_id)
     if previous is not None:
         if previous.sha != c.sha:
             raise ValueError(CONFLICT)
@@ -219,7 +221,7 @@ def _decide(c: Checked, batch: Decided, known: Known) -> None:
         stream = ("s:" + subscription_id if subscription_id is not None
                   else "c:" + customer_id if customer_id is not None
                   else "r:" + c.event_id)  # stream_of, inline
-    head = batch.heads.get(stream) or known.head(stream)
+    head = batch.heads.get(stream) or below.head(stream)
     if head is None:
         version, owner = 1, customer_id
     elif subscription_id is not None and head.customer_id != customer_id:
