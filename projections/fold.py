@@ -148,6 +148,8 @@ def history_order(fact: Fact) -> tuple[str, int]:
     """`EFFECTIVE_ORDER` with the voids in it too, for showing a history: a void (no
     effective instant of its own) where it took effect, at its recording instant."""
     return fact.effective_at or fact.recorded_at, fact.position
+
+
 # The same MRRs recur across customers (a ledger has few plans): cached, a step costs a
 # look-up instead of a gcd and a new Fraction.
 fraction = lru_cache(maxsize=1 << 16)(Fraction)
