@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import date
 from fractions import Fraction
 
+import numpy as np
 import pytest
 
+from projections import movements, nrr
 from projections.engine import MRRIndex
 from projections.fold import by_customer, mrr_before
 from projections.mrr import amount_to_cents
@@ -201,6 +203,36 @@ def test_endpoint_nrr_arithmetic_identity_and_zero_start():
                    (Fraction(30), Fraction(10))])
     assert r.starting_mrr + r.expansion - r.contraction - r.churn == r.ending_mrr
     assert retention([]).nrr is None and retention([]).grr is None
+
+
+# (p, q, paid before) -> each kind's amount, worked by hand: a customer paying at the
+# previous month end moves as a retained one; one starting to pay is new or reactivated.
+MOVES = [
+    ((0, 50, False), {"new": 50}),
+    ((0, 50, True), {"reactivation": 50}),
+    ((30, 50, True), {"expansion": 20}),
+    ((50, 30, True), {"contraction": 20}),
+    ((50, 0, True), {"churn": 50}),
+    ((50, 50, True), {}),
+    ((0, 0, True), {}),
+]
+
+
+def test_what_each_category_counts_alike_for_one_customer_and_for_columns():
+    for (p, q, paid), moved in MOVES:
+        assert movements.cells(Fraction(p), Fraction(q), paid) == {
+            kind: moved.get(kind, 0) for kind in movements.KINDS if kind != "fx"}
+    p, q, paid = (np.array(column) for column in zip(*(row for row, _ in MOVES), strict=True))
+    columns = movements.cells(p, q, paid)
+    for i, (_, moved) in enumerate(MOVES):
+        assert {kind: int(v[i]) for kind, v in columns.items() if v[i]} == moved
+    # NRR's categories over a cohort (MRR at start > 0): churn m0, expansion m1 - m0,
+    # contraction m0 - m1
+    m0, m1 = np.array([100, 50, 30, 40]), np.array([0, 80, 10, 40])
+    assert {k: v.tolist() for k, v in nrr.cells(m0, m1).items()} == {
+        "churn": [100, 0, 0, 0], "expansion": [0, 30, 0, 0], "contraction": [0, 0, 20, 0]}
+    assert nrr.cells(Fraction(50), Fraction(80)) == {"churn": 0, "expansion": 30,
+                                                     "contraction": 0}
 
 
 def test_amounts_become_exact_cents():
