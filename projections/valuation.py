@@ -22,6 +22,7 @@ from projections.movements import Movement
 from projections.movements import cells as movement_amounts
 from projections.nrr import Retention
 from projections.nrr import cells as retention_amounts
+from projections.nrr import split as retention_split
 
 Native = dict[str, np.ndarray]  # currency -> each customer's MRR in it (1/D cents)
 Rate = Callable[[str], Fraction]  # currency -> its rate into the reporting currency
@@ -112,13 +113,14 @@ def retention(n0: Native, n1: Native, at_start: Rate, at_end: Rate, denominator:
 
 
 def grew(n0: Native, n1: Native, at_start: Rate, denominator: int) -> np.ndarray:
-    """Which customers' MRR grew from n0 to n1 at constant currency."""
+    """Which customers' MRR grew from n0 to n1 at constant currency (NRR's expansion)."""
     groups, mixed = alone([n0, n1])
     out = np.zeros(len(mixed), dtype=bool)
     for currency, chosen in groups.items():
-        out |= chosen & (n1[currency] > n0[currency])
+        out |= chosen & retention_split(n0[currency], n1[currency])[1]
     for i in np.flatnonzero(mixed):
-        out[i] = worth(n1, i, at_start, denominator) > worth(n0, i, at_start, denominator)
+        out[i] = retention_split(worth(n0, i, at_start, denominator),
+                                 worth(n1, i, at_start, denominator))[1]
     return out
 
 
