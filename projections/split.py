@@ -17,6 +17,7 @@ from fractions import Fraction
 from projections.facts import Fact
 from projections.fold import EFFECTIVE_ORDER
 from projections.mrr import SubscriptionState, apply
+from projections.nrr import split as retention_split
 
 ZERO = Fraction(0)
 
@@ -49,7 +50,7 @@ def split_expansion(
         before, after = states_at(facts, start), states_at(facts, end)
         m0 = sum((value(s) for s in before.values()), ZERO)
         m1 = sum((value(s) for s in after.values()), ZERO)
-        if m0 <= 0 or m1 <= m0:
+        if m0 <= 0 or not retention_split(m0, m1)[1]:  # outside the cohort, or no expansion
             continue
         for sub in before.keys() | after.keys():
             s0, s1 = before.get(sub, SubscriptionState()), after.get(sub, SubscriptionState())
