@@ -32,8 +32,9 @@ def split(p: T, q: T, paid: T) -> tuple[T, T, T, T, T]:
     `paid` whether it paid at an earlier month end: (new, expansion, contraction, churn,
     reactivation). A customer paying at the previous month end moves as a retained one
     does (`projections.nrr.split`); one starting to pay is new, or a reactivation if it
-    paid before. Written with `&`, so it holds alike for numbers (bools) and for arrays
-    of every customer's (masks): the one statement of the rule."""
+    paid before. Written with `&`, so it holds alike for one customer's numbers and for
+    arrays of every customer's (masks): the one statement of the rule. `paid` is a numpy
+    bool or mask (`~` on Python's own bool is not a logical not)."""
     churn, expansion, contraction = retention_split(p, q)
     kept, starts = p > 0, (p == 0) & (q > 0)
     return (starts & ~paid, kept & expansion, kept & contraction, kept & churn,

@@ -141,7 +141,7 @@ def movement(label: str, p: Native, q: Native, paid: np.ndarray, before: Rate, n
         sums["fx"] += (r1 - r0) * Fraction(int(b.sum()), d)
     for i in np.flatnonzero(mixed):
         m0, m1 = worth(p, i, before, d), worth(q, i, before, d)
-        for kind, amount in movement_amounts(m0, m1, bool(paid[i])).items():
+        for kind, amount in movement_amounts(m0, m1, paid[i]).items():
             sums[kind] += amount
         sums["fx"] += worth(q, i, now, d) - m1
     return Movement(label, **sums)
