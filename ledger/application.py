@@ -4,13 +4,14 @@ Besides the events, it offers what several processes sharing one ledger must agr
 schema lock (tables created once, by one of them) and the writers' turns (a batch decided
 on the state it is appended to), each kept by the database's own means (`Coordination`).
 The persistence and the coordination it runs on are picked by `ledger.settings`
-(`ledger.sqlite` or `ledger.postgres`); it asks the recorder only what
-`ledger.recorder.LedgerRecorder` says.
+(`ledger.sqlite` or `ledger.postgres`), which also names the store's kind; it asks the
+recorder only what `ledger.recorder.LedgerRecorder` says, and the coordination only what
+`Coordination` says, so it names no database itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any, Protocol
 
@@ -21,7 +22,7 @@ from eventsourcing.utils import resolve_topic
 from ledger.aggregates import LEDGER_ID, Ledger
 from ledger.held import create_source_tables
 from ledger.recorder import LedgerRecorder
-from ledger.settings import env_for_url
+from ledger.settings import env_for_url, store_kind
 from ledger.tables import LEDGER_TABLES
 
 
@@ -29,7 +30,8 @@ class Coordination(Protocol):
     """How processes sharing one ledger take turns: `ledger.sqlite.SQLiteCoordination`,
     `ledger.postgres.PostgresCoordination`."""
 
-    def schema_lock(self) -> AbstractContextManager[Any]: ...
+    def schema_lock(self) -> AbstractContextManager[None]: ...
+    def ddl_needed(self, tables: Sequence[str]) -> bool: ...
     def turn(self) -> AbstractContextManager[None]: ...
     def close(self) -> None: ...
 
@@ -44,32 +46,30 @@ class LedgerApplication(Application):
         if not create_tables:
             env["CREATE_TABLE"] = "no"
         self.url = url
-        self.kind = "postgresql" if "postgres" in env["PERSISTENCE_MODULE"] else "sqlite"
+        self.kind = store_kind(url)  # "sqlite", "postgresql": the projections' view by it
         self._creates_tables = create_tables
         # schema lock and writers' turns, the database's own way (`ledger.settings`)
         self.coordination: Coordination = resolve_topic(env["COORDINATION_TOPIC"])(env)
-        with self.schema_lock() as conn:
-            if conn is not None:
-                from ledger.postgres import tables_exist  # a postgresql:// ledger loads it
-
-                if tables_exist(conn, LEDGER_TABLES):
-                    # No DDL for the ledger: roles without CREATE (ingest, analyst) can
-                    # open it. A projection's tables are its own (`tracking_recorder`).
-                    env["CREATE_TABLE"] = "no"
+        with self.schema_lock():
+            if not self.coordination.ddl_needed(LEDGER_TABLES):
+                # No DDL for the ledger: roles without CREATE (ingest, analyst) can
+                # open it. A projection's tables are its own (`tracking_recorder`).
+                env["CREATE_TABLE"] = "no"
             super().__init__(env=env)
             if create_tables:
                 self.ledger_recorder.upgrade_index()
-                create_source_tables(self, conn)  # what sources deliver besides events
+                # what sources deliver besides events (this lock held already)
+                create_source_tables(self, locked=True)
         if create_tables and self.ledger_recorder.tree_behind():
             with self.writing():  # a ledger from before the Merkle tree: its leaves, once
                 self.ledger_recorder.upgrade_tree()
 
     @contextmanager
-    def schema_lock(self) -> Iterator[Any]:
-        """Serialise table creation between processes; yields the PostgreSQL connection
-        holding the lock (None for SQLite, whose own lock serialises it)."""
-        with self.coordination.schema_lock() as conn:
-            yield conn
+    def schema_lock(self) -> Iterator[None]:
+        """Serialise table creation between processes. Taken once at a time: taken
+        again while held, it would wait for itself."""
+        with self.coordination.schema_lock():
+            yield
 
     @contextmanager
     def writing(self) -> Iterator[None]:

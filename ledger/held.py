@@ -5,7 +5,9 @@ not map yet (the quarantine), and the source's settings (what its figures mean).
 These tables sit beside the ledger's, in the same database, and are only ever inserted
 into, like the ledger's own: a held record is never edited; retrying it adds a row saying
 what became of it (`quarantine_done`), and `quarantine list` shows those without one.
-Statements are written once with `?` placeholders; PostgreSQL gets `%s`.
+Statements are written once, with `?` placeholders and `{serial}` for a key numbering
+rows as they are inserted; the ledger's recorder runs them in its database's dialect
+(`LedgerRecorder.rows`, `write`, `create_tables`).
 """
 
 from __future__ import annotations
@@ -35,26 +37,17 @@ SOURCE_TABLES = ("source_objects", "quarantine", "quarantine_done", "source_sett
 _READY: set[str] = set()  # ledgers whose tables this process has seen or created
 
 
-def create_source_tables(app: Any, conn: Any = None) -> None:
-    """The source tables, where missing: with the ledger's, by the role that creates the
-    ledger (`conn`: the PostgreSQL connection holding the schema lock). Where they all
-    exist, no DDL runs at all, so roles without CREATE can open the ledger."""
+def create_source_tables(app: Any, *, locked: bool = False) -> None:
+    """The source tables, where missing, under the schema lock (`locked`: held already):
+    with the ledger's, by the role that creates the ledger. Where they all exist, no DDL
+    runs at all, so roles without CREATE can open the ledger."""
     if app.url in _READY:
         return
-    if app.kind == "postgresql":
-        from ledger.postgres import tables_exist  # a postgresql:// ledger loads it
-
-        if conn is None:
-            with app.schema_lock() as locked:
-                create_source_tables(app, locked)
-            return
-        if not tables_exist(conn, SOURCE_TABLES):
-            for statement in _DDL:
-                conn.execute(statement.replace("{serial}", "BIGSERIAL PRIMARY KEY"))
-    else:
-        with app.recorder.datastore.transaction(commit=True) as c:
-            for statement in _DDL:
-                c.sqlite_cursor.execute(statement.replace("{serial}", "INTEGER PRIMARY KEY"))
+    if not locked:
+        with app.schema_lock():
+            create_source_tables(app, locked=True)
+        return
+    app.ledger_recorder.create_tables(SOURCE_TABLES, _DDL)
     _READY.add(app.url)
 
 
@@ -79,8 +72,8 @@ def recorded_settings(app: Any) -> dict[str, dict[str, str]]:
     """Every source's recorded settings, read without creating a table (a reader's role
     may not create one): none where no source ever recorded any."""
     try:
-        rows = app.recorder._rows("SELECT source, name, value FROM source_settings "
-                                  "ORDER BY source, name", [])
+        rows = app.ledger_recorder.rows("SELECT source, name, value FROM source_settings "
+                                        "ORDER BY source, name")
     except Exception:  # no such table (any store's error for it): nothing recorded
         return {}
     settings: dict[str, dict[str, str]] = {}
@@ -94,19 +87,8 @@ class SourceStore:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.postgres = app.kind == "postgresql"
+        self.recorder = app.ledger_recorder
         create_source_tables(app)
-
-    # -- statements ------------------------------------------------------------------------
-    def _write(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
-        with self.app.recorder.datastore.transaction(commit=True) as c:
-            cursor = c if self.postgres else c.sqlite_cursor
-            for statement, params in statements:
-                cursor.execute(statement.replace("?", "%s") if self.postgres else statement,
-                               params)
-
-    def _rows(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
-        return self.app.recorder._rows(statement, params)
 
     # -- learned objects -------------------------------------------------------------------
     def learn(self, source: str, objects: Iterable[tuple[str, dict[str, Any]]]) -> int:
@@ -118,8 +100,9 @@ class SourceStore:
         known = set(self.objects(source, list(fresh)))
         new = [(oid, body) for oid, body in fresh.items() if oid not in known]
         now = _now()
-        self._write(("INSERT INTO source_objects VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                     (source, oid, orjson.dumps(body).decode(), now)) for oid, body in new)
+        self.recorder.write(
+            ("INSERT INTO source_objects VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+             (source, oid, orjson.dumps(body).decode(), now)) for oid, body in new)
         return len(new)
 
     def objects(self, source: str, ids: Sequence[str] | None = None) -> dict[str, dict]:
@@ -131,7 +114,7 @@ class SourceStore:
         if ids is not None:
             statement += f" AND object_id IN ({','.join('?' * len(ids))})"
             params.extend(ids)
-        return {oid: orjson.loads(body) for oid, body in self._rows(statement, params)}
+        return {oid: orjson.loads(body) for oid, body in self.recorder.rows(statement, params)}
 
     # -- the quarantine --------------------------------------------------------------------
     def hold(self, source: str, held: Iterable[tuple[str, str, bytes, dict | None]]) -> int:
@@ -148,7 +131,7 @@ class SourceStore:
                          (source, key, event_id, reason, raw.decode("utf-8", "replace"),
                           None if evidence is None else orjson.dumps(evidence).decode(), now)))
         if rows:
-            self._write(rows)
+            self.recorder.write(rows)
         return len(rows)
 
     def held(self, source: str | None = None) -> list[HeldRecord]:
@@ -162,18 +145,19 @@ class SourceStore:
             params.append(source)
         return [HeldRecord(row[0], row[1], row[2], row[3], row[4].encode(),
                            None if row[5] is None else orjson.loads(row[5]), row[6])
-                for row in self._rows(statement + " ORDER BY q.id", params)]
+                for row in self.recorder.rows(statement + " ORDER BY q.id", params)]
 
     def done(self, outcomes: Iterable[tuple[int, str]]) -> None:
         """Record what became of held records (e.g. `accepted`, `duplicate`)."""
         now = _now()
-        self._write(("INSERT INTO quarantine_done VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                     (qid, now, outcome)) for qid, outcome in outcomes)
+        self.recorder.write(
+            ("INSERT INTO quarantine_done VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+             (qid, now, outcome)) for qid, outcome in outcomes)
 
     # -- settings --------------------------------------------------------------------------
     def settings(self, source: str) -> dict[str, str]:
-        return dict(self._rows("SELECT name, value FROM source_settings WHERE source = ?",
-                               [source]))
+        return dict(self.recorder.rows(
+            "SELECT name, value FROM source_settings WHERE source = ?", [source]))
 
     def settle(self, source: str, values: dict[str, str]) -> dict[str, str]:
         """Record settings not recorded yet; a setting once recorded stays (the figures
@@ -185,6 +169,7 @@ class SourceStore:
             raise ValueError(f"{source} setting {name} is already {current[name]!r} in this "
                              "ledger: the figures recorded were computed under it")
         now = _now()
-        self._write(("INSERT INTO source_settings VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                     (source, k, v, now)) for k, v in values.items() if k not in current)
+        self.recorder.write(
+            ("INSERT INTO source_settings VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+             (source, k, v, now)) for k, v in values.items() if k not in current)
         return {**current, **values}

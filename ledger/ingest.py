@@ -187,8 +187,8 @@ class Ingestor:
 
     def write(self, batch: Batch) -> None:
         """Append a batch here, now."""
-        self.app.recorder.insert_events(batch.stored, keys=batch.keys,
-                                        recorded_at=format_instant(batch.timestamp))
+        self.recorder.insert_events(batch.stored, keys=batch.keys,
+                                    recorded_at=format_instant(batch.timestamp))
 
     def writer(self, several: bool) -> Writer[Batch]:
         """Where this ledger's batches are written. A process of its own pays for a feed

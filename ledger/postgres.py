@@ -1,6 +1,9 @@
-"""The ledger's PostgreSQL persistence: eventsourcing's recorder plus the event index.
+"""The ledger's PostgreSQL store: eventsourcing's factory (its connections bounded), the
+recorder (eventsourcing's, writing the ledger's tables in the same transaction, in
+PostgreSQL's dialect of `ledger.queries`) and the coordination (advisory locks).
 
-Imported only for a postgresql:// ledger (it loads psycopg).
+Named in the settings of a postgresql:// ledger (`ledger.settings`), as `ledger.sqlite` is
+in those of a sqlite:/// one; imported only then (it loads psycopg).
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ class PostgresLedgerRecorder(TreeQueries, LedgerQueries, PostgresApplicationReco
 
     position = "notification_id"
     param = "%s"
+    serial = "BIGSERIAL PRIMARY KEY"
     collate = 'COLLATE "C"'
     select_events = retried_once(PostgresApplicationRecorder.select_events)
     select_notifications = retried_once(PostgresApplicationRecorder.select_notifications)
@@ -199,12 +203,19 @@ class PostgresLedgerRecorder(TreeQueries, LedgerQueries, PostgresApplicationReco
         range of customers in byte order would read the whole index (replays stay whole)."""
         return []
 
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", "%s")
+
     def _rows(self, statement: str, params: Sequence[Any]) -> list[tuple]:
         with self.datastore.transaction(commit=False) as c, c.connection.cursor(
             row_factory=tuple_row
         ) as raw:
-            raw.execute(statement.replace("?", "%s"), params)
+            raw.execute(self._sql(statement), params)
             return raw.fetchall()
+
+    def tables_exist(self, names: Sequence[str]) -> bool:
+        with self.datastore.transaction(commit=False) as c:
+            return tables_exist(c, names)
 
     def _in(self, column: str, values: list[Any]) -> tuple[str, list[Any]]:
         return f"{column} = ANY(?)", [values]
@@ -223,7 +234,7 @@ class PostgresLedgerRecorder(TreeQueries, LedgerQueries, PostgresApplicationReco
             conn.cursor(name="revledger_stream", row_factory=tuple_row) as cursor,
         ):
             cursor.itersize = 5000
-            cursor.execute(statement.replace("?", "%s"), params)
+            cursor.execute(self._sql(statement), params)
             yield from cursor
 
 
@@ -266,6 +277,7 @@ class PostgresCoordination:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self._turns: Any = None  # the connection holding the writers' turns, once needed
+        self._schema: Any = None  # the connection holding the schema lock, while held
 
     def connect(self) -> Any:
         """A plain autocommit connection, bounded like the pool's (`ledger.liveness`)."""
@@ -280,11 +292,21 @@ class PostgresCoordination:
             raise OperationalError(str(exc)) from exc
 
     @contextmanager
-    def schema_lock(self) -> Iterator[Any]:
-        """Held while tables are created; yields its connection, to ask what exists."""
+    def schema_lock(self) -> Iterator[None]:
+        """Held while tables are created (by whoever holds it: `ddl_needed`)."""
         with self.connect() as conn:
             conn.execute("SELECT pg_advisory_lock(%s)", [self.SCHEMA_KEY])
-            yield conn
+            self._schema = conn
+            try:
+                yield
+            finally:
+                self._schema = None
+
+    def ddl_needed(self, tables: Sequence[str]) -> bool:
+        """Unless these tables all exist, asked under the schema lock: once they do,
+        opening them runs no DDL, so roles without CREATE (docs/operations.md) can."""
+        assert self._schema is not None, "asked under the schema lock"
+        return not tables_exist(self._schema, tables)
 
     @contextmanager
     def turn(self) -> Iterator[None]:

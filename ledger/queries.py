@@ -2,8 +2,10 @@
 
 Each database's recorder (`ledger.sqlite`, `ledger.postgres`) mixes `LedgerQueries` into
 eventsourcing's application recorder and supplies its dialect: how a statement is run,
-streamed, and how a set of values is tested. What the rest of the code may ask of either,
-and the rows they return, is `ledger.recorder`'s.
+streamed and written, how a set of values is tested, which tables exist, how a column
+numbering rows is declared. What the rest of the code may ask of either, and the rows they
+return, is `ledger.recorder`'s; a neighbour of the ledger's tables (`ledger.held`) writes
+its statements once, with `?` placeholders, and runs them through `rows` and `write`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from ledger.audit_queries import AuditQueries
 from ledger.chain import Link, chained, recorded_at
@@ -47,6 +49,54 @@ class LedgerQueries(AuditQueries):
 
     def _uuid_param(self, value: UUID) -> Any:
         return value.hex
+
+    # --- the dialect of a write -------------------------------------------------------
+    serial = "INTEGER PRIMARY KEY"  # a key numbering rows as they are inserted
+
+    def _sql(self, statement: str) -> str:
+        """A statement written with `?` placeholders, in this database's."""
+        return statement
+
+    def _cursor(self, transaction: Any) -> Any:
+        """The cursor of one of the datastore's transactions, taking `_sql`'s statements."""
+        return transaction
+
+    def tables_exist(self, names: Sequence[str]) -> bool:
+        raise NotImplementedError
+
+    # --- a neighbour's tables (`ledger.held`), in this database -------------------------
+    def rows(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """The rows of one read (`?` placeholders), as plain tuples."""
+        return self._rows(statement, params)
+
+    def write(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
+        """(statement, parameters) pairs (`?` placeholders) run in one transaction: all of
+        them commit, or none."""
+        with self.datastore.transaction(commit=True) as transaction:
+            cursor = self._cursor(transaction)
+            for statement, params in statements:
+                cursor.execute(self._sql(statement), params)
+
+    def create_tables(self, names: Sequence[str], ddl: Sequence[str]) -> None:
+        """Run `ddl` (`{serial}`: this database's `serial` column) in one transaction,
+        unless the tables `names` all exist: then no DDL runs, so a role without CREATE
+        opens them."""
+        if not self.tables_exist(names):
+            self.write((statement.replace("{serial}", self.serial), ()) for statement in ddl)
+
+    def insert_rows(
+        self, rows: Sequence[Row], *, keys: Sequence[tuple] | None = None,
+        recorded_at: str | None = None,
+    ) -> None:
+        """`insert_events` for events already encoded as rows (what a writer process
+        receives; SQLite's recorder inserts them as they are)."""
+        self.insert_events(  # type: ignore[attr-defined]
+            [StoredEvent(UUID(bytes=r[0]), r[1], r[2], r[3]) for r in rows],
+            keys=keys, recorded_at=recorded_at)
+
+    def audit_queries(self) -> AuditQueries:
+        """`verify`'s own reads of the tables (`ledger.audit_queries`), in this dialect."""
+        return self
 
     def _join(self) -> str:
         return f"{self.events_table_name} e JOIN event_keys k ON k.position = e.{self.position}"

@@ -3,20 +3,25 @@ rows it speaks in: the index's rows, the stored events, the plain tuples a write
 
 Each database's recorder (`ledger.sqlite`, `ledger.postgres`) implements it with the
 statements both share (`ledger.queries`) in its own dialect; everything else holds a
-recorder only through this interface.
+recorder only through this interface (`LedgerApplication.ledger_recorder`), `verify`'s
+whole-table reads included (`audit_queries`). A projection's tables are its own tracking
+recorder's (`projections/`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
 from ledger.chain import Link
 from ledger.merkle import Key
+
+if TYPE_CHECKING:
+    from ledger.audit_queries import AuditQueries
 
 T = TypeVar("T")
 
@@ -78,6 +83,15 @@ class LedgerRecorder(Protocol):
 
     writes_in_thread: bool  # whether ingest gains by writing in a thread of its own
 
+    # Appending: eventsourcing's `insert_events`, given the index rows (`keys`) and the
+    # transaction's instant; `insert_rows` the same for events already encoded as rows.
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None: ...
+    def insert_rows(
+        self, rows: Sequence[Row], *, keys: Sequence[tuple] | None = None,
+        recorded_at: str | None = None,
+    ) -> None: ...
     def select_notifications(self, start: int | None, limit: int) -> Sequence[Any]: ...
     def max_notification_id(self) -> int | None: ...
     def select_keys_where(self, tests: dict[str, Iterable[str]]) -> list[KeyRow]: ...
@@ -108,6 +122,15 @@ class LedgerRecorder(Protocol):
     def upgrade_tree(self) -> int: ...
     def tree_size(self, upto: int | None = None) -> int: ...
     def tree_root(self, size: int) -> bytes: ...
+    def tree_nodes(self, keys: set[Key]) -> dict[Key, bytes]: ...
     def tree_compute(self, compute: Callable[[Callable[[Key], bytes]], T]) -> T: ...
     def leaf_index(self, position: int) -> int | None: ...
     def tree_leaves(self, start: int, end: int) -> list[tuple]: ...
+    # `verify`'s own reads of the tables (`ledger.audit_queries`)
+    def audit_queries(self) -> AuditQueries: ...
+    # Tables beside the ledger's, in the same database (`ledger.held`): statements written
+    # once with `?` placeholders, run in the database's dialect.
+    def rows(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]: ...
+    def write(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None: ...
+    def tables_exist(self, names: Sequence[str]) -> bool: ...
+    def create_tables(self, names: Sequence[str], ddl: Sequence[str]) -> None: ...

@@ -1,5 +1,6 @@
-"""The ledger's SQLite persistence: eventsourcing's factory and recorder, tuned, plus the
-ledger's tables.
+"""The ledger's SQLite store: eventsourcing's factory (its connections tuned), the recorder
+(eventsourcing's, writing the ledger's tables in the same transaction, in SQLite's dialect
+of `ledger.queries`) and the coordination (a lock file for the writers' turns).
 
 Named in the settings of a sqlite:/// ledger (`ledger.settings`), as `ledger.postgres` is
 in those of a postgresql:// one.
@@ -151,6 +152,15 @@ class SQLiteLedgerRecorder(TreeQueries, LedgerQueries, SQLiteApplicationRecorder
         JSON functions end a string at a NUL character: ids never hold one (`ledger.events`)."""
         return f"{column} IN (SELECT value FROM json_each(?))", [orjson.dumps(values).decode()]
 
+    def _cursor(self, transaction: Any) -> Any:
+        return transaction.sqlite_cursor
+
+    def tables_exist(self, names: Sequence[str]) -> bool:
+        test, params = self._in("name", sorted(set(names)))
+        rows = self._rows(f"SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND {test}",
+                          params)
+        return rows[0][0] == len(set(names))
+
     def _rows(self, statement: str, params: Sequence[Any]) -> list[tuple]:
         with self.datastore.transaction(commit=False) as c:
             raw = c.sqlite_cursor  # plain tuples: faster than sqlite3.Row
@@ -181,6 +191,12 @@ class SQLiteCoordination:
     @contextmanager
     def schema_lock(self) -> Iterator[None]:
         yield None
+
+    def ddl_needed(self, tables: Sequence[str]) -> bool:
+        """Always: `CREATE ... IF NOT EXISTS` under SQLite's own lock costs next to
+        nothing, and brings the triggers and indexes of a file made by an older revledger
+        up to date."""
+        return True
 
     @contextmanager
     def turn(self) -> Iterator[None]:

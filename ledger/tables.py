@@ -2,10 +2,12 @@
 
 The index (`event_keys`) holds one row per canonical event: its position (primary key), its
 `event_id` (unique) and a hash of its content. The chain (`event_chain`, see
-`ledger.chain`) holds one link per stored event. Both are written by the recorder in the
-same transaction as the stored events, so the database itself makes ingest idempotent: two
-writers recording one event collide on the key and exactly one commits. Rows of every
-table are only ever inserted (an index of an earlier layout is laid out again once, by
+`ledger.chain`) holds one link per stored event, and the Merkle tree (`merkle_tree`, see
+`ledger.merkle`, its statements in `ledger.treestore`) one leaf per stored event and the
+nodes completed over them. All three are written by the recorder in the same transaction
+as the stored events, so the database itself makes ingest idempotent: two writers
+recording one event collide on the key and exactly one commits. Rows of every table are
+only ever inserted (an index of an earlier layout is laid out again once, by
 `LedgerQueries.upgrade_index`). The statements are written once, in SQLite's dialect;
 `ledger.postgres` adapts them.
 """

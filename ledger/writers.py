@@ -20,7 +20,7 @@ from eventsourcing.persistence import StoredEvent
 
 from ledger.application import LedgerApplication
 from ledger.instants import format_instant
-from ledger.recorder import Row, rows_of
+from ledger.recorder import LedgerRecorder, Row, rows_of
 from ledger.workers import forked_pool
 
 
@@ -68,10 +68,10 @@ class InThread(Here):
         self.pool.shutdown()
 
 
-Insert = Callable[[Any, Sequence[Row], Sequence[tuple], str], None]
+Insert = Callable[[LedgerRecorder, Sequence[Row], Sequence[tuple], str], None]
 
 
-def insert_rows(recorder: Any, rows: Sequence[Row], keys: Sequence[tuple],
+def insert_rows(recorder: LedgerRecorder, rows: Sequence[Row], keys: Sequence[tuple],
                 recorded_at: str) -> None:
     """How a writer process appends a batch, by default: the recorder's rows at once."""
     recorder.insert_rows(rows, keys=keys, recorded_at=recorded_at)
@@ -111,4 +111,4 @@ def _insert(url: str, packed: bytes, recorded_at: str) -> None:
     rows, keys = marshal.loads(packed)
     _open(url)
     app, insert = _opened[url]
-    insert(app.recorder, rows, keys, recorded_at)
+    insert(app.ledger_recorder, rows, keys, recorded_at)

@@ -12,7 +12,7 @@ from eventsourcing.persistence import PersistenceError
 from ledger.application import LedgerApplication
 from ledger.chain import Link
 from ledger.currencies import is_active
-from ledger.settings import UnsupportedDatabase, redact
+from ledger.settings import UnsupportedDatabase, redact, store_kind
 from ledger.workers import WorkerDied
 from projections.rates import MissingRate
 from services.errors import LedgerError
@@ -60,7 +60,7 @@ def trouble(exc: BaseException, url: str) -> str:
     gave up on a server that stopped answering (`ledger.liveness`, PostgreSQL only), else
     the error's own."""
     liveness = sys.modules.get("ledger.liveness")  # loaded only for a postgresql:// ledger
-    if not url.startswith("postgres"):
+    if store_kind(url) != "postgresql":
         liveness = None  # the watch's findings are about servers, not this file
     if liveness is not None and (waited := liveness.WATCH.unanswered()) is not None:
         return (f"the server did not answer for {waited:.0f} s (frozen or unreachable?); "

@@ -9,10 +9,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Future
 from dataclasses import dataclass, field
-from typing import cast
 
 from ledger.application import LedgerApplication
-from ledger.audit_queries import AuditQueries
 from ledger.chain import ChainReport, check
 from ledger.recheck import Break, Recheck, recheck
 from ledger.workers import WorkerDied, forked_pool, second_core
@@ -105,7 +103,7 @@ def check_events(
     if chain.problem is not None:
         return chain, Recheck(), TreeReport()
     tree = check_tree(app.ledger_recorder, checkpoint, key)
-    return chain, recheck(cast(AuditQueries, app.recorder)), tree
+    return chain, recheck(app.ledger_recorder.audit_queries()), tree
 
 
 def check_events_at(url: str, checkpoint: str | None = None, key: str | None = None) -> Events:
