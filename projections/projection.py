@@ -17,6 +17,7 @@ from contextlib import closing
 from typing import TYPE_CHECKING
 
 from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.utils import resolve_topic
 
 from ledger.application import LedgerApplication
 from ledger.batches import batched
@@ -28,7 +29,7 @@ from projections.versions import Versions, fold_versions, recordings
 from projections.view import (
     CustomerChanges,
     CustomerRows,
-    SQLiteMRRView,
+    MRRView,
     customer_changes,
     customer_rows,
 )
@@ -43,25 +44,36 @@ KEPT = 256  # customers whose histories a process keeps between pages (webhooks'
 
 Fold = Callable[[list[Fact]], Versions]
 
+# The view of each kind of store (`LedgerApplication.kind`, from `ledger.settings.STORES`),
+# imported only when a ledger of that kind is opened (PostgreSQL's loads psycopg).
+VIEWS = {
+    "sqlite": "projections.sqlite:SQLiteMRRView",
+    "postgresql": "projections.postgres:PostgresMRRView",
+}
+
+
+def store_view(app: LedgerApplication) -> MRRView:
+    """The MRR view in the ledger's own database, its tables created where missing and
+    laid out anew where they are of an older layout (`MRRView.upgrade`)."""
+    view: MRRView = app.tracking_recorder(resolve_topic(VIEWS[app.kind]))
+    view.upgrade(app.name)
+    return view
+
 
 class MRRProjection:
     """`fold` makes a customer's versions from its facts: `fold_versions`, the fast path
     (a check substitutes a deliberately wrong one to prove `verify` catches it); `plan`
-    shares a rebuild between the cores (`projections.replay.PLAN` when None)."""
+    shares a rebuild between the cores (`projections.replay.PLAN` when None); `view` is
+    where the rows go (the store's own, `store_view`, when None; a test gives one that
+    fails)."""
 
     def __init__(self, app: LedgerApplication, fold: Fold = fold_versions,
-                 plan: Plan | None = None) -> None:
+                 plan: Plan | None = None, view: MRRView | None = None) -> None:
         self.app = app
         self.fold = fold
         self.plan = plan
         self.events = app.ledger_recorder
-        if app.kind == "sqlite":
-            self.view = app.tracking_recorder(SQLiteMRRView)
-        else:
-            from projections.postgres import PostgresMRRView  # loads psycopg
-
-            self.view = app.tracking_recorder(PostgresMRRView)
-        self.view.upgrade(app.name)
+        self.view = view if view is not None else store_view(app)
         # Histories as of the view's position `_cached_at`, least recently used first.
         self._histories: OrderedDict[str, History] = OrderedDict()
         self._cached_at: int | None = None

@@ -8,8 +8,15 @@ so the current rows (`known_until` NULL) and the rows as known at any past posit
 read alike. They are written by an eventsourcing tracking recorder: the rows of a page
 of notifications and the tracking record of its last notification commit in one
 transaction, so each event is applied exactly once, and a crash leaves the view at the
-previous page. A page rewrites the whole history of every customer it touches, so
-backdated events and voids correct the past, not only the tail.
+previous page. A page refolds every version of each customer it touches, so backdated
+events and voids correct the past, not only the tail: it rewrites the customer's rows
+whole, or, for a customer whose history the process holds from the page before (a
+webhook's next event), writes only what the new versions change (`CustomerChanges`,
+`MRRProjection._page_rows`).
+
+The statements are written once, in SQLite's dialect (`MRRView`); each database's view
+(`projections.sqlite`, `projections.postgres`) supplies the rest: its placeholders, how
+rows are streamed, its tracking table, how its columns are listed.
 """
 
 from __future__ import annotations
@@ -20,7 +27,6 @@ from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from eventsourcing.persistence import Tracking
-from eventsourcing.sqlite import SQLiteTrackingRecorder
 
 from ledger.batches import batched
 from projections.history import History
@@ -123,11 +129,15 @@ def table_rows(rows: Iterable[CustomerRows]) -> tuple[list[tuple], list[tuple], 
 
 
 class MRRView:
-    """Dialect-neutral part: SQL is written with `?` and adapted by `_sql`."""
+    """Dialect-neutral part: SQL is written with `?` and adapted by `_sql`. A database's
+    view mixes it into eventsourcing's tracking recorder and supplies `placeholder`,
+    `_tracking_table`, `_columns` (the columns of `mrr_steps`, each row's first or `name`)
+    and `_stream`."""
 
     datastore: Any
-    placeholder = "?"
-    _tracking_table = "tracking"  # eventsourcing's name on SQLite
+    placeholder: str
+    _tracking_table: str
+    _columns: str
 
     def _sql(self, statement: str) -> str:
         return statement.replace("?", self.placeholder)
@@ -140,8 +150,6 @@ class MRRView:
             if table_rows_:
                 marks = ", ".join("?" * len(table_rows_[0]))
                 c.executemany(self._sql(f"INSERT INTO {table} VALUES ({marks})"), table_rows_)
-
-    _columns = "SELECT name FROM pragma_table_info('mrr_steps')"
 
     def upgrade(self, application_name: str) -> None:
         """Empty a view laid out before its rows had ranges (or currencies), at position
@@ -245,11 +253,8 @@ class MRRView:
         return int(row["count"] if isinstance(row, dict) else row[0])
 
     def _stream(self, c: Any, statement: str) -> Iterator[tuple]:
-        raw = c.sqlite_cursor.connection.cursor()  # plain tuples: faster than sqlite3.Row
-        raw.row_factory = None
-        raw.execute(statement)
-        while rows := raw.fetchmany(10_000):
-            yield from rows
+        """The rows of `statement`, read in transaction `c` a batch at a time."""
+        raise NotImplementedError
 
     def save_snapshot(self, position: int, data: bytes, name: str = "mrr") -> None:
         """Store a cache of what the queries read at `position`: the engine's columns
@@ -276,7 +281,3 @@ class MRRView:
             return None
         return bytes(row["data"] if isinstance(row, dict) else row[0])
 
-
-class SQLiteMRRView(MRRView, SQLiteTrackingRecorder):
-    def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), *DDL]

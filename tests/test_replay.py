@@ -103,9 +103,7 @@ def test_a_rebuild_that_fails_midway_stops_its_worker_and_removes_its_spool(ledg
     made: list[str] = []
     plan = replace(TINY, spool=spools_in(tmp_path, made))
     with LedgerApplication(ledger) as app, pytest.raises(OSError) as kept:
-        projection = MRRProjection(app, plan=plan)
-        projection.view = DiskFull()
-        projection.rebuild()
+        MRRProjection(app, plan=plan, view=DiskFull()).rebuild()
     assert kept.value.__traceback__ is not None
     assert len(made) == 1  # the worker handed its results through it
     assert list(tmp_path.glob(SPOOL_PREFIX + "*")) == []
