@@ -4,8 +4,9 @@ eventsourcing is configured by environment variables naming a persistence module
 classes it should use (as topics). `STORES` is the one table of the stores: a URL's scheme
 gives the store's kind (`store_kind`: what the application, the projections' choice of
 view and a message about the store go by) and the database module holding its factory,
-recorder and coordination. Nothing else reads a URL to tell one store from another; the
-rest of the code passes the URL along, or asks the open ledger (`LedgerApplication.kind`).
+recorder and coordination. Nothing else is to read a URL's text to tell one store from
+another: the rest of the code passes the URL along, asks `store_kind`, or asks the open
+ledger (`LedgerApplication.kind`).
 """
 
 from __future__ import annotations
