@@ -17,7 +17,7 @@ from ledger.feed import Channel, Checked, Rejected
 from ledger.held import SourceStore
 from ledger.ingest import Ingestor, IngestSummary
 from ledger.rules import Outcome
-from ledger.settings import redact
+from ledger.settings import redact, store_kind
 from ledger.sources import (
     Held,
     Ignored,
@@ -304,7 +304,7 @@ class LedgerWriter:
         return {"position": link.position, "chain_sha256": link.chain_sha256} if link else None
 
     def kind(self) -> str:
-        return "postgresql" if self.url.startswith("postgres") else "sqlite"
+        return store_kind(self.url)
 
     def close(self) -> None:
         if self._open is not None:
