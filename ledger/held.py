@@ -119,12 +119,12 @@ class SourceStore:
     # -- the quarantine --------------------------------------------------------------------
     def hold(self, source: str, held: Iterable[tuple[str, str, bytes, dict | None]]) -> int:
         """Keep (event id, reason, raw record, delivery evidence) verbatim; a record held
-        already (same event id, or same bytes where it has none) is not kept twice."""
+        already (same event id, or same bytes where it has none: "-", as every source
+        says of an id it cannot read) is not kept twice."""
         now = _now()
         rows = []
         for event_id, reason, raw, evidence in held:
-            key = event_id if event_id not in ("-", "stripe:-") else \
-                "sha256:" + hashlib.sha256(raw).hexdigest()
+            key = event_id if event_id != "-" else "sha256:" + hashlib.sha256(raw).hexdigest()
             rows.append(("INSERT INTO quarantine (source, record_key, event_id, reason, raw, "
                          "evidence, held_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
                          "ON CONFLICT DO NOTHING",

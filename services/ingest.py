@@ -197,11 +197,11 @@ class LedgerWriter:
         recorded, `LedgerError` when the database is unavailable.
 
         A source with a quarantine (Stripe) never has an event refused: what it cannot map
-        yet, or what the ledger cannot take (a conflict), is held with
-        its reason (status `quarantined`), and what it learned (a discount) lets held
-        records be recorded at once."""
+        yet, or what the ledger cannot take (a conflict), is held with its reason (status
+        `quarantined`). What a source learns (a discount) is kept, and lets held records
+        be recorded at once."""
         billing = self._source(source)
-        if not billing.quarantines:
+        if not (billing.quarantines or billing.learns):
             delivery = billing.delivery(body, headers)
             if delivery.ignored:
                 return Delivered([], ignored=True)
@@ -213,7 +213,8 @@ class LedgerWriter:
             with self._writing, self._ledger() as (app, _, _):
                 new = keep(SourceStore(app), source, delivery.learned, held)
         outcomes = self.record(delivery.lines, source) if delivery.lines else []
-        refused = [o for o in outcomes if o.status not in ("accepted", "duplicate")]
+        refused = [o for o in outcomes if o.status not in ("accepted", "duplicate")
+                   and billing.quarantines]
         if refused:
             with self._writing, self._ledger() as (app, _, _):
                 SourceStore(app).hold(source, [rejected_held(Rejected(

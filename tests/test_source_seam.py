@@ -169,3 +169,23 @@ def test_its_export_is_imported_under_the_settings_the_ledger_records(acme, db_u
     assert (result.summary.accepted, result.held, result.released) == (0, 1, 1)
     (recorded,) = list_events(db_url)
     assert (recorded["event_id"], recorded["payload"]["interval"]) == ("acme:a1", "year")
+
+
+@dataclass(frozen=True)
+class LearningAcme(AcmeSource):
+    """Acme as a source that learns objects but has no quarantine."""
+
+    quarantines = False
+
+
+def test_a_source_that_learns_without_a_quarantine_keeps_what_it_learns(monkeypatch, db_url):
+    """Learning is a capability of its own: the plan delivered first is kept, and the
+    subscription delivered next is mapped with it."""
+    monkeypatch.setitem(SOURCES, "acme", LearningAcme)
+    learned, recorded = posted(create_app(db_url, TOKEN, {"acme": SECRET}), signed(PLAN),
+                               signed(SUBSCRIPTION))
+    assert learned.json() == {"results": [], "ignored": True}
+    assert recorded.json() == {"results": [{"line": 1, "event_id": "acme:a1",
+                                            "status": "accepted"}]}
+    (event,) = list_events(db_url)
+    assert event["payload"]["amount"] == "25.00"

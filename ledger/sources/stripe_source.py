@@ -119,13 +119,13 @@ def map_record(value: Any, lookup: Lookup, policy: Policy) -> Mapped:
             one = canonical_event(value, find, policy)
             events = [] if one is None else [one]
         else:
-            return Mapped(held=(f"stripe:{value.get('id', '-')}", "neither a Stripe Event "
-                                "nor a Subscription object"), learned=learned)
+            return Mapped(held=(stripe_id(value), "neither a Stripe Event nor a "
+                                "Subscription object"), learned=learned)
     except InvalidEvent as bad:
-        event_id = bad.event_id if bad.event_id != "-" else f"stripe:{value.get('id', '-')}"
+        event_id = bad.event_id if bad.event_id != "-" else stripe_id(value)
         return Mapped(held=(event_id, bad.reason), learned=learned)
     except NeedsObject as missing:
-        return Mapped(held=(f"stripe:{value.get('id', '-')}", str(missing)), learned=learned)
+        return Mapped(held=(stripe_id(value), str(missing)), learned=learned)
     return Mapped([orjson.dumps(e) for e in events], learned, ignored=not events)
 
 
