@@ -72,6 +72,12 @@ def scale_of(facts: Iterable[Fact]) -> int:
             counts.add(f.payload.get("interval_count") or 1)
             if (amount := f.payload.get("amount")) is not None:
                 decimals = max(decimals, decimals_beyond_cents(amount))
+    return scale_for(counts, decimals)
+
+
+def scale_for(counts: Iterable[int], decimals: int) -> int:
+    """The denominator for prices with these interval counts and decimals beyond the
+    cents: every MRR a whole number of its parts."""
     return 12 * math.lcm(*counts) * 10**decimals
 
 
@@ -187,11 +193,6 @@ def _without_repeats(steps: list[tuple[str, int]]) -> list[tuple[str, int]]:
     return kept
 
 
-def native_before(history: CustomerHistory, bound: str) -> dict[str, Fraction]:
-    """MRR in each currency, counting every event effective strictly before `bound`."""
-    return {currency: mrr_before(steps, bound) for currency, steps in history.steps.items()}
-
-
 def mrr_before(steps: Steps, bound: str) -> Fraction:
     """MRR counting every event effective strictly before `bound`."""
     value = ZERO
@@ -199,15 +200,6 @@ def mrr_before(steps: Steps, bound: str) -> Fraction:
         if at >= bound:
             break
         value = mrr
-    return value
-
-
-def attributes_before(history: CustomerHistory, bound: str) -> dict[str, str]:
-    value: dict[str, str] = {}
-    for at, attributes in history.attributes:
-        if at >= bound:
-            break
-        value = attributes
     return value
 
 

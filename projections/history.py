@@ -20,7 +20,6 @@ byte-identical to a rebuild.
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_left, insort
 from collections.abc import Iterable
 from fractions import Fraction
@@ -28,7 +27,7 @@ from typing import Any
 
 from ledger.kinds import PRICED, VOID
 from projections.facts import Fact
-from projections.fold import EFFECTIVE_ORDER, fraction
+from projections.fold import EFFECTIVE_ORDER, fraction, scale_for
 from projections.mrr import SubscriptionState, apply, decimals_beyond_cents, scaled_mrr
 
 Ranged = tuple[Any, Any, int, int | None]  # (key, value, known_from, known_until)
@@ -155,13 +154,13 @@ class History:
                 first_paid[1])
 
     def _widen_scale(self, fact: Fact) -> None:
-        """Keep every MRR a whole numerator (as `projections.fold.scale_of`)."""
+        """Keep every MRR a whole numerator (`projections.fold.scale_for`)."""
         if fact.type not in PRICED:
             return
         self.counts.add(fact.payload.get("interval_count") or 1)
         if (amount := fact.payload.get("amount")) is not None:
             self.decimals = max(self.decimals, decimals_beyond_cents(amount))
-        scale = 12 * math.lcm(*self.counts) * 10**self.decimals
+        scale = scale_for(self.counts, self.decimals)
         if scale != self.scale:
             factor, self.scale = scale // self.scale, scale
             for sub in self.subscriptions.values():

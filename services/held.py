@@ -23,7 +23,7 @@ from ledger.feed import Rejected
 from ledger.held import HeldRecord, SourceStore
 from ledger.ingest import Ingestor
 from ledger.rules import Outcome
-from ledger.sources import SOURCES, Held, Lookup, Source, channel, source_named
+from ledger.sources import SOURCES, Held, Lookup, Source, channel, defaults, source_named
 
 
 def settled(store: SourceStore, name: str) -> dict[str, str]:
@@ -33,7 +33,7 @@ def settled(store: SourceStore, name: str) -> dict[str, str]:
     if not choices:
         return {}
     current = store.settings(name)
-    missing = {k: v[0] for k, v in choices.items() if k not in current}
+    missing = {k: v for k, v in defaults(choices).items() if k not in current}
     return store.settle(name, missing) if missing else current
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ledger.held import SourceStore
 from ledger.ingest import Ingestor
-from ledger.sources import SOURCES
+from ledger.sources import SOURCES, defaults
 from services.held import retry_held, settled
 from services.ledger import open_ledger
 from services.projections import current_index
@@ -50,4 +50,4 @@ def source_settings(url: str, source: str, values: dict[str, str] | None = None)
                     raise ValueError(f"{name}: one of {', '.join(choices[name])}")
             store.settle(source, values)
             return settled(store, source)
-        return {k: v[0] for k, v in choices.items()} | store.settings(source)
+        return defaults(choices) | store.settings(source)

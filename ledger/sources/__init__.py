@@ -23,6 +23,7 @@ from ledger.sources.base import (
     SignatureError,
     Source,
     SourceBase,
+    defaults,
 )
 from ledger.sources.canonical import CanonicalSource
 from ledger.sources.ecb import EcbSource
@@ -31,7 +32,7 @@ from ledger.sources.stripe_source import StripeSource
 
 __all__ = ["SOURCES", "Delivery", "Held", "Ignored", "Learned", "Line", "Lookup",
            "RefusedDelivery", "SignatureError", "Source", "SourceBase", "channel",
-           "source_named"]
+           "defaults", "source_named"]
 
 # name -> the source; one that signs its deliveries is built with the endpoint's secret.
 SOURCES: dict[str, type[Source]] = {

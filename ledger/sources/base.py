@@ -177,6 +177,11 @@ class SourceBase:
         return line
 
 
+def defaults(settings: Mapping[str, tuple[str, ...]]) -> dict[str, str]:
+    """A source's settings until a ledger records others: each one's first value."""
+    return {name: values[0] for name, values in settings.items()}
+
+
 def header(headers: Mapping[str, str], name: str) -> str | None:
     """The first value of the HTTP header `name` (lower case): header names are
     case-insensitive, a plain dict of them is not."""

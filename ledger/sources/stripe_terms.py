@@ -49,12 +49,6 @@ class Policy:
     repeating_coupons: bool = False  # do `repeating` coupons reduce MRR while they run?
     cancel_when_scheduled: bool = True  # does `cancel_at_period_end` stop counting at once?
 
-    def describe(self) -> dict[str, str]:
-        return {"repeating_coupons": "reduce MRR while they run" if self.repeating_coupons
-                else "ignored (Stripe's default)",
-                "scheduled_cancellation": "stops counting when scheduled (Stripe's default)"
-                if self.cancel_when_scheduled else "counts until the subscription ends"}
-
 
 STRIPE_DEFAULT = Policy()
 
