@@ -30,6 +30,7 @@ COMMANDS = {
     "replay": "commands.replay:replay", "verify": "commands.verify:verify",
     "serve": "commands.serve:serve", "demo": "commands.demo:demo",
     "quarantine": "commands.quarantine:quarantine",
+    "settings": "commands.quarantine:settings",
     "stripe-settings": "commands.quarantine:stripe_settings",
     "keygen": "commands.checkpoints:keygen", "checkpoint": "commands.checkpoints:checkpoint",
     "prove": "commands.checkpoints:prove", "audit": "commands.checkpoints:audit",

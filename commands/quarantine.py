@@ -1,5 +1,6 @@
 """`revledger quarantine list|retry`: what a billing source delivered that the ledger holds
-instead of recording (and why), and recording it once it can; `revledger stripe-settings`."""
+instead of recording (and why), and recording it once it can; `revledger settings` (and
+`stripe-settings`): how the ledger reads a source's records."""
 
 from __future__ import annotations
 
@@ -68,16 +69,41 @@ def stripe_settings(db: str, repeating_coupons: str | None,
     Recorded in the ledger and shown in every answer's manifest: a figure means what
     they say. Stripe's defaults apply unless chosen before the first import or webhook.
     """
-    from services.quarantine import source_settings
-
     values = {k: v for k, v in (("repeating_coupons", repeating_coupons),
                                 ("scheduled_cancellation", scheduled_cancellation)) if v}
+    _settings(db, "stripe", values, fmt)
+
+
+@click.command("settings")
+@click.argument("source")
+@click.argument("choices", nargs=-1, metavar="[NAME=VALUE]...")
+@format_option
+@click.pass_obj
+def settings(db: str, source: str, choices: tuple[str, ...], fmt: str) -> None:
+    """Show (or, before SOURCE's first event, choose) how this ledger reads a billing
+    source's records: `revledger settings stripe repeating_coupons=count`.
+
+    Recorded in the ledger and shown in every answer's manifest: a figure means what
+    they say. The source's defaults apply unless chosen before its first event.
+    """
+    values = {}
+    for choice in choices:
+        name, equals, value = choice.partition("=")
+        if not (name and equals and value):
+            raise LedgerError(f"{printable(choice)}: expected NAME=VALUE")
+        values[name] = value
+    _settings(db, source, values, fmt)
+
+
+def _settings(db: str, source: str, values: dict[str, str], fmt: str) -> None:
+    from services.quarantine import source_settings
+
     try:
-        settings = source_settings(db, "stripe", values)
+        chosen = source_settings(db, source, values)
     except ValueError as exc:
-        raise LedgerError(str(exc)) from None
+        raise LedgerError(printable(str(exc))) from None
     if fmt == "json":
-        emit_json(settings)
+        emit_json(chosen)
     else:
         emit_rows(fmt, ("setting", "value"),
-                  [{"setting": k, "value": v} for k, v in settings.items()])
+                  [{"setting": k, "value": v} for k, v in chosen.items()])

@@ -46,6 +46,9 @@ def source_settings(url: str, source: str, values: dict[str, str] | None = None)
         store = SourceStore(app)
         if values:
             for name, value in values.items():  # the CLI's choices, checked for any caller
+                if name not in choices:
+                    raise ValueError(f"{name}: not a setting of {source} (one of "
+                                     f"{', '.join(choices)})")
                 if value not in choices[name]:
                     raise ValueError(f"{name}: one of {', '.join(choices[name])}")
             store.settle(source, values)

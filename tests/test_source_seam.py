@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -20,9 +21,11 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from click.testing import CliRunner
 from starlette.applications import Starlette
 
 from api.app import create_app
+from cli import main
 from ledger.feed import Rejected
 from ledger.sources import (
     SOURCES,
@@ -189,3 +192,19 @@ def test_a_source_that_learns_without_a_quarantine_keeps_what_it_learns(monkeypa
                                             "status": "accepted"}]}
     (event,) = list_events(db_url)
     assert event["payload"]["amount"] == "25.00"
+
+
+def test_its_settings_are_shown_and_chosen_from_the_command_line(acme, sqlite_url):
+    """`revledger settings SOURCE NAME=VALUE`: the registry's choices, checked, in one
+    line when wrong (exit 1), recorded when right."""
+    def settings(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(main, ["--db", sqlite_url, "settings", "acme", *args,
+                                           "--format", "json"])
+        return result.exit_code, result.output
+
+    assert settings("interval=week") == (1, "revledger: interval: one of month, year\n")
+    assert settings("plan=gold")[1].startswith("revledger: plan: not a setting of acme")
+    assert settings("interval") == (1, "revledger: interval: expected NAME=VALUE\n")
+    assert json.loads(settings()[1]) == {"interval": "month"}
+    assert json.loads(settings("interval=year")[1]) == {"interval": "year"}
+    assert source_settings(sqlite_url, "acme") == {"interval": "year"}
